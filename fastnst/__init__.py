@@ -1,0 +1,1 @@
+"""Neural style transfer as a library: VGG-19 encoder, AdaIN decoder, style bank, batched Stylizer."""

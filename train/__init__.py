@@ -1,0 +1,1 @@
+"""The classifier side of fastnst: data, models, trainer, corruption benchmark and evaluation."""
