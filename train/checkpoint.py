@@ -1,0 +1,63 @@
+"""Checkpoint files: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict saved by ``torch.save`` with at least
+
+    "config":     the resolved run configuration (dict; has "dataset", "model", "num_classes")
+    "model":      the classifier's state_dict (unwrapped: no DDP / torch.compile prefixes)
+    "swa_model":  the SWA-averaged classifier's state_dict (BN statistics recomputed), or None
+
+and whatever else the trainer needs to resume (optimizer, scheduler, scaler, RNG states, epoch).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from train.models import create_model
+
+
+def save_atomic(state: dict, path: str | os.PathLike) -> None:
+    """Write ``state`` to ``path`` so that a reader (or a crash) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated file, wrong format, unsafe pickle
+        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
+    missing = [key for key in ("config", "model") if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}: not a fastnst checkpoint")
+    return state
+
+
+def model_from_checkpoint(path: str | os.PathLike, which: str = "model", map_location="cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the classifier stored in a checkpoint; ``which`` is "model" or "swa_model"."""
+    state = load_checkpoint(path, map_location)
+    if which not in ("model", "swa_model"):
+        raise ValueError(f"which must be 'model' or 'swa_model', got {which!r}")
+    if state.get(which) is None:
+        raise ValueError(f"checkpoint {path} holds no {which}")
+    config = state["config"]
+    model = create_model(config["model"], config["num_classes"])
+    model.load_state_dict(state[which])
+    return model, config
