@@ -1,0 +1,72 @@
+"""Data set name + data root -> the training samples and the clean test set, in one place.
+
+A training source is either pixels in memory (CIFAR, demo, the EDM synthetic sets: uint8 NHWC,
+possibly memory-mapped) or a list of encoded JPEG files (TinyImageNet), which the pipeline decodes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.data.cifar import check_labels, load_cifar
+from train.data.jpeg import decode_files
+from train.data.stats import dataset_info
+from train.data.tinyimagenet import list_train_files, list_val_files
+
+DEMO_FOLDER = "demo"  # make_demo_dataset(root) writes root/demo/cifar-10-batches-py and root/demo/synthetic.npz
+
+
+@dataclass
+class ArraySource:
+    images: np.ndarray  # uint8 (N, H, W, 3); may be a read-only memmap
+    labels: np.ndarray  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class JpegSource:
+    paths: list[Path]
+    labels: np.ndarray  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _cifar_layout(dataset: str, data_root: str | Path) -> tuple[str, Path]:
+    """The demo set is stored in the CIFAR-10 layout one folder down."""
+    if dataset == "demo":
+        return "cifar10", Path(data_root) / DEMO_FOLDER
+    return dataset, Path(data_root)
+
+
+def load_train_source(dataset: str, data_root: str | Path) -> ArraySource | JpegSource:
+    info = dataset_info(dataset)
+    if dataset == "tinyimagenet":
+        paths, labels = list_train_files(data_root, info.num_classes)
+        return JpegSource(paths, labels)
+    layout, root = _cifar_layout(dataset, data_root)
+    return ArraySource(*load_cifar(layout, root, "train", info.num_classes))
+
+
+def load_test_set(dataset: str, data_root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The clean test split -> (uint8 NHWC, int64 labels). TinyImageNet's is its labelled val split."""
+    info = dataset_info(dataset)
+    if dataset == "tinyimagenet":
+        paths, labels = list_val_files(data_root, info.num_classes)
+        return decode_files(paths, info.image_size, "tinyimagenet val"), labels
+    layout, root = _cifar_layout(dataset, data_root)
+    images, labels = load_cifar(layout, root, "test", info.num_classes)
+    return images, labels
+
+
+def default_synthetic_path(dataset: str, data_root: str | Path) -> Path | None:
+    """The synthetic set that ships with a data set: only the generated demo has one."""
+    return Path(data_root) / DEMO_FOLDER / "synthetic.npz" if dataset == "demo" else None
+
+
+__all__ = ["ArraySource", "JpegSource", "check_labels", "default_synthetic_path", "load_test_set",
+           "load_train_source"]
