@@ -1,0 +1,299 @@
+"""The batched, on-device style-transfer augmentation of the paper.
+
+Per sample, with probability ``prob_synthetic`` (synthetic images, the
+paper's lambda_s) or ``prob_real`` (original images, lambda_o), an image is
+re-textured by AdaIN style transfer with a style drawn uniformly from the
+bank and a strength alpha drawn uniformly from the sample's source range:
+
+    T(c, s, alpha) = D((1 - alpha) * E(c) + alpha * AdaIN(E(c), s))
+
+Only the chosen subset runs through encoder -> ``kernels.adain`` -> decoder;
+results are clamped to the image range and scattered back, so unselected
+samples are bit-identical to the input.
+
+Resolution. The public AdaIN decoder was trained on 256 px crops. The
+authors' code (``experiments/style_transfer.py`` of their training repo)
+upsamples every chosen 32/64 px image bilinearly to 224x224, stylizes, and
+resizes bilinearly back: ``resolution=224`` reproduces that
+(``PAPER_RESOLUTION``). ``resolution=None`` (the default, as agreed for the
+trainer) stylizes at native size, about 49x (32 px) or 12x (64 px) cheaper;
+at 32 px the relu4_1 map is then 4x4, so the texture is coarser. See
+docs/stylizer.md for the trade-off and measurements.
+
+Randomness is drawn on the CPU from a seeded ``torch.Generator`` (reseeded
+by ``set_epoch`` from (seed, epoch)): the subset size is known on the host
+without a device sync, and results do not depend on the device. Pass
+``is_synthetic`` as a CPU tensor to keep the GPU stream free of syncs.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import kernels
+from fastnst.style_bank import StyleBank
+
+PAPER_RESOLUTION = 224
+PAPER_PROB_SYNTHETIC = 0.4
+PAPER_PROB_REAL = 0.1
+PAPER_ALPHA_SYNTHETIC = (0.1, 1.0)
+PAPER_ALPHA_REAL = (1.0, 1.0)
+
+
+@dataclass
+class StylePlan:
+    """What one call stylizes: batch rows, their style rows in the bank and their alphas (all CPU)."""
+
+    rows: torch.Tensor          # (K,) int64 indices into the batch
+    style_index: torch.Tensor   # (K,) int64 indices into the style bank
+    alpha: torch.Tensor         # (K,) float32 stylization strength
+    num_synthetic: int          # how many of the K rows are synthetic images
+
+
+def _check_probability(name: str, value: float) -> float:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_alpha_range(name: str, value) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"{name} must be (low, high) with 0 <= low <= high <= 1, got {value}")
+    return low, high
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # SeedSequence mixes (seed, epoch) so that neighbouring seeds/epochs give unrelated streams.
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class Stylizer(nn.Module):
+    """Batch augmentation: ``stylizer(images, is_synthetic)`` with images (N, 3, H, W) uint8 or float in [0, 1].
+
+    Args:
+        style_bank: relu4_1 statistics of the style images (``StyleBank``).
+        encoder, decoder: networks from ``fastnst.weights``; random (with a loud warning) when None.
+        prob_synthetic, prob_real: per-sample stylization probability by source (paper: 0.4 / 0.1 on CIFAR-10).
+        alpha_synthetic, alpha_real: (low, high) of the uniform alpha by source (paper: (0.1, 1.0) / (1.0, 1.0)).
+        resolution: None stylizes at native size; an int resizes to that square side first (paper: 224).
+        seed: base of the random stream; ``set_epoch`` reseeds from (seed, epoch). Use seed + rank under DDP.
+        compile: False, True or a ``torch.compile`` mode string: compiles encoder and decoder (batch-dynamic);
+            the AdaIN op stays outside the compiled region.
+        bucket_size: the stylized subset is padded to a multiple of this (default 64 when compiled, else 1),
+            so compiled kernels and cuDNN plans see a handful of shapes, not one per batch.
+        downsample: "bilinear" (the authors' code) or "area" (antialiased) when resizing back from ``resolution``.
+        autocast_dtype: compute dtype on CUDA (default bfloat16); the CPU path runs in float32.
+    """
+
+    def __init__(
+        self,
+        style_bank: StyleBank,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        prob_synthetic: float = PAPER_PROB_SYNTHETIC,
+        prob_real: float = PAPER_PROB_REAL,
+        alpha_synthetic: tuple[float, float] = PAPER_ALPHA_SYNTHETIC,
+        alpha_real: tuple[float, float] = PAPER_ALPHA_REAL,
+        resolution: int | None = None,
+        seed: int = 0,
+        *,
+        compile: bool | str = False,
+        bucket_size: int | None = None,
+        downsample: str = "bilinear",
+        autocast_dtype: torch.dtype = torch.bfloat16,
+    ):
+        super().__init__()
+        from fastnst.weights import load_decoder, load_encoder
+
+        self.prob_synthetic = _check_probability("prob_synthetic", prob_synthetic)
+        self.prob_real = _check_probability("prob_real", prob_real)
+        self.alpha_synthetic = _check_alpha_range("alpha_synthetic", alpha_synthetic)
+        self.alpha_real = _check_alpha_range("alpha_real", alpha_real)
+        if resolution is not None and int(resolution) < 8:
+            raise ValueError(f"resolution must be None (native) or at least 8 px, got {resolution}")
+        self.resolution = None if resolution is None else int(resolution)
+        if downsample not in ("bilinear", "area"):
+            raise ValueError(f"downsample must be 'bilinear' or 'area', got {downsample!r}")
+        self.downsample = downsample
+        self.autocast_dtype = autocast_dtype
+        self.bucket_size = int(bucket_size) if bucket_size is not None else (64 if compile else 1)
+        if self.bucket_size < 1:
+            raise ValueError(f"bucket_size must be at least 1, got {bucket_size}")
+
+        self.style_names = list(style_bank.names)
+        self.register_buffer("style_mean", style_bank.mean.float().clone(), persistent=False)
+        self.register_buffer("style_std", style_bank.std.float().clone(), persistent=False)
+        encoder = encoder if encoder is not None else load_encoder(None)
+        decoder = decoder if decoder is not None else load_decoder(None)
+        self.encoder = encoder.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        self.decoder = decoder.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        # Compiled wrappers are kept outside the module tree so state_dict keys stay those of the networks.
+        self._compiled: dict[str, nn.Module] = {}
+        if compile:
+            mode = compile if isinstance(compile, str) else None
+            self._compiled = {
+                "encoder": torch.compile(self.encoder, dynamic=True, mode=mode),
+                "decoder": torch.compile(self.decoder, dynamic=True, mode=mode),
+            }
+
+        self.seed = int(seed)
+        self.epoch = 0
+        self.generator = torch.Generator(device="cpu")
+        self.set_epoch(0)
+        self._stats: dict = {"num_images": 0, "num_stylized": 0, "seconds": 0.0}
+        self._pending_events = None
+
+    # -- randomness --------------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed from (seed, epoch): epoch e draws the same plans whenever it is replayed (resume)."""
+        self.epoch = int(epoch)
+        self.generator.manual_seed(_epoch_seed(self.seed, self.epoch))
+
+    def draw(self, is_synthetic: torch.Tensor) -> StylePlan:
+        """Per-sample choice, style and alpha for one batch; consumes a fixed amount of the stream per sample."""
+        is_synthetic = is_synthetic.to("cpu", torch.bool)
+        count = is_synthetic.shape[0]
+        choose_draw = torch.rand(count, generator=self.generator)
+        alpha_draw = torch.rand(count, generator=self.generator)
+        style_draw = torch.randint(len(self.style_names), (count,), generator=self.generator)
+        probability = torch.where(is_synthetic, self.prob_synthetic, self.prob_real)
+        rows = (choose_draw < probability).nonzero().squeeze(1)
+        low = torch.where(is_synthetic, self.alpha_synthetic[0], self.alpha_real[0])
+        high = torch.where(is_synthetic, self.alpha_synthetic[1], self.alpha_real[1])
+        alpha = (low + (high - low) * alpha_draw)[rows].float()
+        return StylePlan(rows, style_draw[rows], alpha, int(is_synthetic[rows].sum()))
+
+    # -- the work ----------------------------------------------------------------------------------------
+    def _network(self, name: str) -> nn.Module:
+        # Compiled graphs only on CUDA: on the CPU eager is as fast and avoids a C++ build per shape.
+        if name in self._compiled and self.style_mean.is_cuda:
+            return self._compiled[name]
+        return getattr(self, name)
+
+    @torch.no_grad()  # not inference_mode: the output feeds a classifier that is trained on it
+    def stylize(self, images: torch.Tensor, style_index: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Stylize every image of ``images`` (K, 3, H, W) with given bank rows and alphas; same dtype out."""
+        count, _, height, width = images.shape
+        device = images.device
+        style_index = style_index.to(device, non_blocking=True)
+        alpha = alpha.to(device, torch.float32, non_blocking=True)
+        padded = -(-count // self.bucket_size) * self.bucket_size
+        if padded > count:  # repeat the first row: padded rows are computed and dropped
+            fill = padded - count
+            images = torch.cat([images, images[:1].expand(fill, -1, -1, -1)])
+            style_index = torch.cat([style_index, style_index[:1].expand(fill)])
+            alpha = torch.cat([alpha, alpha[:1].expand(fill)])
+
+        content = images.float()
+        if images.dtype == torch.uint8:
+            content = content.div_(255)
+        content = content.contiguous(memory_format=torch.channels_last)
+        if self.resolution is not None and (height, width) != (self.resolution, self.resolution):
+            content = F.interpolate(content, size=(self.resolution, self.resolution), mode="bilinear",
+                                    align_corners=False)
+        use_autocast = device.type == "cuda" and self.autocast_dtype != torch.float32
+        with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=use_autocast):
+            features = self._network("encoder")(content)
+            features = kernels.adain(features, self.style_mean[style_index], self.style_std[style_index], alpha)
+            output = self._network("decoder")(features)
+        output = output[:count].float()
+        if output.shape[-2:] != (height, width):  # upsampled, or a side not divisible by 8
+            mode = self.downsample if self.resolution is not None else "bilinear"
+            output = F.interpolate(output, size=(height, width), mode=mode,
+                                   **({"align_corners": False} if mode == "bilinear" else {}))
+        output = output.clamp_(0.0, 1.0)
+        if images.dtype == torch.uint8:
+            return output.mul_(255).round_().to(torch.uint8)
+        return output.to(images.dtype)
+
+    def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> torch.Tensor:
+        """Stylize a random per-sample subset of ``images``; the others come back bit-identical."""
+        self._check_inputs(images, is_synthetic)
+        timer = self._start_timer(images.device)
+        plan = self.draw(is_synthetic)
+        count = plan.rows.numel()
+        if count == 0:
+            output = images
+        else:
+            rows = plan.rows.to(images.device, non_blocking=True)
+            stylized = self.stylize(images.index_select(0, rows), plan.style_index, plan.alpha)
+            output = images.clone()
+            output.index_copy_(0, rows, stylized)
+        self._stop_timer(timer, images.device, {
+            "num_images": images.shape[0],
+            "num_stylized": count,
+            "num_stylized_synthetic": plan.num_synthetic,
+            "num_stylized_real": count - plan.num_synthetic,
+            "padded_to": -(-count // self.bucket_size) * self.bucket_size,
+        })
+        return output
+
+    # -- checks and bookkeeping --------------------------------------------------------------------------
+    @staticmethod
+    def _check_inputs(images: torch.Tensor, is_synthetic: torch.Tensor) -> None:
+        if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+            raise ValueError(f"Stylizer: images must be a (N, 3, H, W) tensor, got {shape}")
+        if images.dtype != torch.uint8 and not images.is_floating_point():
+            raise ValueError(f"Stylizer: images must be uint8 or float in [0, 1], got {images.dtype}")
+        if not torch.is_tensor(is_synthetic) or is_synthetic.shape != (images.shape[0],):
+            got = tuple(is_synthetic.shape) if torch.is_tensor(is_synthetic) else type(is_synthetic).__name__
+            raise ValueError(f"Stylizer: is_synthetic must be a ({images.shape[0]},) bool tensor, got {got}")
+        if is_synthetic.dtype != torch.bool:
+            raise ValueError(f"Stylizer: is_synthetic must be a bool tensor, got {is_synthetic.dtype}")
+
+    @staticmethod
+    def _start_timer(device: torch.device):
+        if device.type == "cuda":  # events: timing without a host sync per batch
+            start = torch.cuda.Event(enable_timing=True)
+            start.record()
+            return start
+        return time.perf_counter()
+
+    def _stop_timer(self, timer, device: torch.device, stats: dict) -> None:
+        if device.type == "cuda":
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._pending_events = (timer, end)
+            stats["seconds"] = None
+        else:
+            self._pending_events = None
+            stats["seconds"] = time.perf_counter() - timer
+        self._stats = stats
+
+    @property
+    def last_stats(self) -> dict:
+        """Counts of the last call and its duration in seconds (on CUDA: waits for that call to finish)."""
+        if self._pending_events is not None:
+            start, end = self._pending_events
+            end.synchronize()
+            self._stats["seconds"] = start.elapsed_time(end) / 1000.0
+            self._pending_events = None
+        return dict(self._stats)
+
+    def extra_repr(self) -> str:
+        return (f"styles={len(self.style_names)}, prob_synthetic={self.prob_synthetic}, prob_real={self.prob_real}, "
+                f"alpha_synthetic={self.alpha_synthetic}, alpha_real={self.alpha_real}, "
+                f"resolution={self.resolution or 'native'}, seed={self.seed}, bucket_size={self.bucket_size}")
+
+
+def build_stylizer(
+    style_bank_path: str | os.PathLike,
+    vgg_path: str | os.PathLike | None = None,
+    decoder_path: str | os.PathLike | None = None,
+    device: str | torch.device = "cuda" if torch.cuda.is_available() else "cpu",
+    **options,
+) -> Stylizer:
+    """A ``Stylizer`` from files: style bank, encoder and decoder weights (see ``fastnst.weights``)."""
+    from fastnst.weights import load_decoder, load_encoder
+
+    bank = StyleBank.load(style_bank_path)
+    stylizer = Stylizer(bank, load_encoder(vgg_path), load_decoder(decoder_path), **options)
+    return stylizer.to(device)
