@@ -1,0 +1,101 @@
+"""The 15 common corruptions of Hendrycks & Dietterich (ICLR 2019), batched in PyTorch.
+
+``corrupt(images, name, severity, image_size=32|64, generator=...)`` takes and
+returns uint8 (N, 3, H, W) on any device; every operation runs on that
+device. Parameters are the official per-resolution tables (``params.py``);
+where our batched version departs from the official scripts, the function's
+docstring and docs/corruptions.md say how and by how much.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from train.corruptions import blur, digital, noise, weather
+from train.corruptions.frost import FROST_DIR_ENV, frost_source
+from train.corruptions.params import FROST_TEXTURE_SCALE, PARAMS, severity_params
+
+# Official order (the benchmark's tables and the -C file listings use it).
+CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+_RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
+_FUNCTIONS = {
+    "gaussian_noise": noise.gaussian_noise,
+    "shot_noise": noise.shot_noise,
+    "impulse_noise": noise.impulse_noise,
+    "defocus_blur": blur.defocus_blur,
+    "glass_blur": blur.glass_blur,
+    "motion_blur": blur.motion_blur,
+    "zoom_blur": blur.zoom_blur,
+    "snow": weather.snow,
+    "frost": weather.frost,
+    "fog": weather.fog,
+    "brightness": digital.brightness,
+    "contrast": digital.contrast,
+    "elastic_transform": digital.elastic_transform,
+    "pixelate": digital.pixelate,
+    "jpeg_compression": digital.jpeg_compression,
+}
+
+
+def corrupt(
+    images: torch.Tensor,
+    name: str,
+    severity: int,
+    *,
+    image_size: int | None = None,
+    generator: torch.Generator | None = None,
+    frost_dir: str | os.PathLike | None = None,
+) -> torch.Tensor:
+    """Apply corruption ``name`` at ``severity`` (1..5) to uint8 images (N, 3, H, W).
+
+    image_size: 32 (CIFAR tables) or 64 (TinyImageNet tables); defaults to the
+    images' height. generator: a torch.Generator on the images' device, for
+    reproducible random corruptions (None uses the global RNG). frost_dir:
+    folder with the official frost textures (else $FASTNST_FROST_DIR, else a
+    procedural stand-in with a warning).
+    """
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be a uint8 tensor of shape (N, 3, H, W), got {getattr(images, 'dtype', type(images))} {tuple(getattr(images, 'shape', ()))}")
+    height, width = images.shape[-2:]
+    if height != width:
+        raise ValueError(f"corruptions need square images, got {height}x{width}")
+    image_size = int(height) if image_size is None else int(image_size)
+    if image_size != height:
+        raise ValueError(f"image_size={image_size} but the images are {height}x{width}; the official tables are per resolution")
+    if name not in _FUNCTIONS:
+        raise ValueError(f"unknown corruption {name!r}; expected one of {', '.join(CORRUPTIONS)}")
+    if generator is not None and generator.device.type != images.device.type:
+        raise ValueError(f"generator is on {generator.device} but images are on {images.device}")
+    params = severity_params(name, severity, image_size)
+    if images.shape[0] == 0:
+        return images.clone()
+    params = params if isinstance(params, tuple) else (params,)
+    images = images.contiguous()
+    keywords = {}
+    if name in _RANDOM:
+        keywords["generator"] = generator
+    if name == "frost":
+        keywords.update(texture_scale=FROST_TEXTURE_SCALE[image_size], frost_dir=frost_dir)
+    return _FUNCTIONS[name](images, *params, **keywords)
+
+
+__all__ = ["CORRUPTIONS", "SEVERITIES", "PARAMS", "corrupt", "frost_source", "FROST_DIR_ENV"]

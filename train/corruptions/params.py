@@ -1,0 +1,91 @@
+"""Official per-resolution severity parameters of the 15 benchmark corruptions.
+
+Copied value for value from Hendrycks & Dietterich's generation scripts
+(github.com/hendrycks/robustness, folder ImageNet-C/create_c/):
+
+- 32 px (CIFAR-10-C, CIFAR-100-C): ``make_cifar_c.py``
+- 64 px (Tiny-ImageNet-C):         ``make_tinyimagenet_c.py``
+
+Each entry lists the five severities in order; the tuple layout of each
+corruption is written next to its name. Nothing here is tuned by us.
+"""
+from __future__ import annotations
+
+# name -> five severities, for 32 px images (source: make_cifar_c.py)
+PARAMS_32: dict[str, list] = {
+    "gaussian_noise": [0.04, 0.06, 0.08, 0.09, 0.10],  # noise std on the [0, 1] scale
+    "shot_noise": [500, 250, 100, 75, 50],  # Poisson photons per unit intensity
+    "impulse_noise": [0.01, 0.02, 0.03, 0.05, 0.07],  # salt-and-pepper fraction of values
+    "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],  # (disk radius, alias blur sigma)
+    "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],  # (sigma, max delta, iterations)
+    "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],  # (radius, sigma) of the ImageMagick kernel
+    "zoom_blur": [(1.0, 1.06, 0.01), (1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.01), (1.0, 1.26, 0.01)],  # np.arange(start, stop, step) of zoom factors
+    "snow": [  # (mean, std, zoom, threshold, blur radius, blur sigma, image weight)
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ],
+    "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],  # (image weight, frost weight)
+    "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],  # (fog strength, plasma wibble decay)
+    "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],  # added to HSV value
+    "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],  # factor on the deviation from the channel mean
+    "elastic_transform": [  # (displacement alpha, displacement sigma, affine jitter), all times IMSIZE = 32
+        (32 * 0, 32 * 0, 32 * 0.08),
+        (32 * 0.05, 32 * 0.2, 32 * 0.07),
+        (32 * 0.08, 32 * 0.06, 32 * 0.06),
+        (32 * 0.1, 32 * 0.04, 32 * 0.05),
+        (32 * 0.1, 32 * 0.03, 32 * 0.03),
+    ],
+    "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],  # downscale factor (PIL box filter both ways)
+    "jpeg_compression": [80, 65, 58, 50, 40],  # JPEG quality
+}
+
+# name -> five severities, for 64 px images (source: make_tinyimagenet_c.py)
+PARAMS_64: dict[str, list] = {
+    "gaussian_noise": [0.04, 0.08, 0.12, 0.15, 0.18],
+    "shot_noise": [250, 100, 50, 30, 15],
+    "impulse_noise": [0.01, 0.02, 0.05, 0.08, 0.14],
+    "defocus_blur": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
+    "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
+    "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
+    "zoom_blur": [(1.0, 1.06, 0.01), (1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.01), (1.0, 1.26, 0.01)],
+    "snow": [
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6),
+    ],
+    "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
+    "fog": [(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
+    "elastic_transform": [  # IMSIZE = 64
+        (64 * 0, 64 * 0, 64 * 0.08),
+        (64 * 0.05, 64 * 0.3, 64 * 0.06),
+        (64 * 0.1, 64 * 0.08, 64 * 0.06),
+        (64 * 0.1, 64 * 0.03, 64 * 0.03),
+        (64 * 0.16, 64 * 0.03, 64 * 0.02),
+    ],
+    "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
+    "jpeg_compression": [65, 58, 50, 40, 25],
+}
+
+# How the frost texture is prepared: the scripts shrink each texture by this
+# factor (cv2.resize, bilinear) before taking a random crop of the image size.
+FROST_TEXTURE_SCALE = {32: 0.2, 64: 0.3}
+
+PARAMS = {32: PARAMS_32, 64: PARAMS_64}
+
+
+def severity_params(name: str, severity: int, image_size: int):
+    if image_size not in PARAMS:
+        raise ValueError(f"image_size must be 32 (CIFAR) or 64 (TinyImageNet), got {image_size}")
+    table = PARAMS[image_size]
+    if name not in table:
+        raise ValueError(f"unknown corruption {name!r}; expected one of {', '.join(table)}")
+    if not 1 <= int(severity) <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    return table[name][int(severity) - 1]
