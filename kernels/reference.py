@@ -50,3 +50,50 @@ def adain_reference(
     a = alpha.to(compute_dtype)[:, None, None, None]
     out = a * stylized + (1 - a) * x
     return out.to(content.dtype)
+
+
+def adain_forward_reference(
+    content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, alpha: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``fastnst::adain_forward`` contract: (output, content mean, content std)."""
+    mean, std = adain_stats_reference(content, eps)
+    return adain_reference(content, style_mean, style_std, alpha, eps), mean, std
+
+
+def adain_backward_reference(
+    grad_output: torch.Tensor,
+    content: torch.Tensor,
+    style_mean: torch.Tensor,
+    style_std: torch.Tensor,
+    alpha: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Closed-form gradients of :func:`adain_reference` for content, style_mean, style_std and alpha.
+
+    With x_hat = (x - mean) / std over M = H*W positions (unbiased variance):
+        d content    = (1 - a) g + a * s_std / std * (g - sum(g) / M - x_hat * sum(g x_hat) / (M - 1))
+        d style_mean = a * sum(g),   d style_std = a * sum(g x_hat)
+        d alpha      = sum over (c, hw) of g * (stylized - x)
+    """
+    compute_dtype = _accumulation_dtype(content.dtype)
+    g = grad_output.to(compute_dtype)
+    x = content.to(compute_dtype)
+    count = x.shape[2] * x.shape[3]
+    mean4, std4 = mean.to(compute_dtype)[:, :, None, None], std.to(compute_dtype)[:, :, None, None]
+    s_mean, s_std = style_mean.to(compute_dtype), style_std.to(compute_dtype)
+    a = alpha.to(compute_dtype)
+    x_hat = (x - mean4) / std4
+    sum_g = g.sum(dim=(2, 3))
+    sum_g_xhat = (g * x_hat).sum(dim=(2, 3))
+    gain = (a[:, None] * s_std)[:, :, None, None] / std4
+    grad_content = (1 - a)[:, None, None, None] * g + gain * (
+        g - (sum_g / count)[:, :, None, None] - x_hat * (sum_g_xhat / max(count - 1, 1))[:, :, None, None]
+    )
+    grad_alpha = (s_std * sum_g_xhat + s_mean * sum_g - (g * x).sum(dim=(2, 3))).sum(dim=1)
+    return (
+        grad_content.to(content.dtype),
+        (a[:, None] * sum_g).float(),
+        (a[:, None] * sum_g_xhat).float(),
+        grad_alpha.float(),
+    )

@@ -1,0 +1,241 @@
+"""The fused AdaIN op against a float64 PyTorch reference.
+
+Without CUDA, ``tests/conftest.py`` sets ``TRITON_INTERPRET=1`` before anything imports
+Triton, so the ops' CPU kernels run the Triton code through the interpreter; on a machine
+with CUDA the same cases run on the GPU too.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import importlib
+
+import kernels
+from kernels.adain import adain_forward, adain_stats_op
+from kernels.reference import adain_reference, adain_stats_reference
+
+adain_module = importlib.import_module("kernels.adain")  # the package re-exports a function of the same name
+
+SHAPES = [
+    (2, 3, 5, 7),      # odd everything
+    (3, 5, 1, 1),      # 1x1 spatial: unbiased variance undefined, defined as 0
+    (2, 4, 13, 11),    # prime H and W
+    (1, 3, 67, 67),    # H*W = 4489 larger than one 4096-element tile: the looped path
+    (2, 70, 4, 4),     # C not a multiple of the channel block (relu4_1-like 4x4 map)
+    (1, 130, 3, 1),    # many channel blocks, H*W = 3, one column
+]
+
+DTYPE_TOLERANCES = [  # relative L2 error vs float64
+    (torch.float32, 1e-5),
+    (torch.bfloat16, 2e-2),
+    (torch.float16, 3e-3),
+]
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def triton_interpreter():
+    """The ops' CPU kernels must run the (interpreted) Triton code, not the reference."""
+    if not adain_module.cpu_ops_use_triton:
+        pytest.skip("Triton kernels were compiled, not interpreted: run without CUDA or with TRITON_INTERPRET=1")
+
+
+def _random_inputs(shape, dtype, channels_last, device, generator):
+    n, c, _, _ = shape
+    # Offset and scale away from zero: zeros hide unwritten outputs and wrong indexing.
+    content = (torch.randn(shape, generator=generator) * 2 + 0.5).to(dtype)
+    if channels_last:
+        content = content.contiguous(memory_format=torch.channels_last)
+    style_mean = torch.randn(n, c, generator=generator)
+    style_std = torch.rand(n, c, generator=generator) + 0.5
+    alpha = torch.rand(n, generator=generator) * 0.9 + 0.05
+    return [t.to(device) for t in (content, style_mean, style_std, alpha)]
+
+
+def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    expected = expected.double().cpu()
+    scale = expected.norm().clamp_min(1e-12)
+    return ((actual.double().cpu() - expected).norm() / scale).item()
+
+
+def _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output):
+    leaves = [t.detach().double().cpu().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+    out = adain_reference(*leaves)
+    grads = torch.autograd.grad(out, leaves, grad_output.double().cpu())
+    return out, grads
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype, tolerance", DTYPE_TOLERANCES, ids=lambda v: str(v).replace("torch.", ""))
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, channels_last, device, triton_interpreter):
+    generator = torch.Generator().manual_seed(hash((shape, str(dtype), channels_last)) % 2**31)
+    content, style_mean, style_std, alpha = _random_inputs(shape, dtype, channels_last, device, generator)
+    inputs = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+
+    out, _, _ = adain_forward(*inputs, 1e-5)
+    grad_output = torch.randn(out.shape, generator=generator).to(device=device, dtype=dtype) + 0.1
+    grads = torch.autograd.grad(out, inputs, grad_output)
+    expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
+
+    assert out.dtype == dtype and out.shape == content.shape
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert torch.isfinite(out).all()
+    assert _relative_error(out, expected) < tolerance
+    names = ("content", "style_mean", "style_std", "alpha")
+    for name, leaf, grad, expected_grad in zip(names, inputs, grads, expected_grads):
+        assert grad.dtype == leaf.dtype, name
+        if expected_grad.abs().max() == 0:  # e.g. d/d style_std on a 1x1 map, where x_hat == 0
+            assert grad.abs().max() == 0, name
+        else:
+            # bf16 inputs carry their rounding into sums of g * x_hat: allow the input tolerance, twice.
+            assert _relative_error(grad, expected_grad) < 2 * tolerance, name
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_reference_cpu_kernels_match_float64_autograd(shape, monkeypatch):
+    """The ops' CPU kernels without Triton: closed-form backward vs autograd through the reference."""
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", False)
+    generator = torch.Generator().manual_seed(13)
+    content, style_mean, style_std, alpha = _random_inputs(shape, torch.float32, True, "cpu", generator)
+    inputs = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+    out = adain_forward(*inputs, 1e-5)[0]
+    grad_output = torch.randn(out.shape, generator=generator) + 0.1
+    grads = torch.autograd.grad(out, inputs, grad_output)
+    expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
+    assert _relative_error(out, expected) < 1e-5
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert _relative_error(grad, expected_grad) < 1e-5 or expected_grad.abs().max() == grad.abs().max() == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 3, 67, 67), (2, 70, 4, 4)], ids=lambda s: "x".join(map(str, s)))
+def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, device, triton_interpreter):
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(shape, generator=generator) * 3 + 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(device).requires_grad_()
+    mean, std = adain_stats_op(x, 1e-5)
+    grad_mean, grad_std = torch.randn(mean.shape, generator=generator), torch.randn(std.shape, generator=generator)
+    grad_x = torch.autograd.grad((mean, std), x, (grad_mean.to(device), grad_std.to(device)))[0]
+
+    x64 = x.detach().double().cpu().requires_grad_()
+    mean64, std64 = adain_stats_reference(x64)
+    expected_grad = torch.autograd.grad((mean64, std64), x64, (grad_mean.double(), grad_std.double()))[0]
+    assert mean.dtype == std.dtype == torch.float32
+    assert _relative_error(mean, mean64) < 1e-5
+    assert _relative_error(std, std64) < 1e-5
+    assert _relative_error(grad_x, expected_grad) < 1e-5
+
+
+def test_stats_are_stable_for_a_large_offset(triton_interpreter):
+    """A big common offset destroys sum/sum-of-squares statistics; the merged tiles must not care."""
+    x = torch.randn(1, 2, 80, 80) * 0.01 + 1000.0  # looped path: 6400 positions
+    mean, std = adain_stats_op(x, 1e-5)
+    mean64, std64 = adain_stats_reference(x.double())
+    assert _relative_error(std, std64) < 1e-3
+
+
+@pytest.mark.parametrize("alpha_value", [0.0, 1.0])
+def test_alpha_edges(alpha_value, triton_interpreter):
+    generator = torch.Generator().manual_seed(3)
+    content, style_mean, style_std, _ = _random_inputs((2, 6, 5, 3), torch.float32, False, "cpu", generator)
+    alpha = torch.full((2,), alpha_value)
+    out = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
+    if alpha_value == 0.0:
+        torch.testing.assert_close(out, content, rtol=0, atol=1e-6)
+    else:
+        mean, std = adain_stats_reference(out)
+        torch.testing.assert_close(mean, style_mean, rtol=1e-5, atol=1e-5)
+        # Equal up to eps: var_out = style_std^2 * var / (var + eps), and std adds eps again.
+        torch.testing.assert_close(std, style_std, rtol=1e-3, atol=0)
+
+
+def test_public_function_on_cpu_matches_the_op(triton_interpreter):
+    generator = torch.Generator().manual_seed(11)
+    content, style_mean, style_std, alpha = _random_inputs((3, 4, 6, 5), torch.float32, True, "cpu", generator)
+    expected = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
+    torch.testing.assert_close(kernels.adain(content, style_mean, style_std, alpha), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kernels.AdaIN()(content, style_mean, style_std, alpha), expected, rtol=1e-5, atol=1e-5)
+    # A scalar alpha means the same alpha for every sample.
+    torch.testing.assert_close(
+        kernels.adain(content, style_mean, style_std, 0.3),
+        kernels.adain(content, style_mean, style_std, torch.full((3,), 0.3)),
+    )
+
+
+def test_public_stats_match_reference():
+    x = torch.randn(2, 5, 7, 3) + 2
+    mean, std = kernels.adain_stats(x)
+    mean64, std64 = adain_stats_reference(x.double())
+    assert _relative_error(mean, mean64) < 1e-6 and _relative_error(std, std64) < 1e-6
+
+
+# AOT dispatch traces a triton_op through its Python body into a Triton HOP, which needs
+# compiled (CUDA) kernels: the interpreter would be handed fake tensors. It runs on CUDA only.
+CPU_OPCHECK_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor")
+
+
+@pytest.mark.parametrize("cpu_kernel_runs_triton", [False, True], ids=["reference_cpu_kernel", "triton_cpu_kernel"])
+def test_opcheck_on_cpu(cpu_kernel_runs_triton, monkeypatch):
+    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+        pytest.skip("Triton kernels are compiled, not interpreted")
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
+    generator = torch.Generator().manual_seed(5)
+    content, style_mean, style_std, alpha = _random_inputs((2, 3, 4, 5), torch.float32, False, "cpu", generator)
+    args = (content.requires_grad_(), style_mean.requires_grad_(), style_std.requires_grad_(), alpha.requires_grad_(), 1e-5)
+    torch.library.opcheck(adain_forward, args, test_utils=CPU_OPCHECK_UTILS)
+    torch.library.opcheck(adain_stats_op, (content.detach().requires_grad_(), 1e-5), test_utils=CPU_OPCHECK_UTILS)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_opcheck_on_cuda(channels_last):
+    generator = torch.Generator().manual_seed(5)
+    content, style_mean, style_std, alpha = _random_inputs((2, 3, 4, 5), torch.float32, channels_last, "cuda", generator)
+    args = (content.requires_grad_(), style_mean.requires_grad_(), style_std.requires_grad_(), alpha.requires_grad_(), 1e-5)
+    torch.library.opcheck(adain_forward, args)
+    torch.library.opcheck(adain_stats_op, (content.detach().requires_grad_(), 1e-5))
+
+
+def test_compiled_cpu_path_matches_eager():
+    generator = torch.Generator().manual_seed(9)
+    content, style_mean, style_std, alpha = _random_inputs((2, 8, 4, 4), torch.float32, False, "cpu", generator)
+    compiled = torch.compile(kernels.adain, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(content, style_mean, style_std, alpha), kernels.adain(content, style_mean, style_std, alpha))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_cuda_op_matches_eager():
+    generator = torch.Generator().manual_seed(9)
+    content, style_mean, style_std, alpha = _random_inputs((4, 64, 8, 8), torch.bfloat16, True, "cuda", generator)
+    compiled = torch.compile(kernels.adain, fullgraph=True)
+    torch.testing.assert_close(compiled(content, style_mean, style_std, alpha), kernels.adain(content, style_mean, style_std, alpha))
+
+
+@pytest.mark.parametrize(
+    "content_shape, mean_shape, std_shape, alpha, error, match",
+    [
+        ((2, 3, 4, 4), (2, 4), (2, 4), 1.0, ValueError, "style_mean must have shape"),     # mismatched C
+        ((2, 3, 4, 4), (2, 3), (3, 3), 1.0, ValueError, "style_std must have shape"),      # wrong batch
+        ((2, 3, 4, 4), (2, 3), (2, 3), torch.ones(3), ValueError, "alpha must be"),       # wrong alpha length
+        ((3, 4, 4), (2, 3), (2, 3), 1.0, ValueError, r"content must be \(N, C, H, W\)"),  # 3-D content
+    ],
+)
+def test_bad_shapes_get_clear_errors(content_shape, mean_shape, std_shape, alpha, error, match):
+    with pytest.raises(error, match=match):
+        kernels.adain(torch.randn(content_shape), torch.randn(mean_shape), torch.rand(std_shape), alpha)
+
+
+def test_integer_tensors_are_rejected():
+    with pytest.raises(TypeError, match="content must be a floating-point tensor"):
+        kernels.adain(torch.ones(2, 3, 4, 4, dtype=torch.uint8), torch.randn(2, 3), torch.rand(2, 3))
+    with pytest.raises(TypeError, match="style_std must be a floating-point tensor"):
+        kernels.adain(torch.randn(2, 3, 4, 4), torch.randn(2, 3), torch.ones(2, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        kernels.adain_stats(torch.ones(2, 3, 4, 4, dtype=torch.int32))
