@@ -1,7 +1,7 @@
 """Digital corruptions: brightness, contrast, elastic transform, pixelate, JPEG."""
 from __future__ import annotations
 
-import math
+import warnings
 from functools import lru_cache
 
 import torch
@@ -101,6 +101,8 @@ def pixelate(images: torch.Tensor, factor: float) -> torch.Tensor:
 
 def jpeg_compression(images: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode and decode with libjpeg (CPU) or nvJPEG (CUDA), the batch as a list."""
-    encoded = torchvision.io.encode_jpeg(list(images.contiguous().unbind(0)), quality=int(quality))
-    decoded = torchvision.io.decode_jpeg(encoded, device=images.device)
+    with warnings.catch_warnings():  # torchvision 0.29 flags its codecs as moving to TorchCodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoded = torchvision.io.encode_jpeg(list(images.contiguous().unbind(0)), quality=int(quality))
+        decoded = torchvision.io.decode_jpeg(encoded, device=images.device)
     return torch.stack(decoded).to(images.device)

@@ -56,7 +56,7 @@ def _load_textures_cpu(folder: str, scale: float) -> tuple[torch.Tensor, ...]:
     textures = []
     for name in FROST_FILES:
         with Image.open(Path(folder) / name) as image:
-            pixels = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).float()
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()
         height, width = pixels.shape[1:]
         # cv2.resize(fx=fy=scale) with INTER_LINEAR: output size rounded, no antialiasing
         size = (int(round(height * scale)), int(round(width * scale)))

@@ -1,0 +1,216 @@
+"""The batched corruptions: contract (shape, dtype, range, device, determinism), severity
+ordering, and exact agreement with the library calls the official scripts make where those
+libraries are installed here (PIL; the sequential glass-blur loop; colorsys HSV)."""
+from __future__ import annotations
+
+import colorsys
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from train.corruptions import _ops, blur, frost as frost_module
+from train.corruptions.frost import FROST_FILES
+
+RANDOM_CORRUPTIONS = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
+# Official tables where every parameter gets strictly harsher with severity.
+MONOTONE_CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur",
+                        "snow", "fog", "brightness", "contrast", "pixelate", "jpeg_compression"]
+
+
+def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
+    """Natural-ish uint8 images: a low-frequency colour field, one disc, a little noise."""
+    generator = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=generator)
+    base = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centre = torch.rand(n, 2, 1, 1, generator=generator) * size
+    radius = (0.15 + 0.2 * torch.rand(n, 1, 1, generator=generator)) * size
+    disc = (((yy - centre[:, 0]) ** 2 + (xx - centre[:, 1]) ** 2) < radius**2).unsqueeze(1)
+    colour = torch.rand(n, 3, 1, 1, generator=generator)
+    images = torch.where(disc, colour, base) + 0.02 * torch.randn(n, 3, size, size, generator=generator)
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def mean_distance(corrupted: torch.Tensor, clean: torch.Tensor) -> float:
+    return (corrupted.float() - clean.float()).abs().mean().item()
+
+
+@pytest.fixture(autouse=True)
+def no_frost_dir(monkeypatch):
+    monkeypatch.delenv(frost_module.FROST_DIR_ENV, raising=False)
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_every_severity_keeps_contract_and_is_seeded(name, image_size):
+    clean = smooth_images(4, image_size, seed=1)
+    before = clean.clone()
+    for severity in SEVERITIES:
+        first = corrupt(clean, name, severity, image_size=image_size, generator=torch.Generator().manual_seed(7))
+        again = corrupt(clean, name, severity, image_size=image_size, generator=torch.Generator().manual_seed(7))
+        assert first.shape == clean.shape and first.dtype == torch.uint8 and first.device == clean.device
+        assert torch.equal(first, again), f"{name} severity {severity} not deterministic under a seed"
+        assert mean_distance(first, clean) > 0.3, f"{name} severity {severity} left the images (almost) unchanged"
+        if name in RANDOM_CORRUPTIONS:
+            other = corrupt(clean, name, severity, image_size=image_size, generator=torch.Generator().manual_seed(8))
+            assert not torch.equal(first, other), f"{name} ignores its generator"
+    assert torch.equal(clean, before), "corrupt() modified its input"
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_distance_from_clean_grows_with_severity(image_size):
+    """Property: the batch-mean absolute difference from the clean image (uint8 levels)
+    is non-decreasing from severity 1 to 5 (0.25-level slack for sampling noise) for every
+    corruption whose official parameters all get harsher, and larger at severity 5 than 1 for
+    glass blur and frost. Elastic is exempt: its official table shrinks the affine jitter
+    (8% -> 3% of the side) while the displacement grows, so its pixel distance falls."""
+    clean = smooth_images(16, image_size, seed=2)
+    for name in CORRUPTIONS:
+        if name == "elastic_transform":
+            continue
+        distances = [mean_distance(corrupt(clean, name, s, generator=torch.Generator().manual_seed(s)), clean) for s in SEVERITIES]
+        assert distances[-1] > distances[0], f"{name}: {distances}"
+        if name in MONOTONE_CORRUPTIONS:
+            steps = np.diff(distances)
+            assert (steps > -0.25).all(), f"{name} distance not increasing with severity: {distances}"
+
+
+def sequential_glass_shuffle(pixels: np.ndarray, offsets: np.ndarray, max_delta: int) -> np.ndarray:
+    """The official per-image loop on an HxWx3 numpy array (whose 'swap' line copies)."""
+    height, width = pixels.shape[:2]
+    pixels = pixels.copy()
+    for h in range(height - max_delta, max_delta, -1):
+        for w in range(width - max_delta, max_delta, -1):
+            dx, dy = offsets[0, h, w], offsets[1, h, w]
+            h_prime, w_prime = h + dy, w + dx
+            pixels[h, w], pixels[h_prime, w_prime] = pixels[h_prime, w_prime], pixels[h, w]
+    return pixels
+
+
+@pytest.mark.parametrize("max_delta", [1, 2])
+def test_glass_shuffle_matches_the_sequential_loop(max_delta):
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    batched = blur._shuffle_pixels(images, max_delta, 1, torch.Generator().manual_seed(5))
+    # redraw the same offsets the batched version drew
+    offsets = torch.randint(-max_delta, max_delta, (3, 2, 16, 16), generator=torch.Generator().manual_seed(5)).numpy()
+    for index in range(3):
+        expected = sequential_glass_shuffle(images[index].permute(1, 2, 0).numpy(), offsets[index], max_delta)
+        np.testing.assert_array_equal(batched[index].permute(1, 2, 0).numpy(), expected)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_pixelate_equals_pil_box_resizes(image_size, severity):
+    from train.corruptions.params import PARAMS
+
+    factor = PARAMS[image_size]["pixelate"][severity - 1]
+    clean = smooth_images(3, image_size, seed=3)
+    ours = corrupt(clean, "pixelate", severity)
+    for index in range(3):
+        image = Image.fromarray(clean[index].permute(1, 2, 0).numpy())
+        small = image.resize((int(image_size * factor), int(image_size * factor)), Image.BOX)
+        expected = np.asarray(small.resize((image_size, image_size), Image.BOX))
+        difference = np.abs(ours[index].permute(1, 2, 0).numpy().astype(int) - expected.astype(int))
+        assert difference.max() <= 1 and difference.mean() < 0.05  # PIL's fixed-point taps round a few values the other way
+
+
+def test_jpeg_close_to_pil():
+    clean = smooth_images(3, 32, seed=4)
+    ours = corrupt(clean, "jpeg_compression", 5)  # quality 40
+    for index in range(3):
+        buffer = io.BytesIO()
+        Image.fromarray(clean[index].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=40)
+        expected = np.asarray(Image.open(buffer)).astype(int)
+        assert np.abs(ours[index].permute(1, 2, 0).numpy().astype(int) - expected).mean() < 1.0
+
+
+def test_brightness_equals_hsv_round_trip():
+    clean = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(6))
+    clean[0, :, 0, 0] = 0  # black pixel: hue and saturation undefined
+    clean[0, :, 0, 1] = 90  # grey pixel
+    from train.corruptions.digital import brightness
+
+    ours = brightness(clean, 0.15)
+    unit = clean.permute(0, 2, 3, 1).reshape(-1, 3).double() / 255
+    expected = []
+    for red, green, blue in unit.tolist():
+        hue, saturation, value = colorsys.rgb_to_hsv(red, green, blue)
+        expected.append(colorsys.hsv_to_rgb(hue, saturation, min(value + 0.15, 1.0)))
+    expected = (torch.tensor(expected).clamp(0, 1) * 255).to(torch.uint8)
+    difference = (ours.permute(0, 2, 3, 1).reshape(-1, 3).int() - expected.int()).abs()
+    assert difference.max() <= 1  # truncation of values a float epsilon either side of an integer
+
+
+def test_motion_blur_kernel_is_imagemagick_one_sided_gaussian():
+    # a single bright pixel, angle 0: ImageMagick sums pixels at x + i, so the streak runs to the left
+    image = torch.zeros(1, 1, 9, 21)
+    image[0, 0, 4, 15] = 1.0
+    radius, sigma = 3, 1.5
+    blurred = _ops.motion_blur(image, radius, sigma, torch.zeros(1, dtype=torch.float64))
+    taps = torch.exp(-torch.arange(7.0) ** 2 / (2 * sigma**2))
+    taps = taps / taps.sum()
+    torch.testing.assert_close(blurred[0, 0, 4, 9:16], taps.flip(0))
+    assert blurred[0, 0, [0, 1, 2, 3, 5, 6, 7, 8]].abs().max() == 0
+
+
+def test_clipped_zoom_matrix_identity_and_rows_average():
+    identity = _ops.clipped_zoom_matrix(32, 1.0, "cpu")
+    torch.testing.assert_close(identity, torch.eye(32))
+    zoomed = _ops.clipped_zoom_matrix(32, 1.26, "cpu")
+    torch.testing.assert_close(zoomed.sum(dim=1), torch.ones(32))
+    assert (zoomed >= 0).all()
+
+
+def test_plasma_fractal_is_normalized_per_sample():
+    maps = _ops.plasma_fractal(5, 32, 2.0, torch.Generator().manual_seed(0), "cpu")
+    assert maps.shape == (5, 32, 32)
+    torch.testing.assert_close(maps.amin(dim=(1, 2)), torch.zeros(5))
+    torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(5))
+    assert not torch.equal(maps[0], maps[1])
+
+
+def test_official_frost_textures_are_used(tmp_path, monkeypatch):
+    # five constant-colour "textures" in the official file names and formats
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]
+    for name, colour in zip(FROST_FILES, colours):
+        Image.new("RGB", (240, 200), colour).save(tmp_path / name, quality=100)
+    monkeypatch.setenv(frost_module.FROST_DIR_ENV, str(tmp_path))
+    clean = smooth_images(16, 32, seed=5)
+    out = corrupt(clean, "frost", 2, generator=torch.Generator().manual_seed(0))  # (1, 0.3)
+    candidates = torch.stack([(clean.float() + 0.3 * torch.tensor(c).view(1, 3, 1, 1)).clamp(0, 255).to(torch.uint8) for c in colours])
+    matches = (candidates.int() - out.int()).abs().amax(dim=(2, 3, 4)) <= 3  # JPEG of a flat colour is within a few levels
+    assert matches.any(dim=0).all(), "every image must be blended with one of the official textures"
+    assert matches.sum(dim=1).gt(0).sum() >= 2, "textures should be drawn per sample"
+
+
+def test_frost_dir_missing_files_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="frost1.png"):
+        corrupt(smooth_images(1, 32, 0), "frost", 1, frost_dir=tmp_path)
+
+
+def test_procedural_frost_warns():
+    frost_module._warned = False
+    with pytest.warns(UserWarning, match="stand-in"):
+        corrupt(smooth_images(2, 32, 0), "frost", 1)
+
+
+@pytest.mark.parametrize(
+    "images, name, severity, message",
+    [
+        (torch.zeros(2, 3, 32, 32), "fog", 1, "uint8"),
+        (torch.zeros(2, 32, 32, 3, dtype=torch.uint8), "fog", 1, "N, 3, H, W"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "rain", 1, "unknown corruption 'rain'"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "fog", 6, "severity must be 1..5"),
+        (torch.zeros(2, 3, 48, 48, dtype=torch.uint8), "fog", 1, "32 .CIFAR. or 64"),
+    ],
+)
+def test_bad_input_is_a_clear_error(images, name, severity, message):
+    with pytest.raises(ValueError, match=message):
+        corrupt(images, name, severity)
