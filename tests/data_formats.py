@@ -1,0 +1,137 @@
+"""Tiny copies of every on-disk data format the project reads, written the way the originals are.
+
+Other tests import these writers; each returns what it wrote so a test can compare exactly.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+TINYIMAGENET_CLASSES = 200
+
+
+def random_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    """uint8 (count, size, size, 3) noise, never constant."""
+    return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def _write_cifar_pickle(path: Path, images: np.ndarray, labels: dict[bytes, list[int]]) -> None:
+    """As the official files: a protocol-2 pickle of a dict with planar (N, 3072) uint8 b'data'."""
+    planar = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"batch", b"data": planar, **labels,
+                     b"filenames": [b"x.png"] * len(images)}, f, protocol=2)
+
+
+def write_cifar10(root: Path, per_batch: int = 20, num_test: int = 20, seed: int = 0):
+    """``root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}`` -> (train x, y, test x, y)."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_x = random_images(rng, 5 * per_batch, 32)
+    train_y = np.arange(5 * per_batch) % 10
+    rng.shuffle(train_y)
+    for i in range(5):
+        rows = slice(i * per_batch, (i + 1) * per_batch)
+        _write_cifar_pickle(folder / f"data_batch_{i + 1}", train_x[rows], {b"labels": train_y[rows].tolist()})
+    test_x, test_y = random_images(rng, num_test, 32), rng.integers(0, 10, num_test)
+    _write_cifar_pickle(folder / "test_batch", test_x, {b"labels": test_y.tolist()})
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f, protocol=2)
+    return train_x, train_y, test_x, test_y
+
+
+def write_cifar100(root: Path, num_train: int = 200, num_test: int = 50, seed: int = 0):
+    """``root/cifar-100-python/{train, test, meta}`` with fine and coarse labels -> (train x, y, test x, y)."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_x, train_y = random_images(rng, num_train, 32), np.arange(num_train) % 100
+    test_x, test_y = random_images(rng, num_test, 32), rng.integers(0, 100, num_test)
+    for name, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        _write_cifar_pickle(folder / name, x, {b"fine_labels": y.tolist(), b"coarse_labels": (y // 5).tolist()})
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [b"f%d" % i for i in range(100)]}, f, protocol=2)
+    return train_x, train_y, test_x, test_y
+
+
+def wnid(i: int) -> str:
+    return f"n{i:08d}"
+
+
+def _save_jpeg(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, quality=95, subsampling=0)  # 4:4:4: decoded pixels stay close
+
+
+def smooth_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    """Low-frequency uint8 images that survive JPEG nearly unchanged (for comparing decoded pixels)."""
+    base = rng.integers(0, 256, (count, 4, 4, 3)).astype(np.uint8)
+    return base.repeat(size // 4, axis=1).repeat(size // 4, axis=2)
+
+
+def write_tinyimagenet(root: Path, per_class: int = 1, num_val: int = 20, seed: int = 0,
+                       classes: int = TINYIMAGENET_CLASSES) -> dict:
+    """``root/tiny-imagenet-200/`` with wnids.txt, train/<wnid>/images/*.JPEG, val/images + annotations.
+
+    wnids.txt is written in shuffled order, as the original is not sorted. Returns the written
+    pixels and labels (by sorted wnid): {"train": (x, y, paths), "val": (x, y)}.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "tiny-imagenet-200"
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [wnid(i) for i in range(classes)]
+    (folder / "wnids.txt").write_text("\n".join(rng.permutation(ids)) + "\n")
+    train_x = smooth_images(rng, classes * per_class, 64)
+    train_y = np.repeat(np.arange(classes), per_class)
+    paths = []
+    for i, (pixels, label) in enumerate(zip(train_x, train_y)):
+        path = folder / "train" / ids[label] / "images" / f"{ids[label]}_{i}.JPEG"
+        _save_jpeg(path, pixels)
+        paths.append(path)
+    val_x, val_y = smooth_images(rng, num_val, 64), rng.integers(0, classes, num_val)
+    lines = []
+    for i, (pixels, label) in enumerate(zip(val_x, val_y)):
+        _save_jpeg(folder / "val" / "images" / f"val_{i}.JPEG", pixels)
+        lines.append(f"val_{i}.JPEG\t{ids[label]}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return {"train": (train_x, train_y, paths), "val": (val_x, val_y)}
+
+
+def write_synthetic_npz(path: Path, count: int = 40, size: int = 32, num_classes: int = 10, seed: int = 1,
+                        compressed: bool = False):
+    """An EDM-style set: .npz with ``image`` uint8 (N, size, size, 3) and ``label`` -> (x, y)."""
+    rng = np.random.default_rng(seed)
+    images, labels = random_images(rng, count, size), rng.integers(0, num_classes, count)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    (np.savez_compressed if compressed else np.savez)(path, image=images, label=labels)
+    return images, labels
+
+
+def write_cifar_c(folder: Path, corruptions: tuple[str, ...] = ("gaussian_noise",), per_severity: int = 6,
+                  seed: int = 2) -> dict:
+    """``folder/<corruption>.npy`` (5 * per_severity, 32, 32, 3) and ``labels.npy`` -> {name: x, "labels": y}."""
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.tile(rng.integers(0, 10, per_severity), 5)
+    np.save(folder / "labels.npy", labels)
+    written = {"labels": labels}
+    for name in corruptions:
+        written[name] = random_images(rng, 5 * per_severity, 32)
+        np.save(folder / f"{name}.npy", written[name])
+    return written
+
+
+def write_tinyimagenet_c(folder: Path, corruption: str = "fog", severity: int = 3, per_class: int = 1,
+                         seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """``folder/<corruption>/<severity>/<wnid>/*.JPEG`` for all 200 classes -> (x, y by sorted wnid)."""
+    rng = np.random.default_rng(seed)
+    images = smooth_images(rng, TINYIMAGENET_CLASSES * per_class, 64)
+    labels = np.repeat(np.arange(TINYIMAGENET_CLASSES), per_class)
+    for i, (pixels, label) in enumerate(zip(images, labels)):
+        _save_jpeg(Path(folder) / corruption / str(severity) / wnid(label) / f"{i}.JPEG", pixels)
+    return images, labels
