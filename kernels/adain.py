@@ -73,10 +73,11 @@ def _tile_stats(x_row_ptr, stride_c, stride_hw, c_offsets, c_mask, HW, BLOCK_HW:
 def _adain_fwd_kernel(
     x_ptr, stride_xn, stride_xc, stride_xhw,        # (N, C, HW) content, any float dtype
     y_ptr, stride_yn, stride_yc, stride_yhw,        # (N, C, HW) output, content's dtype and strides
-    style_mean_ptr, style_std_ptr, stride_sn, stride_sc,  # (N, C) style statistics
-    alpha_ptr,                                       # (N,) float32 blend weight
+    style_mean_ptr, stride_mn, stride_mc,            # (N, C) style statistics
+    style_std_ptr, stride_sn, stride_sc,
+    alpha_ptr,                                       # (N,) blend weight
     mean_ptr, std_ptr,                               # (N, C) float32 content statistics, written
-    C, HW, eps,
+    C, HW, inv_dof, eps,                             # inv_dof = 1 / max(HW - 1, 1): unbiased variance
     BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr, WRITE_OUTPUT: tl.constexpr,
 ):
     num_c_blocks = tl.cdiv(C, BLOCK_C)
@@ -87,13 +88,11 @@ def _adain_fwd_kernel(
     x_row_ptr = x_ptr + n * stride_xn
 
     mean, m2 = _tile_stats(x_row_ptr, stride_xc, stride_xhw, c_offsets, c_mask, HW, BLOCK_HW, SINGLE_TILE)
-    # Unbiased variance as in the AdaIN port; a 1x1 map has none, define it as 0.
-    var = m2 / tl.maximum(HW - 1, 1).to(tl.float32)
-    std = tl.sqrt(var + eps)
+    std = tl.sqrt(m2 * inv_dof + eps)
     tl.store(mean_ptr + n * C + c_offsets, mean, mask=c_mask)
     tl.store(std_ptr + n * C + c_offsets, std, mask=c_mask)
     if WRITE_OUTPUT:
-        style_mean = tl.load(style_mean_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=0.0).to(tl.float32)
+        style_mean = tl.load(style_mean_ptr + n * stride_mn + c_offsets * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
         style_std = tl.load(style_std_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=1.0).to(tl.float32)
         alpha = tl.load(alpha_ptr + n).to(tl.float32)
         # Centre before scaling: folding mean into one shift cancels badly when std is tiny.
@@ -115,12 +114,13 @@ def _adain_bwd_kernel(
     grad_y_ptr, stride_gn, stride_gc, stride_ghw,    # (N, C, HW) incoming gradient
     x_ptr, stride_xn, stride_xc, stride_xhw,         # (N, C, HW) content
     grad_x_ptr, stride_dn, stride_dc, stride_dhw,    # (N, C, HW) written
-    style_mean_ptr, style_std_ptr, stride_sn, stride_sc,  # (N, C)
+    style_mean_ptr, stride_mn, stride_mc,             # (N, C)
+    style_std_ptr, stride_sn, stride_sc,
     alpha_ptr,                                        # (N,)
     mean_ptr, std_ptr,                                # (N, C) float32 content statistics from the forward
     grad_style_mean_ptr, grad_style_std_ptr,          # (N, C) float32, written
     grad_alpha_partial_ptr,                           # (N, num_c_blocks) float32, written
-    C, HW,
+    C, HW, inv_count, inv_dof,                        # 1 / HW and 1 / max(HW - 1, 1)
     BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
 ):
     num_c_blocks = tl.cdiv(C, BLOCK_C)
@@ -135,7 +135,7 @@ def _adain_bwd_kernel(
 
     mean = tl.load(mean_ptr + n * C + c_offsets, mask=c_mask, other=0.0)
     std = tl.load(std_ptr + n * C + c_offsets, mask=c_mask, other=1.0)
-    style_mean = tl.load(style_mean_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=0.0).to(tl.float32)
+    style_mean = tl.load(style_mean_ptr + n * stride_mn + c_offsets * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
     style_std = tl.load(style_std_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=0.0).to(tl.float32)
     alpha = tl.load(alpha_ptr + n).to(tl.float32)
 
@@ -160,8 +160,6 @@ def _adain_bwd_kernel(
     tl.store(grad_alpha_partial_ptr + n * num_c_blocks + c_block, grad_alpha)
 
     # Pass 2: dx = (1 - a) g + a * s_std / std * (g - sum(g)/M - x_hat * sum(g x_hat)/(M - 1)).
-    inv_count = 1.0 / HW.to(tl.float32)
-    inv_dof = 1.0 / tl.maximum(HW - 1, 1).to(tl.float32)
     gain = alpha * style_std / std
     mean_g = sum_g * inv_count
     proj = sum_g_xhat * inv_dof
@@ -198,6 +196,11 @@ def _hw_stride(t: torch.Tensor) -> int:
     return t.stride(3)
 
 
+def _inverse_degrees_of_freedom(positions: int) -> float:
+    # Unbiased variance as in the AdaIN port; a 1x1 map has none, and gets variance 0.
+    return 1.0 / max(positions - 1, 1)
+
+
 def _block_shape(x: torch.Tensor) -> tuple[int, int]:
     channels, positions = x.shape[1], x.shape[2] * x.shape[3]
     channels_last = x.stride(1) == 1 and positions > 1
@@ -223,10 +226,11 @@ def _launch_forward(x, style_mean, style_std, alpha, eps, write_output: bool):
     wrap_triton(_adain_fwd_kernel)[grid](
         x, x.stride(0), x.stride(1), _hw_stride(x),
         y, y.stride(0), y.stride(1), _hw_stride(y),
-        style_mean, style_std, style_mean.stride(0), style_mean.stride(1),
+        style_mean, style_mean.stride(0), style_mean.stride(1),
+        style_std, style_std.stride(0), style_std.stride(1),
         alpha,
         mean, std,
-        c, positions, eps,
+        c, positions, _inverse_degrees_of_freedom(positions), eps,
         BLOCK_C=block_c, BLOCK_HW=block_hw, SINGLE_TILE=block_hw >= positions, WRITE_OUTPUT=write_output,
         num_warps=4 if block_c * block_hw <= 2048 else 8,
     )
@@ -255,12 +259,13 @@ def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
         grad_y, grad_y.stride(0), grad_y.stride(1), _hw_stride(grad_y),
         x, x.stride(0), x.stride(1), _hw_stride(x),
         grad_x, grad_x.stride(0), grad_x.stride(1), _hw_stride(grad_x),
-        style_mean, style_std, style_mean.stride(0), style_mean.stride(1),
+        style_mean, style_mean.stride(0), style_mean.stride(1),
+        style_std, style_std.stride(0), style_std.stride(1),
         alpha,
         mean, std,
         grad_style_mean, grad_style_std,
         grad_alpha_partial,
-        c, positions,
+        c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
         BLOCK_C=block_c, BLOCK_HW=block_hw,
         num_warps=4 if block_c * block_hw <= 2048 else 8,
     )

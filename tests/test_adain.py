@@ -239,3 +239,15 @@ def test_integer_tensors_are_rejected():
         kernels.adain(torch.randn(2, 3, 4, 4), torch.randn(2, 3), torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         kernels.adain_stats(torch.ones(2, 3, 4, 4, dtype=torch.int32))
+
+
+def test_style_statistics_with_their_own_strides(triton_interpreter):
+    """A broadcast style_mean and a transposed style_std: each is read with its own strides."""
+    generator = torch.Generator().manual_seed(17)
+    content = torch.randn(3, 5, 4, 6, generator=generator) + 0.5
+    style_mean = torch.randn(1, 5, generator=generator).expand(3, 5)
+    style_std = (torch.rand(5, 3, generator=generator) + 0.5).t()
+    alpha = torch.rand(3, generator=generator)
+    out = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
+    expected = adain_reference(content.double(), style_mean.double(), style_std.double(), alpha.double())
+    assert _relative_error(out, expected) < 1e-5
