@@ -1,0 +1,207 @@
+"""The Stylizer: per-source probabilities and alphas, untouched rows bit-identical, alpha = 0, determinism."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fastnst import StyleBank, Stylizer, build_stylizer
+from fastnst.networks import Decoder, VGGEncoder
+
+
+def lively_networks(seed=0):
+    """Random networks with activations of order one, so outputs are images, not black squares."""
+    torch.manual_seed(seed)
+    encoder, decoder = VGGEncoder().eval(), Decoder().eval()
+    for module in [*encoder.modules(), *decoder.modules()]:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.uniform_(module.bias, -0.1, 0.1)
+    decoder[28].weight.data.mul_(0.3)
+    decoder[28].bias.data.fill_(0.5)
+    return encoder, decoder
+
+
+def random_bank(styles=7, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return StyleBank(torch.rand(styles, 512, generator=generator), torch.rand(styles, 512, generator=generator) + 0.2,
+                     [f"style{i}.jpg" for i in range(styles)])
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return lively_networks()
+
+
+def make_stylizer(networks, **options):
+    encoder, decoder = networks
+    return Stylizer(random_bank(), encoder, decoder, **options)
+
+
+def random_batch(count=24, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8, generator=generator)
+    is_synthetic = torch.rand(count, generator=generator) < 0.5
+    return images, is_synthetic
+
+
+def test_fraction_alpha_and_style_per_source(networks):
+    """Statistical: 20000 draws per source; tolerance 5 standard errors (false alarm < 1e-6)."""
+    stylizer = make_stylizer(networks, prob_synthetic=0.4, prob_real=0.1, alpha_synthetic=(0.1, 1.0),
+                             alpha_real=(1.0, 1.0))
+    count = 20000
+    is_synthetic = torch.arange(2 * count) < count
+    plan = stylizer.draw(is_synthetic)
+    chosen = torch.zeros(2 * count, dtype=torch.bool)
+    chosen[plan.rows] = True
+    for source, probability in ((is_synthetic, 0.4), (~is_synthetic, 0.1)):
+        fraction = chosen[source].float().mean().item()
+        assert abs(fraction - probability) < 5 * math.sqrt(probability * (1 - probability) / count)
+    assert plan.num_synthetic == int(chosen[is_synthetic].sum())
+    synthetic_alpha = plan.alpha[is_synthetic[plan.rows]]
+    real_alpha = plan.alpha[~is_synthetic[plan.rows]]
+    assert synthetic_alpha.min() >= 0.1 and synthetic_alpha.max() <= 1.0
+    assert abs(synthetic_alpha.mean().item() - 0.55) < 5 * 0.9 / math.sqrt(12 * synthetic_alpha.numel())
+    assert torch.all(real_alpha == 1.0)
+    # Styles uniform over the bank (7 styles): each count within 5 standard errors of K / 7.
+    counts = torch.bincount(plan.style_index, minlength=7).float()
+    expected = plan.rows.numel() / 7
+    assert torch.all((counts - expected).abs() < 5 * math.sqrt(expected * 6 / 7))
+
+
+def test_unselected_rows_bit_identical_and_selected_rows_stylized(networks):
+    stylizer = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.3, seed=3)
+    images, is_synthetic = random_batch()
+    original = images.clone()
+    stylizer.set_epoch(5)
+    output = stylizer(images, is_synthetic)
+    assert torch.equal(images, original), "the input must not be modified"
+    assert output.dtype == torch.uint8 and output.shape == images.shape
+
+    stylizer.set_epoch(5)  # replay the plan of that call
+    plan = stylizer.draw(is_synthetic)
+    selected = torch.zeros(len(images), dtype=torch.bool)
+    selected[plan.rows] = True
+    assert 0 < plan.rows.numel() < len(images)
+    assert torch.equal(output[~selected], images[~selected])
+    changed = (output != images).flatten(1).any(1)
+    assert torch.equal(changed, selected)
+    # Scatter puts each stylized image in its own row, with its own style and alpha.
+    expected = stylizer.stylize(images[plan.rows], plan.style_index, plan.alpha)
+    assert torch.equal(output[plan.rows], expected)
+    stats = stylizer.last_stats
+    assert stats["num_images"] == 24 and stats["num_stylized"] == plan.rows.numel()
+    assert stats["num_stylized_synthetic"] + stats["num_stylized_real"] == stats["num_stylized"]
+    assert stats["seconds"] > 0
+
+
+def test_alpha_zero_is_the_decoders_reconstruction(networks):
+    encoder, decoder = networks
+    stylizer = make_stylizer(networks)
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    output = stylizer.stylize(images, torch.tensor([0, 1, 2, 3, 4]), torch.zeros(5))
+    with torch.no_grad():
+        reconstruction = decoder(encoder(images)).clamp(0, 1)
+    torch.testing.assert_close(output, reconstruction, rtol=1e-5, atol=1e-5)
+    full = stylizer.stylize(images, torch.tensor([0, 1, 2, 3, 4]), torch.ones(5))
+    assert (full - reconstruction).abs().mean() > 1e-2, "alpha = 1 must change the image"
+
+
+def test_same_seed_same_output_other_seed_other_output(networks):
+    images, is_synthetic = random_batch(count=16, seed=2)
+    first = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, seed=11)
+    second = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, seed=11)
+    other = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, seed=12)
+    for stylizer in (first, second, other):
+        stylizer.set_epoch(1)
+    assert torch.equal(first(images, is_synthetic), second(images, is_synthetic))
+    assert not torch.equal(first.draw(is_synthetic).rows, other.draw(is_synthetic).rows)
+    # Epochs differ too, and set_epoch restarts an epoch's stream.
+    first.set_epoch(2)
+    epoch_two = first.draw(is_synthetic)
+    first.set_epoch(2)
+    assert torch.equal(first.draw(is_synthetic).rows, epoch_two.rows)
+    first.set_epoch(1)
+    assert not torch.equal(first.draw(is_synthetic).rows, epoch_two.rows)
+
+
+def test_float_input_keeps_dtype_and_range(networks):
+    stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0)
+    images = torch.rand(3, 3, 32, 32, dtype=torch.float64)
+    output = stylizer(images, torch.tensor([True, False, True]))
+    assert output.dtype == torch.float64 and output.min() >= 0 and output.max() <= 1
+
+
+@pytest.mark.parametrize("size, resolution, downsample", [
+    (32, 64, "bilinear"),   # upsampled then resized back, as the authors' code (at 224)
+    (32, 48, "area"),       # antialiased way back
+    (36, None, "bilinear"), # side not divisible by 8: decoder output is resized to the input
+])
+def test_output_keeps_input_size(networks, size, resolution, downsample):
+    stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, resolution=resolution,
+                             downsample=downsample)
+    images, is_synthetic = random_batch(count=2, size=size)
+    output = stylizer(images, is_synthetic)
+    assert output.shape == images.shape and not torch.equal(output, images)
+
+
+def test_bucket_padding_does_not_change_results(networks):
+    images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    style_index, alpha = torch.tensor([6, 0, 3, 3, 1]), torch.tensor([1.0, 0.5, 0.1, 0.9, 0.3])
+    exact = make_stylizer(networks, bucket_size=1).stylize(images, style_index, alpha)
+    stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, bucket_size=8)
+    padded = stylizer.stylize(images, style_index, alpha)
+    torch.testing.assert_close(padded, exact, rtol=1e-5, atol=1e-5)
+    stylizer(images, torch.ones(5, dtype=torch.bool))
+    assert stylizer.last_stats["padded_to"] == 8
+
+
+def test_nothing_selected_returns_input(networks):
+    stylizer = make_stylizer(networks, prob_synthetic=0.0, prob_real=0.0)
+    images, is_synthetic = random_batch(count=4)
+    assert torch.equal(stylizer(images, is_synthetic), images)
+    assert stylizer.last_stats["num_stylized"] == 0
+
+
+def test_bad_arguments_are_named(networks):
+    images, is_synthetic = random_batch(count=4)
+    stylizer = make_stylizer(networks)
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        stylizer(images[:, :1], is_synthetic)
+    with pytest.raises(ValueError, match="is_synthetic must be a \\(4,\\)"):
+        stylizer(images, is_synthetic[:3])
+    with pytest.raises(ValueError, match="bool"):
+        stylizer(images, is_synthetic.long())
+    with pytest.raises(ValueError, match="uint8 or float"):
+        stylizer(images.int(), is_synthetic)
+    with pytest.raises(ValueError, match="prob_real"):
+        make_stylizer(networks, prob_real=1.5)
+    with pytest.raises(ValueError, match="alpha_synthetic"):
+        make_stylizer(networks, alpha_synthetic=(0.9, 0.1))
+
+
+def test_build_stylizer_from_files(tmp_path, networks):
+    encoder, decoder = networks
+    random_bank().save(tmp_path / "styles.pt")
+    torch.save(encoder.state_dict(), tmp_path / "vgg.pth")
+    torch.save(decoder.state_dict(), tmp_path / "decoder.pth")
+    stylizer = build_stylizer(tmp_path / "styles.pt", tmp_path / "vgg.pth", tmp_path / "decoder.pth",
+                              device="cpu", prob_synthetic=1.0, prob_real=0.0, seed=1)
+    reference = make_stylizer(networks, prob_synthetic=1.0, prob_real=0.0, seed=1)
+    images, is_synthetic = random_batch(count=6)
+    assert torch.equal(stylizer(images, is_synthetic), reference(images, is_synthetic))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_compiled_matches_cpu(networks):
+    images, is_synthetic = random_batch(count=64)
+    cpu = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5)
+    gpu = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, compile=True).cuda()
+    expected = cpu(images, is_synthetic)
+    output = gpu(images.cuda(), is_synthetic).cpu()
+    assert torch.equal(output == images, expected == images)  # same rows untouched
+    assert (output.float() - expected.float()).abs().mean() < 8  # bf16 vs fp32, in uint8 levels
+    for count in (40, 64, 100):  # other subset sizes reuse the dynamic-batch graph
+        batch, flags = random_batch(count=count)
+        gpu(batch.cuda(), flags)
