@@ -1,0 +1,150 @@
+"""Plot one ``pytest bench`` results file: time per call, throughputs and ratios.
+
+    python -m bench.plot bench/baselines/cpu-2core.json --out bench/figures.png
+
+Panels, top to bottom: the median time of every benchmark (log scale, bar = q1..q3),
+then one panel per throughput that benchmarks record in ``extra_info`` (numeric keys
+ending in ``_per_s``, e.g. ``images_per_s``), then the dimensionless figures (keys
+with ``ratio``, ``speedup`` or ``overhead`` in their name, e.g. the stylization
+overhead of a training step). Colours tell benchmark files apart.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.compare import BenchFileError, environment, format_seconds, load_results  # noqa: E402
+
+THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
+RATIO_KEY = re.compile(r"ratio|speedup|overhead")
+MAX_THROUGHPUT_PANELS = 4
+
+
+def short_label(benchmark: dict) -> str:
+    """``adain::forward[32px-float32-nchw]`` from ``bench/test_adain_bench.py::test_adain_forward[...]``."""
+    path, _, test = benchmark["fullname"].partition("::")
+    stem = Path(path).stem.removeprefix("test_").removesuffix("_bench")
+    return f"{stem}::{test.removeprefix('test_').removeprefix(stem + '_')}"
+
+
+def file_of(benchmark: dict) -> str:
+    return Path(benchmark["fullname"].partition("::")[0]).stem
+
+
+def extra_figures(benchmarks: list[dict], key_pattern: re.Pattern) -> dict[str, list[tuple[dict, float]]]:
+    """key -> [(benchmark, value)] for the numeric extra_info entries whose key matches."""
+    figures: dict[str, list[tuple[dict, float]]] = {}
+    for benchmark in benchmarks:
+        for key, value in benchmark.get("extra_info", {}).items():
+            if key_pattern.search(key) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                figures.setdefault(key, []).append((benchmark, float(value)))
+    return figures
+
+
+def _colours(benchmarks: list[dict]) -> dict[str, str]:
+    files = sorted({file_of(benchmark) for benchmark in benchmarks})
+    palette = plt.get_cmap("tab10").colors
+    return {name: matplotlib.colors.to_hex(palette[index % len(palette)]) for index, name in enumerate(files)}
+
+
+def _bar_panel(axes, labels, values, colours, *, xlabel, log=False, errors=None, value_text=None) -> None:
+    positions = range(len(labels))
+    bars = axes.barh(positions, values, color=colours, xerr=errors, error_kw={"elinewidth": 0.8, "capsize": 2})
+    axes.bar_label(bars, labels=[(value_text or "{:.3g}".format)(value) for value in values], padding=3, fontsize=6)
+    axes.margins(x=0.15)  # room for the value labels
+    axes.set_yticks(list(positions), labels, fontsize=7)
+    axes.invert_yaxis()  # first benchmark on top
+    axes.set_xlabel(xlabel)
+    if log:
+        axes.set_xscale("log")
+    axes.grid(axis="x", alpha=0.3)
+
+
+def plot_results(results: dict, out_path: str | Path, *, title: str | None = None) -> Path:
+    """Write the figure for one results file to ``out_path`` (PNG) and return its path."""
+    benchmarks = sorted(results["benchmarks"], key=lambda benchmark: benchmark["fullname"])
+    if not benchmarks:
+        raise ValueError("the results hold no benchmarks: nothing to plot")
+    colour_of_file = _colours(benchmarks)
+    throughputs = dict(
+        sorted(extra_figures(benchmarks, THROUGHPUT_KEY).items(), key=lambda item: -len(item[1]))[:MAX_THROUGHPUT_PANELS]
+    )
+    ratios = [
+        (benchmark, key, value)
+        for key, entries in extra_figures(benchmarks, RATIO_KEY).items()
+        for benchmark, value in entries
+    ]
+    panels = [len(benchmarks)] + [len(entries) for entries in throughputs.values()] + ([len(ratios)] if ratios else [])
+    figure, axes_list = plt.subplots(
+        len(panels), 1, figsize=(10, 1.2 + 0.22 * sum(panels) + 0.6 * len(panels)),
+        gridspec_kw={"height_ratios": [count + 1.5 for count in panels]}, squeeze=False,
+    )
+    axes_list = list(axes_list[:, 0])
+
+    times_axes = axes_list.pop(0)
+    medians = [benchmark["stats"]["median"] for benchmark in benchmarks]
+    # Asymmetric error bar q1..q3 around the median, when the file has quartiles.
+    lower = [max(benchmark["stats"]["median"] - benchmark["stats"].get("q1", benchmark["stats"]["median"]), 0.0) for benchmark in benchmarks]
+    upper = [max(benchmark["stats"].get("q3", benchmark["stats"]["median"]) - benchmark["stats"]["median"], 0.0) for benchmark in benchmarks]
+    _bar_panel(
+        times_axes, [short_label(benchmark) for benchmark in benchmarks], medians,
+        [colour_of_file[file_of(benchmark)] for benchmark in benchmarks],
+        xlabel="median seconds per call (bar: q1..q3)", log=True, errors=[lower, upper], value_text=format_seconds,
+    )
+    for key, entries in throughputs.items():
+        _bar_panel(
+            axes_list.pop(0), [short_label(benchmark) for benchmark, _ in entries], [value for _, value in entries],
+            [colour_of_file[file_of(benchmark)] for benchmark, _ in entries], xlabel=key.replace("_", " "),
+        )
+    if ratios:
+        ratio_axes = axes_list.pop(0)
+        _bar_panel(
+            ratio_axes, [f"{short_label(benchmark)} {key}" for benchmark, key, _ in ratios], [value for _, _, value in ratios],
+            [colour_of_file[file_of(benchmark)] for benchmark, _, _ in ratios], xlabel="ratio (x)",
+        )
+        ratio_axes.axvline(1.0, color="black", linewidth=0.8)
+
+    env = environment(results)
+    date = str(results.get("datetime", ""))[:10]
+    commit = str(results.get("commit_info", {}).get("id") or "")[:8]
+    figure.suptitle(
+        title or f"pytest bench, {env.get('bench_mode', '?')} mode, {env.get('device', 'unknown device')}"
+        f"{', ' + date if date else ''}{', commit ' + commit if commit else ''}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_path, dpi=110, bbox_inches="tight")  # long labels stay inside
+    plt.close(figure)
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.plot", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help="pytest-benchmark JSON (a run or a saved baseline)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures.png", help="PNG to write")
+    parser.add_argument("--title", default=None, help="figure title (default: mode, device, date, commit)")
+    args = parser.parse_args(argv)
+    try:
+        results = load_results(args.results)
+        path = plot_results(results, args.out, title=args.title)
+    except BenchFileError as error:
+        print(f"bench.plot: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"bench.plot: {args.results}: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
