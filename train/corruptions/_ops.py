@@ -135,6 +135,12 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_degrees: tor
     return out.view_as(x)
 
 
+def to_uint8_like_imagemagick(pixels: torch.Tensor) -> torch.Tensor:
+    """0..255 float -> uint8 as ImageMagick 6 (Q16) writes the blurred 8-bit PNG: truncated.
+    Measured against ImageMagick 6.9.11 through Wand; the 1e-3 absorbs float32 summation error."""
+    return torch.floor(pixels + 1e-3).clamp(0, 255).to(torch.uint8)
+
+
 def bilinear_sample(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str) -> torch.Tensor:
     """Sample x (N,C,H,W) at float positions rows/cols (N,H',W'); out-of-range corners fold by ``mode``."""
     n, channels, height, width = x.shape

@@ -1,8 +1,7 @@
 """Blur corruptions: defocus, glass, motion, zoom."""
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
 from train.corruptions import _ops
@@ -74,15 +73,14 @@ def glass_blur(images: torch.Tensor, sigma: float, max_delta: int, iterations: i
 
 def motion_blur(images: torch.Tensor, radius: float, sigma: float, generator=None) -> torch.Tensor:
     angles = torch.rand(images.shape[0], generator=generator, device=images.device, dtype=torch.float64) * 90 - 45
-    blurred = _ops.motion_blur(images.float(), radius, sigma, angles)
-    # ImageMagick writes the blurred PNG with rounding to 8 bits
-    return blurred.round().clamp(0, 255).to(torch.uint8)
+    return _ops.to_uint8_like_imagemagick(_ops.motion_blur(images.float(), radius, sigma, angles))
 
 
 def zoom_factors(start: float, stop: float, step: float) -> list[float]:
-    """np.arange(start, stop, step) without importing numpy's float quirks."""
-    count = int(math.ceil((stop - start) / step))
-    return [start + i * step for i in range(count)]
+    """The scripts' np.arange(start, stop, step), with numpy's own rounding of the steps
+    (the values differ from start + i * step in the last bit, which moves scipy's rounded
+    output size for some factors)."""
+    return np.arange(start, stop, step).tolist()
 
 
 def zoom_blur(images: torch.Tensor, start: float, stop: float, step: float) -> torch.Tensor:

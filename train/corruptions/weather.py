@@ -19,7 +19,7 @@ def snow(images: torch.Tensor, mean, std, zoom, threshold, blur_radius, blur_sig
     # the scripts hand the layer to ImageMagick as an 8-bit PNG and read back 8 bits
     flakes = (flakes.clamp(0, 1) * 255).to(torch.uint8).float()
     angles = torch.rand(n, generator=generator, device=device, dtype=torch.float64) * 90 - 135
-    flakes = _ops.motion_blur(flakes, blur_radius, blur_sigma, angles).round() / 255.0
+    flakes = _ops.to_uint8_like_imagemagick(_ops.motion_blur(flakes, blur_radius, blur_sigma, angles)).float() / 255.0
     whitened = torch.maximum(unit, _ops.rgb_to_gray(unit) * 1.5 + 0.5)
     unit = image_weight * unit + (1 - image_weight) * whitened
     return to_uint8(unit + flakes + flakes.flip(-1, -2))

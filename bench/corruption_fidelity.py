@@ -1,0 +1,170 @@
+"""Measure how close train.corruptions is to the official -C generation code.
+
+Not a test and not a project dependency: it runs the corruption functions of
+the official scripts themselves (``make_cifar_c.py`` / ``make_tinyimagenet_c.py``
+of github.com/hendrycks/robustness, folder ImageNet-C/create_c/, which you
+download; we do not ship them) next to ours on the same natural images, and
+prints a Markdown table.
+
+The official code needs scikit-image, opencv-python-headless, scipy and Wand
+(with ImageMagick 6); install them anywhere, e.g.
+``pip install --target /tmp/refdeps scikit-image opencv-python-headless scipy Wand``
+and pass ``--extra-path /tmp/refdeps`` (appended to sys.path, so the project's own
+numpy/torch stay in charge). Frost needs the official textures (``--frost-dir``).
+
+    python bench/corruption_fidelity.py --official-script make_cifar_c.py --image-size 32 \
+        --frost-dir path/to/frost --extra-path /tmp/refdeps --num-images 200
+
+Columns: for deterministic corruptions, ``pixel MAD`` is the mean absolute difference
+between ours and the official output on the same input (uint8 levels). For random
+ones the pixels cannot match, so we compare the mean absolute distance from the clean
+image ("ours" vs "official") over all images; ``gap`` is their relative difference.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from train.corruptions import _ops
+
+DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression"}
+START_MARKER = "# /////////////// Distortion Helpers ///////////////"
+END_MARKER = "# /////////////// End Distortions ///////////////"
+
+
+def load_official_functions(script: Path) -> dict:
+    """Exec only the helper and distortion definitions of an official script, with shims
+    for today's libraries (skimage's ``multichannel`` became ``channel_axis``; numpy 2
+    dropped ``np.float_`` and binary ``np.fromstring``)."""
+    text = script.read_text()
+    if START_MARKER not in text or END_MARKER not in text:
+        raise ValueError(f"{script}: does not look like make_cifar_c.py / make_tinyimagenet_c.py (markers missing)")
+    section = text[text.index(START_MARKER) : text.index(END_MARKER)]
+    np.float_ = np.float64  # the scripts' plasma_fractal allocates with it
+    namespace = {"np": np, "__name__": "official_corruptions"}
+    exec(compile(section, str(script), "exec"), namespace)
+    skimage_gaussian = namespace["gaussian"]
+
+    def gaussian(image, sigma=1, multichannel=None, **kwargs):
+        if multichannel:
+            kwargs["channel_axis"] = -1
+        return skimage_gaussian(image, sigma=sigma, **kwargs)
+
+    namespace["gaussian"] = gaussian
+    numpy_shim = type(sys)("numpy_shim")
+    numpy_shim.__dict__.update(np.__dict__)
+    numpy_shim.fromstring = lambda data, dtype: np.frombuffer(data, dtype)
+    namespace["np"] = numpy_shim
+    return namespace
+
+
+def natural_images(count: int, size: int, seed: int) -> np.ndarray:
+    """uint8 (N, size, size, 3): random crops of scikit-image's bundled photographs, resized."""
+    import skimage.data
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket(),
+              skimage.data.immunohistochemistry(), skimage.data.hubble_deep_field()]
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        side = int(rng.integers(min(photo.shape[:2]) // 4, min(photo.shape[:2])))
+        top = int(rng.integers(0, photo.shape[0] - side + 1))
+        left = int(rng.integers(0, photo.shape[1] - side + 1))
+        crop = Image.fromarray(photo[top : top + side, left : left + side])
+        images.append(np.asarray(crop.resize((size, size), Image.BICUBIC)))
+    return np.stack(images)
+
+
+def run_official(functions: dict, name: str, severity: int, images: np.ndarray, frost_dir: Path | None) -> np.ndarray:
+    np.random.seed(severity)
+    function = functions[name]
+    outputs = []
+    with contextlib.chdir(frost_dir) if name == "frost" else contextlib.nullcontext():
+        for image in images:
+            outputs.append(np.uint8(function(Image.fromarray(image), severity)))
+    return np.stack(outputs)
+
+
+def motion_same_angle(functions: dict, images: np.ndarray, radius: float, sigma: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Official ImageMagick motion blur and ours at one fixed angle: a pixel-level check of the kernel."""
+    official = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        blurred = functions["MotionImage"](blob=buffer.getvalue())
+        blurred.motion_blur(radius=radius, sigma=sigma, angle=angle)
+        official.append(np.asarray(Image.open(io.BytesIO(blurred.make_blob("png"))).convert("RGB")))
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    ours = _ops.motion_blur(tensor, radius, sigma, torch.full((len(images),), float(angle), dtype=torch.float64))
+    return np.stack(official), _ops.to_uint8_like_imagemagick(ours).permute(0, 2, 3, 1).numpy()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--official-script", type=Path, required=True, help="make_cifar_c.py or make_tinyimagenet_c.py")
+    parser.add_argument("--image-size", type=int, choices=(32, 64), required=True)
+    parser.add_argument("--frost-dir", type=Path, required=True, help="folder with frost1.png ... frost5.jpg")
+    parser.add_argument("--extra-path", action="append", default=[], help="folder appended to sys.path for the reference libraries")
+    parser.add_argument("--num-images", type=int, default=200)
+    parser.add_argument("--out", type=Path, help="write the table (Markdown) and a JSON next to it")
+    args = parser.parse_args(argv)
+    sys.path.extend(args.extra_path)
+    functions = load_official_functions(args.official_script)
+    os.environ["FASTNST_FROST_DIR"] = str(args.frost_dir.resolve())
+
+    clean = natural_images(args.num_images, args.image_size, seed=0)
+    clean_tensor = torch.from_numpy(clean).permute(0, 3, 1, 2).contiguous()
+    rows, records = [], []
+    for name in tqdm(CORRUPTIONS, desc="corruptions"):
+        for severity in SEVERITIES:
+            started = time.perf_counter()
+            official = run_official(functions, name, severity, clean, args.frost_dir.resolve()).astype(np.float64)
+            official_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            ours = corrupt(clean_tensor, name, severity, generator=torch.Generator().manual_seed(severity))
+            ours_seconds = time.perf_counter() - started
+            ours = ours.permute(0, 2, 3, 1).numpy().astype(np.float64)
+            distance_ours = np.abs(ours - clean).mean()
+            distance_official = np.abs(official - clean).mean()
+            record = {
+                "corruption": name, "severity": severity, "deterministic": name in DETERMINISTIC,
+                "distance_ours": distance_ours, "distance_official": distance_official,
+                "gap": (distance_ours - distance_official) / max(distance_official, 1e-9),
+                "pixel_mad": np.abs(ours - official).mean() if name in DETERMINISTIC else None,
+                "official_images_per_s": len(clean) / official_seconds, "ours_images_per_s": len(clean) / ours_seconds,
+            }
+            records.append(record)
+            pixel = f"{record['pixel_mad']:.3f}" if record["pixel_mad"] is not None else "random"
+            rows.append(f"| {name} | {severity} | {pixel} | {distance_ours:.2f} | {distance_official:.2f} | {100 * record['gap']:+.1f}% |")
+    for severity, (radius, sigma) in enumerate([(6, 1), (9, 2.5), (12, 3)], start=1):
+        official, ours = motion_same_angle(functions, clean[:50], radius, sigma, angle=-30.0 + 20 * severity)
+        mad = np.abs(official.astype(np.float64) - ours).mean()
+        records.append({"corruption": "motion_blur_same_angle", "radius": radius, "sigma": sigma, "pixel_mad": mad})
+        rows.append(f"| motion_blur, fixed angle, radius {radius} sigma {sigma} | - | {mad:.3f} | | | |")
+
+    header = [f"Fidelity at {args.image_size} px, {len(clean)} natural images (crops of scikit-image photos), CPU.", "",
+              "| corruption | severity | pixel MAD vs official | distance from clean, ours | official | gap |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    table = "\n".join(header + rows)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table + "\n")
+        args.out.with_suffix(".json").write_text(json.dumps(records, indent=1))
+
+
+if __name__ == "__main__":
+    main()
