@@ -5,8 +5,10 @@ epoch), the two DALI stages (``pipeline.py``, with the design note on the split)
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -44,6 +46,14 @@ def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device) -> torch.T
 
     stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
     return feed_ndarray(dense, tensor, cuda_stream=stream)
+
+
+@contextlib.contextmanager
+def _quiet_dali():
+    """DALI's auto_aug traces deprecated aliases of its own operators; those warnings are not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 def _seed_for(*parts: int) -> int:
@@ -154,37 +164,47 @@ class TrainLoader:
             inputs["is_synthetic"] = plan.is_synthetic.copy()
         return inputs, labels
 
-    def _find_undecodable(self, paths: list[Path | None]) -> None:
-        """After a DALI decode error: find the culprit files of the batch with PIL and report or skip them."""
+    def _find_undecodable(self, paths: list[Path | None]) -> int:
+        """After a DALI decode error: find the culprit files of the batch with PIL; report or skip them."""
+        found = 0
         for path in paths:
             if path is None:
                 continue
             try:
                 decode_rgb(path, self.info.image_size)
             except BadImageError as error:
+                found += 1
                 self._bad_image(path, error)
+        return found
 
     # --- the epoch ---------------------------------------------------------------------------
-    def _build(self):
+    def _stage_seed(self, stage: int, restart: int = 0) -> int:
+        return _seed_for(self.seed, self.epoch, self.sampler.rank, stage, restart)
+
+    def _build_crop(self, restart: int = 0):
         from train.data import pipeline as stages
 
-        size, source_device = self.info.image_size, ("gpu" if self.on_gpu else "cpu")
-        seed = _seed_for(self.seed, self.epoch, self.sampler.rank)
-        batch = self.sampler.batch_size
+        options = stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(1, restart))
         if isinstance(self.real, JpegSource):
-            crop = stages.jpeg_crop_pipeline(image_size=size, on_gpu=self.on_gpu,
-                                             mixed_with_pixels=self.synthetic is not None,
-                                             **stages.pipeline_options(batch, str(self.device), seed))
+            crop = stages.jpeg_crop_pipeline(image_size=self.info.image_size, on_gpu=self.on_gpu,
+                                             mixed_with_pixels=self.synthetic is not None, **options)
         else:
-            crop = stages.array_crop_pipeline(image_size=size, source_device=source_device,
-                                              **stages.pipeline_options(batch, str(self.device), seed))
-        augment = stages.augment_normalize_pipeline(
-            image_size=size, source_device=source_device, mean=self.info.mean, std=self.info.std,
-            trivial_augment_wide=self.trivial_augment, random_erasing_prob=self.random_erasing_prob,
-            **stages.pipeline_options(batch, str(self.device), seed + 1))
+            crop = stages.array_crop_pipeline(image_size=self.info.image_size,
+                                              source_device="gpu" if self.on_gpu else "cpu", **options)
         crop.build()
-        augment.build()
-        return crop, augment
+        return crop
+
+    def _build_augment(self):
+        from train.data import pipeline as stages
+
+        with _quiet_dali():  # the graph is traced when the pipeline is created
+            augment = stages.augment_normalize_pipeline(
+                image_size=self.info.image_size, source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean,
+                std=self.info.std, trivial_augment_wide=self.trivial_augment,
+                random_erasing_prob=self.random_erasing_prob,
+                **stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(2)))
+            augment.build()
+        return augment
 
     def _stage1_inputs(self, plan: BatchPlan, step: int):
         if isinstance(self.real, JpegSource):
@@ -204,29 +224,29 @@ class TrainLoader:
 
     def crop_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic, labels) per step."""
-        crop, _ = self._build()
-        yield from self._crop_batches(crop)
+        yield from self._crop_batches()
 
-    def _crop_batches(self, crop):
+    def _crop_batches(self):
+        crop = self._build_crop()
         for step, plan in enumerate(self.sampler.epoch(self.epoch)):
             inputs, labels = self._stage1_inputs(plan, step)
             try:
                 images = self._run_crop(crop, inputs)
             except RuntimeError as error:
-                if "data" not in inputs:
+                # DALI names no file, and its pipeline is unusable after an error: find the file, rebuild.
+                if "data" not in inputs or not self._find_undecodable(self._batch_paths):  # raises on "stop"
                     raise
-                self._find_undecodable(self._batch_paths)  # raises on "stop"
                 log.warning("DALI could not decode a batch (%s); retrying without the bad files", error)
-                crop, _ = self._build()
+                crop = self._build_crop(restart=step + 1)
                 inputs, labels = self._stage1_inputs(plan, step)
                 images = self._run_crop(crop, inputs)
             is_synthetic = torch.from_numpy(plan.is_synthetic).to(self.device)
             yield images, is_synthetic, torch.from_numpy(labels).to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        crop, augment = self._build()
+        augment = self._build_augment()
         started = time.perf_counter()
-        for images_nhwc, is_synthetic, labels in self._crop_batches(crop):
+        for images_nhwc, is_synthetic, labels in self._crop_batches():
             if self.stylizer is not None:
                 # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
                 stylized = self.stylizer(images_nhwc.permute(0, 3, 1, 2), is_synthetic)

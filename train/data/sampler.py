@@ -8,7 +8,9 @@ What an epoch is, with synthetic data at ratio r and per-rank batch size B:
     than one global batch, a different few each epoch) are dropped, like ``drop_last``;
   - synthetic images are drawn without replacement from a stream of fresh permutations of the
     synthetic set, continued from epoch to epoch, so a 1M-image set is cycled through over
-    many epochs rather than re-sampled (epoch e takes the e-th slice of that stream).
+    many epochs rather than re-sampled (epoch e takes the e-th slice of that stream); within an
+    epoch they are distinct, except in an epoch that straddles the end of one pass and the start
+    of the next.
 So with r = 0.5 an epoch has twice the samples of a real-only epoch.
 
 Sharding: rank k takes every world_size-th entry of the same global permutation; the shards are
