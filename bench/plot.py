@@ -127,11 +127,27 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
     return out_path
 
 
+def markdown_table(results: dict) -> str:
+    """The same figures as a Markdown table (for bench/README.md)."""
+    lines = ["| benchmark | median | q1 .. q3 | recorded figures |", "| --- | ---: | ---: | --- |"]
+    for benchmark in sorted(results["benchmarks"], key=lambda benchmark: benchmark["fullname"]):
+        stats = benchmark["stats"]
+        figures = [
+            f"{key} {value:.3g}"
+            for key, value in benchmark.get("extra_info", {}).items()
+            if (THROUGHPUT_KEY.search(key) or RATIO_KEY.search(key)) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        ]
+        spread = f"{format_seconds(stats['q1'])} .. {format_seconds(stats['q3'])}" if "q1" in stats and "q3" in stats else "-"
+        lines.append(f"| `{short_label(benchmark)}` | {format_seconds(stats['median'])} | {spread} | {', '.join(figures)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="pytest-benchmark JSON (a run or a saved baseline)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures.png", help="PNG to write")
     parser.add_argument("--title", default=None, help="figure title (default: mode, device, date, commit)")
+    parser.add_argument("--table", action="store_true", help="also print the figures as a Markdown table")
     args = parser.parse_args(argv)
     try:
         results = load_results(args.results)
@@ -143,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.plot: {args.results}: {error}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    if args.table:
+        print(markdown_table(results))
     return 0
 
 

@@ -203,6 +203,15 @@ def test_plot_writes_a_png_with_one_panel_per_figure_kind(tmp_path, capsys):
     assert matplotlib_image.imread(tmp_path / "small.png").shape[0] < tall_height
 
 
+def test_markdown_table_has_a_row_per_benchmark_with_its_figures():
+    table = plot.markdown_table(_results_for_plot()).splitlines()
+    assert len(table) == 2 + 3
+    step_row = next(row for row in table if "train_step::" in row)
+    assert "| 2.000 s |" in step_row and "overhead_ratio 1.07" in step_row and "images_per_s 256" in step_row
+    pipeline_row = next(row for row in table if "pipeline::" in row)
+    assert "uses_gpu" not in pipeline_row  # booleans are not figures
+
+
 def test_plot_refuses_an_empty_or_missing_file(tmp_path, capsys):
     empty = _write(tmp_path / "empty.json", {"benchmarks": []})
     assert plot.main([str(empty), "--out", str(tmp_path / "x.png")]) == 2
