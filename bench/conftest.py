@@ -12,8 +12,8 @@ A benchmark file needs none of this to run, but gets it for free:
   the bench mode and the library versions (the file adds its dtype and shapes); the
   same facts go into the JSON's ``machine_info["fastnst"]``, which ``bench.compare``
   and ``bench.plot`` read.
-- pytest-benchmark defaults suited to each mode (warm-up on, a bounded number of
-  rounds, a median-first table); any ``--benchmark-*`` flag given explicitly wins.
+- pytest-benchmark defaults suited to each mode (a bounded number of rounds, warm-up
+  on GPUs, a median-first table); any ``--benchmark-*`` flag given explicitly wins.
 
 Triton kernels are *not* switched to the interpreter here (unlike ``tests/``): a
 benchmark times the path users run, which on the CPU is the PyTorch reference.
@@ -33,12 +33,13 @@ import torch
 BENCH_MODES = ("cpu", "full")
 
 # pytest-benchmark option -> value per bench mode, applied unless given explicitly.
-# cpu: one warm-up call absorbs first-call costs, three timed rounds give a median;
-# full: longer and more rounds, since GPU step times are short and jittery.
+# cpu: calibration already makes one untimed call, which absorbs first-call costs; CPU
+# steps take seconds, so more warm-up would double the suite's time; three timed rounds
+# give a median. full: warm-up on (cuDNN autotuning, allocator, compiled graphs need
+# several calls) and more rounds, since GPU step times are short and jittery.
 TIMING_DEFAULTS = {
     "cpu": {
-        "benchmark_warmup": True,
-        "benchmark_warmup_iterations": 1,
+        "benchmark_warmup": False,
         "benchmark_min_rounds": 3,
         "benchmark_max_time": 0.5,
     },

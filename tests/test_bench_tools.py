@@ -274,7 +274,7 @@ def test_conftest_records_environment_and_applies_mode_defaults(inner_bench):
     assert {"torchvision", "triton", "dali", "python"} <= set(info)
     assert results["machine_info"]["fastnst"]["device_kind"] == info["device_kind"]
     options = benchmark["options"]
-    assert options["min_rounds"] == 3 and options["warmup"]  # the cpu mode's defaults...
+    assert options["min_rounds"] == 3 and not options["warmup"]  # the cpu mode's defaults...
     assert options["max_time"] == pytest.approx(0.02)  # ...but an explicit flag wins
     assert benchmark["stats"]["rounds"] >= 3
 
