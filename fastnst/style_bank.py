@@ -108,27 +108,47 @@ def load_style_image(path: Path, image_size: int) -> torch.Tensor:
         return TF.pil_to_tensor(image).unsqueeze(0).float().div_(255)
 
 
+class _StyleImages(torch.utils.data.Dataset):
+    """Decodes style images (in loader workers); a broken file yields its error instead of a tensor."""
+
+    def __init__(self, paths: list[Path], image_size: int):
+        self.paths, self.image_size = paths, image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, load_style_image(self.paths[index], self.image_size), None
+        except Exception as exc:  # PIL raises several types for broken files; skip and list, never silently
+            return index, None, f"{type(exc).__name__}: {exc}"
+
+
 @torch.no_grad()
 def encode_style_folder(
     folder: str | os.PathLike,
     encoder: torch.nn.Module,
     image_size: int = DEFAULT_STYLE_SIZE,
     device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> StyleBank:
-    """Encode every JPEG/PNG under ``folder``; unreadable files are skipped and listed in ``bank.skipped``."""
+    """Encode every JPEG/PNG under ``folder``; unreadable files are skipped and listed in ``bank.skipped``.
+
+    ``workers`` processes decode and resize images while the encoder runs (0: decode in this process).
+    """
     folder = Path(folder)
     paths = list_style_images(folder)
     if not paths:
         raise FileNotFoundError(f"style folder {folder} holds no .jpg/.jpeg/.png images")
     encoder = encoder.to(device).eval()
+    # batch_size=None: images keep their own sizes, one encoder call each.
+    loader = torch.utils.data.DataLoader(_StyleImages(paths, image_size), batch_size=None, num_workers=workers)
     means, stds, names, skipped = [], [], [], []
-    for path in tqdm(paths, desc="encoding styles", unit="img"):
-        name = path.relative_to(folder).as_posix()
-        try:
-            image = load_style_image(path, image_size)
-        except Exception as exc:  # PIL raises several types for broken files; skip and list, never silently
+    for index, image, error in tqdm(loader, total=len(paths), desc="encoding styles", unit="img"):
+        name = paths[index].relative_to(folder).as_posix()
+        if image is None:
             skipped.append(name)
-            tqdm.write(f"skipped unreadable style image {path}: {exc}", file=sys.stderr)
+            tqdm.write(f"skipped unreadable style image {paths[index]}: {error}", file=sys.stderr)
             continue
         mean, std = kernels.adain_stats(encoder(image.to(device)))
         means.append(mean.cpu())
@@ -148,8 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vgg", type=Path, default=None, help="vgg_normalised.pth or torchvision vgg19 weights")
     parser.add_argument("--image-size", type=int, default=DEFAULT_STYLE_SIZE, help="shorter side of a style image, px")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding processes")
     args = parser.parse_args(argv)
-    bank = encode_style_folder(args.styles, load_encoder(args.vgg), args.image_size, args.device)
+    bank = encode_style_folder(args.styles, load_encoder(args.vgg), args.image_size, args.device, args.workers)
     bank.save(args.out)
     print(f"wrote {len(bank)} styles to {args.out}")
     if bank.skipped:

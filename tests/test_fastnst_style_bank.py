@@ -59,7 +59,7 @@ def test_cli_encodes_folder_and_lists_unreadable(tmp_path, capsys):
     encoder = VGGEncoder().eval()
     torch.save(encoder.state_dict(), tmp_path / "vgg.pth")
     main(["--styles", str(styles), "--out", str(tmp_path / "bank.pt"), "--vgg", str(tmp_path / "vgg.pth"),
-          "--image-size", "32", "--device", "cpu"])
+          "--image-size", "32", "--device", "cpu", "--workers", "1"])
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err
     bank = StyleBank.load(tmp_path / "bank.pt")
