@@ -5,10 +5,8 @@ epoch), the two DALI stages (``pipeline.py``, with the design note on the split)
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,14 +44,6 @@ def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device) -> torch.T
 
     stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
     return feed_ndarray(dense, tensor, cuda_stream=stream)
-
-
-@contextlib.contextmanager
-def _quiet_dali():
-    """DALI's auto_aug traces deprecated aliases of its own operators; those warnings are not ours to fix."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
 
 
 def _seed_for(*parts: int) -> int:
@@ -197,13 +187,11 @@ class TrainLoader:
     def _build_augment(self):
         from train.data import pipeline as stages
 
-        with _quiet_dali():  # the graph is traced when the pipeline is created
-            augment = stages.augment_normalize_pipeline(
-                image_size=self.info.image_size, source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean,
-                std=self.info.std, trivial_augment_wide=self.trivial_augment,
-                random_erasing_prob=self.random_erasing_prob,
-                **stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(2)))
-            augment.build()
+        augment = stages.augment_normalize_pipeline(
+            image_size=self.info.image_size, source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean,
+            std=self.info.std, trivial_augment_wide=self.trivial_augment, random_erasing_prob=self.random_erasing_prob,
+            **stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(2)))
+        augment.build()
         return augment
 
     def _stage1_inputs(self, plan: BatchPlan, step: int):

@@ -19,17 +19,13 @@ operation per sample (torchvision v2 / kornia would pick one per batch call).
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
-
-with warnings.catch_warnings():  # DALI's auto_aug still imports deprecated aliases of its own operators
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import nvidia.dali.fn as fn
-    import nvidia.dali.math as dali_math
-    import nvidia.dali.types as types
-    from nvidia.dali import pipeline_def
-    from nvidia.dali.auto_aug import trivial_augment
+import nvidia.dali.fn as fn
+import nvidia.dali.math as dali_math
+import nvidia.dali.types as types
+from nvidia.dali import pipeline_def
+from nvidia.dali.auto_aug import trivial_augment
 
 CROP_PADDING = 4  # pixels of zero padding around the image before the random crop (as torchvision RandomCrop)
 ERASING_SCALE = (0.02, 0.33)  # torchvision RandomErasing defaults: area fraction ...
