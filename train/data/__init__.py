@@ -4,6 +4,7 @@ The trainer and evaluator use only what is exported here; none of it requires im
 """
 from train.data.corrupted import corrupted_root, has_official_corruptions, load_cifar_c, load_tinyimagenet_c
 from train.data.demo import make_demo_dataset
+from train.data.download import download_dataset
 from train.data.errors import BadImageError, DataFormatError, MissingDataError
 from train.data.loader import EvalLoader, TrainLoader, create_eval_loader, create_train_loader, normalize
 from train.data.sources import default_synthetic_path, load_test_set
@@ -11,7 +12,7 @@ from train.data.stats import DATASETS, DatasetInfo, dataset_info
 
 __all__ = [
     "BadImageError", "DATASETS", "DataFormatError", "DatasetInfo", "EvalLoader", "MissingDataError", "TrainLoader",
-    "corrupted_root", "create_eval_loader", "create_train_loader", "dataset_info", "default_synthetic_path",
+    "corrupted_root", "create_eval_loader", "download_dataset", "create_train_loader", "dataset_info", "default_synthetic_path",
     "has_official_corruptions", "load_cifar_c", "load_test_set", "load_tinyimagenet_c", "make_demo_dataset",
     "normalize",
 ]

@@ -1,0 +1,77 @@
+"""Training-pipeline throughput: images/s out of ``create_train_loader`` at 32 px and 64 px, with and
+without the Stylizer (paper probabilities: synthetic ratio 0.5, λs = 0.4, λo = 0.1).
+
+32 px: CIFAR-10 layout (pixels in memory; resident on the GPU when there is one).
+64 px: TinyImageNet layout (JPEG files, decoded by DALI: "mixed" on a GPU) + 64 px synthetic pixels.
+Both with TrivialAugmentWide and Random Erasing (p = 0.3). Steady state: the pipelines are built and
+one batch drawn before each timed round. Goal on a GPU: at least 3x the images/s the trainer consumes
+(compare ``images_per_second`` with the trainer's bench). Style-transfer weights are random: the
+cost does not depend on them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tests import data_formats
+from train.data import create_train_loader, make_demo_dataset
+
+FULL = torch.cuda.is_available()
+BATCH = 512 if FULL else 64
+STEPS_PER_ROUND = 20 if FULL else 3
+STYLIZED_STEPS_PER_ROUND = 20 if FULL else 1  # VGG + decoder on a 2-core CPU: ~2 s a batch
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline_bench")
+    make_demo_dataset(root, num_train=20000 if FULL else 1000, num_test=100, num_synthetic=20000 if FULL else 1000)
+    data_formats.write_tinyimagenet(root, per_class=50 if FULL else 2, num_val=10)
+    data_formats.write_synthetic_npz(root / "edm64.npz", count=10000 if FULL else 400, size=64, num_classes=200)
+    return root
+
+
+def _stylizer(device: torch.device):
+    fastnst = pytest.importorskip("fastnst")
+    generator = torch.Generator().manual_seed(0)
+    bank = fastnst.StyleBank(torch.rand(64, 512, generator=generator), torch.rand(64, 512, generator=generator) + 0.1,
+                             [f"style{i}" for i in range(64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights on purpose: timing only
+        stylizer = fastnst.Stylizer(bank, fastnst.VGGEncoder(), fastnst.Decoder(), prob_synthetic=0.4, prob_real=0.1)
+    return stylizer.to(device)
+
+
+@pytest.mark.parametrize("stylize", [False, True], ids=["plain", "stylized"])
+@pytest.mark.parametrize("image_size", [32, 64], ids=["32px", "64px"])
+def test_pipeline_throughput(benchmark, data_root, image_size, stylize, bench_device, cuda_sync):
+    stylizer = _stylizer(bench_device) if stylize else None
+    dataset, synthetic = ("demo", data_root / "demo" / "synthetic.npz") if image_size == 32 else \
+        ("tinyimagenet", data_root / "edm64.npz")
+    loader = create_train_loader(dataset, data_root, BATCH, synthetic_path=synthetic, synthetic_ratio=0.5,
+                                 stylizer=stylizer, random_erasing_prob=0.3, device=str(bench_device))
+    steps = STYLIZED_STEPS_PER_ROUND if stylize else STEPS_PER_ROUND
+    assert len(loader) > steps, "data set too small for a timed round"
+
+    def setup():
+        batches = iter(loader)
+        next(batches)  # builds the pipelines: not part of the steady state
+        return (batches,), {}
+
+    def run(batches):
+        for _ in range(steps):
+            images, labels = next(batches)
+        cuda_sync()
+        return images
+
+    images = benchmark.pedantic(run, setup=setup, rounds=10 if FULL else 3, iterations=1)
+    assert images.shape == (BATCH, 3, image_size, image_size) and torch.isfinite(images).all()
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        dtype="uint8 in, float32 out", shape=[BATCH, 3, image_size, image_size], source=dataset,
+        synthetic_ratio=0.5, stylizer="fastnst.Stylizer(0.4, 0.1)" if stylize else None,
+        steps_per_round=steps, images_per_second=BATCH * steps / median,
+        numpy=np.__version__)
