@@ -1,0 +1,190 @@
+"""train.evaluate and train.report on tiny data sets written in the real on-disk layouts
+(CIFAR-10 python pickles, CIFAR-10-C .npy files), with classifiers whose predictions are known,
+so every accuracy is checked exactly."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from train.checkpoint import save_atomic
+from train.corruptions import CORRUPTIONS, SEVERITIES
+from train.data import dataset_info
+from train.evaluate import evaluate, evaluate_checkpoint, main, relative_to
+from train.models import create_model
+from train.report import write_report
+
+LEVELS = [10 + 25 * k for k in range(10)]  # the grey level that stands for each class
+
+
+class ConstantColourClassifier(nn.Module):
+    """Predicts the class whose grey level is nearest to the image's mean red value."""
+
+    def __init__(self, dataset: str):
+        super().__init__()
+        info = dataset_info(dataset)
+        centres = (torch.tensor(LEVELS, dtype=torch.float32) / 255 - info.mean[0]) / info.std[0]
+        self.register_buffer("centres", centres)
+
+    def forward(self, images):
+        red = images[:, 0].mean(dim=(1, 2))
+        return -(red[:, None] - self.centres[None]).abs()
+
+
+class AlwaysClass(nn.Module):
+    def __init__(self, label: int):
+        super().__init__()
+        self.label = label
+
+    def forward(self, images):
+        return nn.functional.one_hot(torch.full((len(images),), self.label), 10).float()
+
+
+def grey_images(levels: list[int]) -> np.ndarray:
+    return np.stack([np.full((32, 32, 3), level, np.uint8) for level in levels])
+
+
+def write_cifar10(root, test_images: np.ndarray, test_labels: np.ndarray) -> None:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def dump(name, images, labels):
+        data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": np.ascontiguousarray(data), b"labels": [int(x) for x in labels]}, f, protocol=2)
+
+    for index in range(1, 6):
+        dump(f"data_batch_{index}", rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), np.arange(10))
+    dump("test_batch", test_images, test_labels)
+
+
+def correct_count(corruption_index: int, severity: int) -> int:
+    return (corruption_index * 3 + severity) % 11  # 0..10 of 10 images right
+
+
+def write_cifar10_c(root, labels: np.ndarray) -> None:
+    folder = root / "CIFAR-10-C"
+    folder.mkdir(parents=True)
+    np.save(folder / "labels.npy", np.tile(labels, 5).astype(np.uint8))  # official: uint8, 5 blocks
+    for index, name in enumerate(CORRUPTIONS):
+        blocks = []
+        for severity in SEVERITIES:
+            right = correct_count(index, severity)
+            levels = [LEVELS[label] if i < right else LEVELS[(label + 1) % 10] for i, label in enumerate(labels)]
+            blocks.append(grey_images(levels))
+        np.save(folder / f"{name}.npy", np.concatenate(blocks))
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    labels = np.arange(10) % 10
+    clean_levels = [LEVELS[label] if i < 7 else LEVELS[(label + 1) % 10] for i, label in enumerate(labels)]
+    write_cifar10(tmp_path, grey_images(clean_levels), labels)
+    return tmp_path, labels
+
+
+def test_official_files_give_exact_accuracies(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels)
+    result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, batch_size=4, progress=False)
+    assert result["meta"]["source"] == "official"
+    assert result["clean_accuracy"] == pytest.approx(70.0)
+    expected = {name: [10.0 * correct_count(i, s) for s in SEVERITIES] for i, name in enumerate(CORRUPTIONS)}
+    assert list(result["accuracy"]) == list(CORRUPTIONS)
+    for name in CORRUPTIONS:
+        assert result["accuracy"][name] == pytest.approx(expected[name]), name
+    every = [v for values in expected.values() for v in values]
+    assert result["mean_corruption_accuracy"] == pytest.approx(sum(every) / 75)
+    assert result["severity_mean"] == pytest.approx([np.mean([expected[n][s] for n in CORRUPTIONS]) for s in range(5)])
+    assert result["num_sets"] == 75
+
+
+def test_official_files_with_other_labels_are_rejected(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, (labels + 1) % 10)
+    with pytest.raises(ValueError, match="labels differ"):
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, progress=False)
+
+
+def test_source_official_without_files_names_the_folder(tiny_cifar):
+    root, _ = tiny_cifar
+    with pytest.raises(FileNotFoundError, match="CIFAR-10-C"):
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, source="official", progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+def test_generated_when_no_official_files(tiny_cifar, monkeypatch):
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    root, labels = tiny_cifar
+    # predicts class 3 whatever the image: right exactly on the test images labelled 3
+    result = evaluate(AlwaysClass(3), "cifar10", root, batch_size=3, max_images=5, seed=1, progress=False)
+    meta = result["meta"]
+    assert meta["source"] == "generated" and meta["frost"] == "procedural stand-in" and meta["num_images"] == 5
+    chosen = np.sort(np.random.default_rng(1).choice(10, size=5, replace=False))
+    expected = 100.0 * np.mean(labels[chosen] == 3)
+    assert result["clean_accuracy"] == pytest.approx(expected)
+    assert all(v == pytest.approx(expected) for values in result["accuracy"].values() for v in values)
+
+
+def test_relative_numbers():
+    def flat(accuracy):
+        return {"clean_accuracy": accuracy + 5, "accuracy": {n: [accuracy] * 5 for n in CORRUPTIONS},
+                "corruption_mean": {n: accuracy for n in CORRUPTIONS}, "mean_corruption_accuracy": accuracy}
+
+    relative = relative_to(flat(80.0), flat(60.0))
+    assert relative["clean_accuracy_delta"] == pytest.approx(20.0)
+    assert relative["mean_corruption_accuracy_delta"] == pytest.approx(20.0)
+    assert relative["mean_corruption_error"] == pytest.approx(0.5)  # 20 % error against 40 %
+
+
+def _checkpoint(path, seed: int, with_swa: bool):
+    torch.manual_seed(seed)
+    state = {"config": {"dataset": "cifar10", "model": "wrn10_1", "num_classes": 10},
+             "model": create_model("wrn10_1", 10).state_dict(),
+             "swa_model": create_model("wrn10_1", 10).state_dict() if with_swa else None}
+    save_atomic(state, path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+def test_cli_evaluates_swa_and_baseline_and_writes_the_report(tiny_cifar, tmp_path, capsys):
+    root, _ = tiny_cifar
+    write_cifar10_c(root, np.arange(10) % 10)
+    checkpoint = _checkpoint(tmp_path / "run.pt", seed=0, with_swa=True)
+    baseline = _checkpoint(tmp_path / "base.pt", seed=1, with_swa=False)
+    out = tmp_path / "report"
+    report = main(["--checkpoint", str(checkpoint), "--baseline", str(baseline), "--data-root", str(root),
+                   "--max-images", "4", "--batch-size", "4", "--out", str(out), "--device", "cpu",
+                   "--corruptions", "fog,gaussian_noise"])
+    assert set(report["results"]) == {"model", "swa_model"} and set(report["baseline"]) == {"model"}
+    assert set(report["relative"]) == {"model", "swa_model"}
+    assert list(report["results"]["model"]["accuracy"]) == ["gaussian_noise", "fog"]  # official order
+    assert report["results"]["model"]["num_sets"] == 10
+    printed = capsys.readouterr().out
+    assert "OFFICIAL" in printed and "swa_model" in printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["results"]["swa_model"]["mean_corruption_accuracy"] == pytest.approx(report["results"]["swa_model"]["mean_corruption_accuracy"])
+    markdown = (out / "report.md").read_text()
+    assert "official" in markdown and "| gaussian_noise |" in markdown and "relative mCE" in markdown
+    assert "10 of the 75" in markdown  # a subset is flagged
+    for name in ("corruption_accuracy.png", "examples.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.size[0] > 200
+
+
+def test_report_says_when_corruptions_were_generated(tmp_path):
+    result = {"clean_accuracy": 90.0, "accuracy": {n: [80.0, 70, 60, 50, 40] for n in CORRUPTIONS},
+              "corruption_mean": {n: 60.0 for n in CORRUPTIONS}, "severity_mean": [80.0, 70, 60, 50, 40],
+              "mean_corruption_accuracy": 60.0, "num_sets": 75,
+              "meta": {"dataset": "cifar10", "source": "generated", "frost": "procedural stand-in", "num_images": 3}}
+    written = write_report(result, tmp_path)
+    markdown = written["markdown"].read_text()
+    assert "GENERATED" in markdown and "procedural stand-in" in markdown
+    assert "| **mean** | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** |" in markdown
+    assert "examples" not in written and written["bars"].is_file()

@@ -1,0 +1,141 @@
+"""Write an evaluation (train.evaluate) to disk: results.json, report.md, and two figures.
+
+- ``corruption_accuracy.png``: mean accuracy per corruption (over severities 1..5), one bar
+  per evaluated model, baseline bars beside them when there is a baseline;
+- ``examples.png``: one test image clean and at severities 1..5 of each corruption.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.corruptions import CORRUPTIONS, SEVERITIES
+
+
+def _as_report(results: dict) -> dict:
+    """Accept evaluate_checkpoint()'s report or evaluate()'s single-model result."""
+    if "results" in results:
+        return results
+    return {"meta": results.get("meta", {}), "results": {"model": {k: v for k, v in results.items() if k != "meta"}}}
+
+
+def _source_line(meta: dict) -> str:
+    if meta.get("source") == "official":
+        return f"Corruptions: the official {meta.get('dataset', '')}-C files."
+    line = "Corruptions: GENERATED from the clean test set by train.corruptions (not the official files)"
+    if "procedural" in str(meta.get("frost", "")):
+        line += "; frost uses a procedural stand-in texture, so Frost is not comparable to published numbers"
+    return line + "."
+
+
+def markdown(report: dict, baseline: dict | None) -> str:
+    meta = report["meta"]
+    lines = [f"# Corruption robustness: {meta.get('dataset', '?')}", "", _source_line(meta),
+             f"{meta.get('num_images', '?')} test images per set; accuracies in percent; "
+             "mean corruption accuracy = mean over the 15 corruptions x 5 severities.", ""]
+    header = "| model | clean | mean corruption accuracy |"
+    rule = "| --- | --- | --- |"
+    if "relative" in report:
+        header += " clean vs baseline (pp) | corruption vs baseline (pp) | relative mCE |"
+        rule += " --- | --- | --- |"
+    lines += [header, rule]
+    num_sets = next(iter(report["results"].values())).get("num_sets", 75)
+    if num_sets != 75:
+        lines[-2:-2] = [f"**Only {num_sets} of the 75 corruption sets were evaluated: the mean is not the benchmark's.**", ""]
+    for name, result in report["results"].items():
+        row = f"| {name} | {result['clean_accuracy']:.2f} | {result['mean_corruption_accuracy']:.2f} |"
+        if "relative" in report:
+            relative = report["relative"][name]
+            row += (f" {relative['clean_accuracy_delta']:+.2f} | {relative['mean_corruption_accuracy_delta']:+.2f} |"
+                    f" {relative['mean_corruption_error']:.3f} |")
+        lines.append(row)
+    for name, result in (baseline or {}).items():
+        lines.append(f"| baseline {name} | {result['clean_accuracy']:.2f} | {result['mean_corruption_accuracy']:.2f} |"
+                     + (" | | |" if "relative" in report else ""))
+    for name, result in report["results"].items():
+        lines += ["", f"## {name}: accuracy per corruption and severity", "",
+                  "| corruption | " + " | ".join(f"s{s}" for s in SEVERITIES) + " | mean |",
+                  "| --- |" + " --- |" * (len(SEVERITIES) + 1)]
+        for corruption, values in result["accuracy"].items():
+            lines.append(f"| {corruption} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {result['corruption_mean'][corruption]:.2f} |")
+        lines.append("| **mean** | " + " | ".join(f"{v:.2f}" for v in result["severity_mean"]) + f" | **{result['mean_corruption_accuracy']:.2f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_corruption_bars(report: dict, baseline: dict | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {name: r for name, r in report["results"].items()}
+    series.update({f"baseline {name}": r for name, r in (baseline or {}).items()})
+    names = [c for c in CORRUPTIONS if c in next(iter(series.values()))["corruption_mean"]]
+    positions = np.arange(len(names) + 1)
+    width = 0.8 / len(series)
+    figure, axes = plt.subplots(figsize=(12, 4.5))
+    for index, (label, result) in enumerate(series.items()):
+        values = [result["corruption_mean"][c] for c in names] + [result["mean_corruption_accuracy"]]
+        hatch = "//" if label.startswith("baseline") else None
+        axes.bar(positions + (index - (len(series) - 1) / 2) * width, values, width, label=label, hatch=hatch)
+    axes.set_xticks(positions, [c.replace("_", " ") for c in names] + ["MEAN"], rotation=40, ha="right")
+    axes.set_ylabel("accuracy (%), mean over severities")
+    axes.set_ylim(0, 100)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend()
+    meta = report["meta"]
+    axes.set_title(f"{meta.get('dataset', '')}-C ({meta.get('source', '')}), clean accuracy "
+                   + ", ".join(f"{n} {r['clean_accuracy']:.1f}%" for n, r in series.items()))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_examples(examples: torch.Tensor, path: Path, names=CORRUPTIONS) -> None:
+    """examples: uint8 (corruptions, 1 + severities, 3, H, W)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, columns = examples.shape[:2]
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns + 1.2, 1.3 * rows))
+    axes = np.atleast_2d(axes)
+    for row in range(rows):
+        for column in range(columns):
+            axis = axes[row, column]
+            axis.imshow(examples[row, column].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title("clean" if column == 0 else f"severity {column}", fontsize=8)
+            if column == 0:
+                axis.set_ylabel(names[row].replace("_", "\n"), fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(results: dict, out_dir: str | os.PathLike, baseline: dict | None = None, *,
+                 examples: torch.Tensor | None = None) -> dict[str, Path]:
+    """results: train.evaluate's report (or a single evaluate() result); baseline: a baseline's
+    per-model results (default: the one inside ``results``). Returns the written paths by kind."""
+    report = _as_report(results)
+    if baseline is not None:
+        baseline = _as_report(baseline)["results"]
+    else:
+        baseline = report.get("baseline")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"json": out_dir / "results.json", "markdown": out_dir / "report.md", "bars": out_dir / "corruption_accuracy.png"}
+    written["json"].write_text(json.dumps({**report, **({"baseline": baseline} if baseline else {})}, indent=1, default=str))
+    written["markdown"].write_text(markdown(report, baseline))
+    plot_corruption_bars(report, baseline, written["bars"])
+    if examples is not None:
+        written["examples"] = out_dir / "examples.png"
+        plot_examples(examples, written["examples"])
+    return written
