@@ -1,0 +1,67 @@
+"""Corruption generation throughput: images/s of ``train.corruptions.corrupt`` per corruption,
+and the time to generate a whole CIFAR-10-C (15 corruptions x 5 severities x 10000 images).
+
+cpu mode: small batches (64 images at 32 px, 16 at 64 px) and 64 images for the full-set
+estimate (extrapolated to 750k images, recorded as ``cifar10_c_seconds_extrapolated``).
+full mode (a GPU): 10000 images at 32 px (a CIFAR test set), 2000 at 64 px, and the real
+CIFAR-10-C generation (goal: under 60 s on an H100; the official numpy scripts take hours).
+Inputs are random uint8 images: the cost of every corruption is independent of the content.
+Frost uses the official textures when $FASTNST_FROST_DIR points at them (recorded in extra_info).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
+
+BATCH = {"cpu": {32: 64, 64: 16}, "full": {32: 10000, 64: 2000}}
+FULL_SET_IMAGES = {"cpu": 64, "full": 10000}
+
+
+def _images(count: int, size: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8, generator=generator).to(device)
+
+
+def _info(benchmark, **facts) -> None:
+    benchmark.extra_info.update(dtype="uint8", frost=frost_source(), **facts)
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+@pytest.mark.parametrize("image_size", [32, 64], ids=["32px", "64px"])
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corruption_throughput(benchmark, name, image_size, bench_mode, bench_device, cuda_sync):
+    images = _images(BATCH[bench_mode][image_size], image_size, bench_device)
+    generator = torch.Generator(device=bench_device).manual_seed(0)
+
+    def run():
+        out = corrupt(images, name, 3, generator=generator)
+        cuda_sync()
+        return out
+
+    out = benchmark(run)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    median = benchmark.stats.stats.median
+    _info(benchmark, corruption=name, severity=3, shape=list(images.shape), images_per_second=len(images) / median)
+
+
+@pytest.mark.filterwarnings("ignore:frost")
+def test_cifar10_c_generation(benchmark, bench_mode, bench_device, cuda_sync):
+    images = _images(FULL_SET_IMAGES[bench_mode], 32, bench_device)
+    generator = torch.Generator(device=bench_device).manual_seed(0)
+
+    def run():
+        for name in CORRUPTIONS:
+            for severity in SEVERITIES:
+                corrupt(images, name, severity, generator=generator)
+        cuda_sync()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        benchmark.pedantic(run, rounds=3 if bench_mode == "full" else 1, iterations=1, warmup_rounds=1)
+    median = benchmark.stats.stats.median
+    _info(benchmark, shape=list(images.shape), sets=len(CORRUPTIONS) * len(SEVERITIES),
+          images_per_second=len(images) * 75 / median, cifar10_c_seconds_extrapolated=median * 10000 / len(images))
