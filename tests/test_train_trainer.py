@@ -183,9 +183,9 @@ def test_stylizer_meter_sums_last_stats_per_epoch():
     meter.set_epoch(3)
     assert torch.equal(meter(images, torch.tensor([True, False, True, True])), images)
     meter(images, torch.tensor([True, False, False, False]))
-    assert (meter.seconds, meter.num_stylized) == (0.5, 4)
+    assert meter.totals() == (0.5, 4)
     meter.set_epoch(4)
-    assert (meter.seconds, meter.num_stylized) == (0.0, 0) and meter.stylizer.epochs == [3, 4]
+    assert meter.totals() == (0.0, 0) and meter.stylizer.epochs == [3, 4]
 
 
 RESUME_SCRIPT = """

@@ -76,10 +76,14 @@ DERIVED_KEYS = ("num_classes", "image_size")
 PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "demo")
 
 
+class ConfigError(ValueError):
+    """A bad option value or option file; the message names the flag or file."""
+
+
 def load_preset(name: str) -> dict:
     """The YAML preset shipped in ``train/presets/<name>.yaml`` as a dict."""
     if name not in PRESET_NAMES:
-        raise ValueError(f"no preset for --dataset {name!r}; expected one of {', '.join(PRESET_NAMES)}")
+        raise ConfigError(f"no preset for --dataset {name!r}; expected one of {', '.join(PRESET_NAMES)}")
     text = resources.files("train").joinpath("presets", f"{name}.yaml").read_text()
     return _checked(yaml.safe_load(text) or {}, f"preset train/presets/{name}.yaml")
 
@@ -87,16 +91,16 @@ def load_preset(name: str) -> dict:
 def load_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--config {path} does not exist")
+        raise ConfigError(f"--config {path} does not exist")
     return _checked(yaml.safe_load(path.read_text()) or {}, f"--config {path}")
 
 
 def _checked(values: dict, source: str) -> dict:
     if not isinstance(values, dict):
-        raise ValueError(f"{source} must hold a mapping of option: value")
+        raise ConfigError(f"{source} must hold a mapping of option: value")
     unknown = sorted(set(values) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"{source} has unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
+        raise ConfigError(f"{source} has unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
     return values
 
 
@@ -179,6 +183,8 @@ def resolve(flags: dict, config_file: str | None = None) -> dict:
     dataset = given.get("dataset", file_values.get("dataset", DEFAULTS["dataset"]))
     config = {**DEFAULTS, **load_preset(dataset), **file_values, **given}
     config["dataset"] = dataset
+    if dataset not in DATASETS:
+        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     info = dataset_info(dataset)
     config["num_classes"] = info.num_classes
     config["image_size"] = info.image_size
@@ -191,13 +197,13 @@ def resolve(flags: dict, config_file: str | None = None) -> dict:
 def _validate(config: dict) -> None:
     def check(ok: bool, flag: str, expected: str):
         if not ok:
-            raise ValueError(f"--{flag.replace('_', '-')} must be {expected}, got {config[flag]!r}")
+            raise ConfigError(f"--{flag.replace('_', '-')} must be {expected}, got {config[flag]!r}")
 
     check(config["model"] in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}")
     check(isinstance(config["epochs"], int) and config["epochs"] >= 1, "epochs", "a positive integer")
     check(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "batch_size", "a positive integer")
     check(config["lr"] > 0, "lr", "positive")
-    check(0.0 <= config["synthetic_ratio"] <= 1.0, "synthetic_ratio", "in [0, 1]")
+    check(0.0 <= config["synthetic_ratio"] < 1.0, "synthetic_ratio", "in [0, 1)")
     check(0.0 < config["swa_start"] < 1.0, "swa_start", "a fraction in (0, 1)")
     check(0.0 <= config["label_smoothing"] < 1.0, "label_smoothing", "in [0, 1)")
     check(0.0 <= config["random_erasing_prob"] <= 1.0, "random_erasing_prob", "in [0, 1]")
@@ -208,7 +214,7 @@ def _validate(config: dict) -> None:
         check(len(config[key]) == 2 and 0.0 <= low <= high <= 1.0, key, "LOW HIGH with 0 <= LOW <= HIGH <= 1")
     check(config["amp"] in ("auto", "bf16", "fp16", "none"), "amp", "auto, bf16, fp16 or none")
     if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo":
-        raise ValueError(
+        raise ConfigError(
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "
             "pass --synthetic-ratio 0 to train on real images only"
         )

@@ -52,23 +52,38 @@ class StylizerMeter:
     """Wraps a Stylizer handed to the data loader; sums its ``last_stats`` per epoch.
 
     The loader calls the stylizer inside its pipeline, so the trainer never sees the calls; this
-    wrapper counts them so that every epoch reports the time spent in style transfer.
+    wrapper counts them so that every epoch reports the time spent in style transfer. A call's
+    stats are read when the next call starts: on CUDA, reading them waits for that call's end
+    event, which by then has long passed, so the GPU stream never drains for the bookkeeping.
     """
 
     def __init__(self, stylizer):
         self.stylizer = stylizer
-        self.seconds = 0.0
-        self.num_stylized = 0
+        self._seconds = 0.0
+        self._num_stylized = 0
+        self._pending = False
 
     def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> torch.Tensor:
+        self._collect()
         out = self.stylizer(images, is_synthetic)
-        stats = getattr(self.stylizer, "last_stats", None) or {}
-        self.seconds += float(stats.get("seconds", 0.0))
-        self.num_stylized += int(stats.get("num_stylized", 0))
+        self._pending = True
         return out
 
+    def _collect(self) -> None:
+        if self._pending:
+            stats = self.stylizer.last_stats or {}
+            self._seconds += float(stats.get("seconds") or 0.0)
+            self._num_stylized += int(stats.get("num_stylized", 0))
+            self._pending = False
+
+    def totals(self) -> tuple[float, int]:
+        """(seconds spent stylizing, images stylized) since the last ``set_epoch``."""
+        self._collect()
+        return self._seconds, self._num_stylized
+
     def set_epoch(self, epoch: int) -> None:
-        self.seconds, self.num_stylized = 0.0, 0
+        self._collect()
+        self._seconds, self._num_stylized = 0.0, 0
         self.stylizer.set_epoch(epoch)
 
 
@@ -114,6 +129,22 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+
+
+@torch.no_grad()
+def clean_accuracy(model: nn.Module, eval_loader, amp_dtype: torch.dtype | None = None) -> float:
+    """Top-1 accuracy of ``model`` over ``eval_loader``'s (images, labels); restores train/eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for images, labels in eval_loader:
+        device_type = images.device.type
+        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(images)
+        correct += (logits.argmax(dim=1) == labels).sum()
+        total += labels.shape[0]
+    model.train(was_training)
+    return float(correct) / max(1, total)
 
 
 # ----------------------------------------------------------------------------- RNG and checkpoints
@@ -290,9 +321,9 @@ def fit(
             torch.cuda.synchronize(device)
         epoch_seconds = time.perf_counter() - started
 
+        stylize_seconds, num_stylized = stylizer.totals() if stylizer is not None else (0.0, 0)
         totals = torch.tensor(
-            [loss_sum.item(), float(correct.item()), float(samples),
-             stylizer.seconds if stylizer else 0.0, float(stylizer.num_stylized if stylizer else 0)],
+            [loss_sum.item(), float(correct.item()), float(samples), stylize_seconds, float(num_stylized)],
             dtype=torch.float64, device=device,
         )
         distributed.all_reduce_sum(totals, dist_info)

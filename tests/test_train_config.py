@@ -1,0 +1,93 @@
+"""Presets, flag overrides and the resolved configuration written next to a run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from train.config import DEFAULTS, PRESET_NAMES, build_parser, load_preset, parse_config, save_config
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_every_preset_loads_and_names_its_dataset(name):
+    preset = load_preset(name)
+    assert preset["dataset"] == name
+    assert set(preset) <= set(DEFAULTS)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tinyimagenet"])
+def test_paper_presets_cite_a_source_for_every_value(name):
+    from importlib import resources
+
+    text = resources.files("train").joinpath("presets", f"{name}.yaml").read_text()
+    for line in text.splitlines():
+        if line and not line.startswith(("#", " ")) and not line.startswith(("dataset:", "out:", "stylize:")):
+            assert any(tag in line for tag in ("[paper]", "[brief]", "[authors]", "[assumed]", "[run]")), line
+
+
+def test_no_arguments_is_the_demo():
+    config = parse_config([])
+    assert config["dataset"] == "demo" and config["model"] == load_preset("demo")["model"]
+    assert config["num_classes"] == 10 and config["image_size"] == 32
+
+
+def test_flags_override_the_preset_and_the_preset_overrides_defaults():
+    preset = load_preset("cifar100")
+    config = parse_config(["--dataset", "cifar100", "--synthetic", "edm.npz", "--epochs", "7", "--lr", "0.3",
+                           "--no-swa", "--alpha-synthetic", "0.2", "0.5", "--batch-size", "64"])
+    assert (config["epochs"], config["lr"], config["swa"], config["batch_size"]) == (7, 0.3, False, 64)
+    assert config["alpha_synthetic"] == [0.2, 0.5]
+    assert config["weight_decay"] == preset["weight_decay"] != DEFAULTS["weight_decay"]
+    assert config["num_classes"] == 100
+    assert config["prob_real"] == preset["prob_real"]
+
+
+def test_config_file_sits_between_preset_and_flags(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"dataset": "demo", "epochs": 11, "lr": 0.02}))
+    config = parse_config(["--config", str(path), "--lr", "0.01"])
+    assert (config["epochs"], config["lr"]) == (11, 0.01)
+
+
+def test_unknown_option_in_a_config_file_is_named(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"typo.yaml has unknown option\(s\) learning_rate"):
+        parse_config(["--config", str(path)])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--prob-real", "1.5"], "--prob-real must be a probability"),
+        (["--alpha-real", "0.9", "0.1"], "--alpha-real must be LOW HIGH"),
+        (["--swa-start", "1.0"], "--swa-start must be a fraction"),
+        (["--dataset", "cifar10"], "needs --synthetic FILE"),
+    ],
+)
+def test_bad_values_name_the_flag(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_config(argv)
+
+
+def test_baseline_switches(tmp_path):
+    config = parse_config(["--dataset", "cifar10", "--synthetic-ratio", "0", "--no-stylize", "--no-trivial-augment"])
+    assert (config["stylize"], config["synthetic_ratio"], config["trivial_augment"]) == (False, 0, False)
+
+
+def test_flags_are_grouped_and_kebab_case():
+    parser = build_parser()
+    groups = {group.title: [a.option_strings[0] for a in group._group_actions] for group in parser._action_groups}
+    for title in ("Dataset", "Model", "Optimizer", "Augmentation", "Stylization", "Run"):
+        assert groups[title], title
+    assert "--random-erasing-prob" in groups["Augmentation"] and "--prob-synthetic" in groups["Stylization"]
+    assert all("_" not in flag for flags in groups.values() for flag in flags)
+
+
+def test_resolved_config_is_saved_as_yaml_and_json(tmp_path):
+    config = parse_config(["--epochs", "2"])
+    yaml_path, json_path = save_config(config, tmp_path / "run")
+    assert yaml.safe_load(yaml_path.read_text()) == config
+    assert json.loads(json_path.read_text()) == config

@@ -1,0 +1,270 @@
+"""``python -m train.run``: train with stylized synthetic augmentation, evaluate corruption robustness, report.
+
+    python -m train.run                                   # the built-in demo, end to end, CPU, minutes
+    python -m train.run --dataset cifar10 --data-root data --synthetic data/cifar10_edm_1m.npz \\
+        --styles styles.pt --vgg vgg_normalised.pth --decoder decoder.pth
+    torchrun --nproc_per_node=8 -m train.run --dataset cifar10 ...   # DistributedDataParallel
+
+Reads top to bottom: options, data (and the demo's generated data and styles), stylizer,
+loader, model, training (train.trainer.fit), corruption evaluation and report.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from train import distributed
+from train.config import ConfigError, parse_config, save_config
+from train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
+from train.data import make_demo_dataset
+from train.models import create_model
+from train.trainer import CHECKPOINT_NAME, StylizerMeter, TrainingDiverged, autocast_dtype, clean_accuracy, fit
+
+# The demo's generated data set (CIFAR-10 layout) and style images: small enough for a 2-core CPU.
+DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
+DEMO_NUM_STYLES = 12
+DEMO_STYLE_SIZE = 64
+
+DEMO_BANNER = """\
+================================================================================
+ fastnst demo: everything below is BUILT IN and GENERATED, nothing was downloaded.
+   data      a generated 10-class pattern data set in the CIFAR-10 layout, plus a
+             generated stand-in for the EDM synthetic images      ({data})
+   styles    {num_styles} procedurally drawn style images, encoded with a RANDOMLY
+             INITIALISED VGG encoder; the decoder is random too. This is NOT the
+             paper's style transfer: it only exercises the same code path.
+   corruptions  generated with train.corruptions (the 15 CIFAR-10-C types).
+ For the real thing (arXiv 2512.15675) you need:
+   --dataset cifar10|cifar100|tinyimagenet --data-root DIR   the data set (or --download)
+   --synthetic FILE    EDM-generated images (.npz, e.g. the 1M CIFAR-10 set of Wang et al. 2023)
+   --styles FILE       a style bank: python -m fastnst.style_bank <painting folder> ...
+   --vgg vgg_normalised.pth --decoder decoder.pth   the public AdaIN weights
+   a GPU (300 epochs of WRN-28-4), and CIFAR-10-C / CIFAR-100-C / TinyImageNet-C
+   under the data root for the official corruption benchmark.
+================================================================================"""
+
+
+# ----------------------------------------------------------------------------- the demo's generated inputs
+
+def draw_style_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
+    """Procedural "paintings": stripes, checkers, rings, dots and smooth colour fields, as PNG files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    paths = []
+    for index in range(count):
+        colours = rng.uniform(0, 255, (3, 3)).astype(np.float32)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(0.05, 0.3)
+        along = x * np.cos(angle) + y * np.sin(angle)
+        kind = index % 5
+        if kind == 0:    # stripes
+            weight = (np.sin(2 * np.pi * along / period) + 1) / 2
+        elif kind == 1:  # checkerboard
+            weight = ((np.floor(x / period) + np.floor(y / period)) % 2).astype(np.float32)
+        elif kind == 2:  # concentric rings
+            weight = (np.sin(2 * np.pi * np.hypot(x - 0.5, y - 0.5) / period) + 1) / 2
+        elif kind == 3:  # dots
+            weight = (np.hypot((x % period) / period - 0.5, (y % period) / period - 0.5) < 0.3).astype(np.float32)
+        else:            # smooth colour field: bilinear upsampling of a coarse random grid
+            coarse = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8))
+            field = np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float32)
+            paths.append(folder / f"style_{index:02d}.png")
+            Image.fromarray(field.astype(np.uint8)).save(paths[-1])
+            continue
+        image = colours[0] * weight[..., None] + colours[1] * (1 - weight[..., None])
+        image += rng.normal(0, 12, image.shape)  # a little texture everywhere
+        paths.append(folder / f"style_{index:02d}.png")
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(paths[-1])
+    return paths
+
+
+def prepare_demo(config: dict, out_dir: Path) -> None:
+    """Generate the demo data set and, unless --styles was given, the style bank; once, on rank 0."""
+    import fastnst
+    from fastnst.style_bank import encode_style_folder
+    from fastnst.weights import load_encoder
+
+    data_root = Path(config["data_root"])
+    if not (data_root / "demo" / "synthetic.npz").exists():
+        print(f"generating the demo data set under {data_root} ...", flush=True)
+        make_demo_dataset(data_root, seed=config["seed"], **DEMO_SIZES)
+    bank_path = out_dir / "demo_styles.pt"
+    if config["stylize"] and Path(config["styles"]) == bank_path:
+        if not bank_path.exists():
+            style_folder = out_dir / "demo_styles"
+            draw_style_images(style_folder, DEMO_NUM_STYLES, DEMO_STYLE_SIZE, config["seed"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the banner says it louder
+                encoder = load_encoder(config["vgg"])
+            encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE).save(bank_path)
+
+
+def fill_paths(config: dict) -> None:
+    """Defaults that depend on other options: data root, the demo's synthetic set and style bank."""
+    out_dir = Path(config["out"])
+    if config["data_root"] is None:
+        config["data_root"] = str(out_dir / "demo_data") if config["dataset"] == "demo" else "data"
+    if config["dataset"] == "demo":
+        if config["synthetic"] is None and config["synthetic_ratio"] > 0:
+            config["synthetic"] = str(default_synthetic_path("demo", config["data_root"]))
+        if config["stylize"] and config["styles"] is None:
+            config["styles"] = str(out_dir / "demo_styles.pt")
+        return
+    if config["stylize"]:
+        missing = [flag for flag, key in (("--styles", "styles"), ("--vgg", "vgg"), ("--decoder", "decoder"))
+                   if config[key] is None]
+        if missing:
+            raise ConfigError(
+                f"stylization on --dataset {config['dataset']} needs {', '.join(missing)}: a style bank "
+                "(python -m fastnst.style_bank PAINTINGS_DIR --vgg vgg_normalised.pth --out styles.pt) and the "
+                "AdaIN weights vgg_normalised.pth / decoder.pth of the pytorch-AdaIN port. "
+                "Pass --no-stylize for the baseline without style transfer."
+            )
+
+
+def resume_path(config: dict) -> Path | None:
+    if config["resume"] is None:
+        return None
+    if config["resume"] == "auto":
+        path = Path(config["out"]) / CHECKPOINT_NAME
+        if not path.exists():
+            print(f"--resume: no {path} yet, starting from scratch")
+            return None
+        return path
+    path = Path(config["resume"])
+    if not path.is_file():
+        raise ConfigError(f"--resume {path}: no such checkpoint")
+    return path
+
+
+# ----------------------------------------------------------------------------- the run
+
+def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
+    if not config["stylize"]:
+        return None
+    import fastnst
+
+    with warnings.catch_warnings():
+        if config["dataset"] == "demo":
+            warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the demo banner says so
+        stylizer = fastnst.build_stylizer(
+            config["styles"], config["vgg"], config["decoder"], device=dist_info.device,
+            prob_synthetic=config["prob_synthetic"], prob_real=config["prob_real"],
+            alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
+            seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
+        )
+    return StylizerMeter(stylizer)
+
+
+def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -> dict:
+    """Corruption benchmark of the checkpoint's model and SWA model (official -C files when present,
+    generated otherwise) and the report, through train.evaluate / train.report."""
+    from train.evaluate import evaluate_checkpoint, format_summary
+    from train.report import write_report
+
+    report = evaluate_checkpoint(checkpoint, config["dataset"], config["data_root"], device=device, batch_size=500,
+                                 source=config["corruption_source"], max_images=config["max_eval_images"],
+                                 seed=config["seed"])
+    paths = write_report(report, out_dir / "report")
+    print(format_summary(report), flush=True)
+    return {"robustness": {name: {"clean_accuracy": result["clean_accuracy"],
+                                  "mean_corruption_accuracy": result["mean_corruption_accuracy"]}
+                           for name, result in report["results"].items()},
+            "corruption_source": report["meta"]["source"],
+            "report": {kind: str(path) for kind, path in paths.items()}}
+
+
+def download(config: dict) -> None:
+    from train.data import download_dataset
+
+    for name in (config["dataset"], f"{config['dataset']}-c"):
+        print(f"--download: {name} into {config['data_root']} ...", flush=True)
+        download_dataset(name, config["data_root"])
+
+
+def run(config: dict) -> dict:
+    dist_info = distributed.setup(config["device"])
+    out_dir = Path(config["out"])
+    fill_paths(config)
+    if dist_info.is_main:
+        if config["dataset"] == "demo":
+            print(DEMO_BANNER.format(data=config["data_root"], num_styles=DEMO_NUM_STYLES), flush=True)
+            prepare_demo(config, out_dir)
+        elif config["download"]:
+            download(config)
+        save_config(config, out_dir)
+    distributed.barrier(dist_info)
+    if config["batch_size"] % dist_info.world_size:
+        raise ConfigError(f"--batch-size {config['batch_size']} must be divisible by the {dist_info.world_size} ranks")
+
+    stylizer = build_stylizer(config, dist_info)
+    loader = create_train_loader(
+        config["dataset"], config["data_root"], config["batch_size"] // dist_info.world_size,
+        synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
+        trivial_augment=config["trivial_augment"], random_erasing_prob=config["random_erasing_prob"],
+        device=str(dist_info.device), rank=dist_info.rank, world_size=dist_info.world_size,
+        seed=config["seed"], on_bad_image=config["on_bad_image"],
+    )
+    evaluate_clean = None
+    if dist_info.is_main:
+        eval_loader = create_eval_loader(config["dataset"], config["data_root"], 512, str(dist_info.device))
+        amp_dtype = autocast_dtype(config["amp"], dist_info.device)
+        evaluate_clean = lambda model: clean_accuracy(model, eval_loader, amp_dtype)  # noqa: E731
+
+    torch.manual_seed(config["seed"])  # identical initial weights on every rank
+    model = create_model(config["model"], config["num_classes"], dropout=config["dropout"])
+    result = fit(config, model, loader, out_dir=out_dir, dist_info=dist_info, stylizer=stylizer,
+                 evaluate_clean=evaluate_clean, resume_from=resume_path(config))
+
+    summary = {"checkpoint": str(result.checkpoint), "final": result.final}
+    if dist_info.is_main and config["evaluate_corruptions"]:
+        summary.update(evaluate_robustness(result.checkpoint, config, out_dir, dist_info.device))
+    if dist_info.is_main:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        print_summary(config, summary, out_dir)
+    distributed.cleanup()
+    return summary
+
+
+def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
+    final = summary["final"]
+    lines = [f"done: {config['epochs']} epochs of {config['model']} on {config['dataset']}"]
+    for key, label in (("test_acc", "clean test accuracy"), ("swa_test_acc", "clean test accuracy, SWA")):
+        if final.get(key) is not None:
+            lines.append(f"  {label:26s} {100 * final[key]:6.2f} %")
+    for name, numbers in (summary.get("robustness") or {}).items():
+        lines.append(f"  {'corruption accuracy, ' + name:26s} {numbers['mean_corruption_accuracy']:6.2f} %"
+                     f"  ({summary['corruption_source']} corruptions)")
+    lines.append(f"  checkpoint  {summary['checkpoint']}")
+    for kind, path in (summary.get("report") or {}).items():
+        lines.append(f"  report      {path}")
+    lines.append(f"  logs        {out_dir / 'metrics.jsonl'}, {out_dir / 'tensorboard'}")
+    if config["dataset"] == "demo":
+        lines.append("  (demo: generated data and random-weight style transfer. These numbers show the pipeline "
+                     "works end to end, not what the paper reports.)")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(parse_config(argv))
+    except MissingDataError as error:
+        print(f"python -m train.run: missing data: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"python -m train.run: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"python -m train.run: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
