@@ -155,6 +155,18 @@ def main(argv=None) -> None:
         records.append({"corruption": "motion_blur_same_angle", "radius": radius, "sigma": sigma, "pixel_mad": mad})
         rows.append(f"| motion_blur, fixed angle, radius {radius} sigma {sigma} | - | {mad:.3f} | | | |")
 
+    import cv2  # a reference library, from --extra-path
+
+    from train.corruptions.frost import FROST_FILES, _load_textures_cpu
+    from train.corruptions.params import FROST_TEXTURE_SCALE
+
+    scale = FROST_TEXTURE_SCALE[args.image_size]
+    for name, texture in zip(FROST_FILES, _load_textures_cpu(str(args.frost_dir.resolve()), scale)):
+        reference = cv2.resize(cv2.imread(str(args.frost_dir / name)), (0, 0), fx=scale, fy=scale)[..., ::-1]
+        mad = np.abs(texture.permute(1, 2, 0).numpy() - reference).mean()
+        records.append({"corruption": "frost_texture", "file": name, "pixel_mad": mad})
+        rows.append(f"| frost texture {name} resized by {scale} | - | {mad:.3f} | | | |")
+
     header = [f"Fidelity at {args.image_size} px, {len(clean)} natural images (crops of scikit-image photos), CPU.", "",
               "| corruption | severity | pixel MAD vs official | distance from clean, ours | official | gap |",
               "| --- | --- | --- | --- | --- | --- |"]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from train.corruptions import _ops
@@ -51,16 +50,36 @@ def frost_source(explicit: str | os.PathLike | None = None) -> str:
     return f"official:{folder}" if folder is not None else "procedural stand-in"
 
 
+def _cv2_linear_matrix(in_size: int, out_size: int, scale: float) -> torch.Tensor:
+    """(out, in) weights of cv2.resize(fx=scale, INTER_LINEAR) along one axis: source position
+    (i + 0.5) / scale - 0.5 (float32, as OpenCV), clamped to the edge, weights in steps of 1/2048."""
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
+    for out in range(out_size):
+        position = float(np.float32((out + 0.5) * (1.0 / scale) - 0.5))
+        low = int(np.floor(position))
+        frac = position - low
+        if low < 0:
+            low, frac = 0, 0.0
+        if low >= in_size - 1:
+            low, frac = in_size - 1, 0.0
+        frac = round(frac * 2048) / 2048
+        matrix[out, low] += 1 - frac
+        if frac:
+            matrix[out, low + 1] += frac
+    return matrix
+
+
 @lru_cache(maxsize=8)
 def _load_textures_cpu(folder: str, scale: float) -> tuple[torch.Tensor, ...]:
     textures = []
     for name in FROST_FILES:
         with Image.open(Path(folder) / name) as image:
-            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).double()
         height, width = pixels.shape[1:]
-        # cv2.resize(fx=fy=scale) with INTER_LINEAR: output size rounded, no antialiasing
-        size = (int(round(height * scale)), int(round(width * scale)))
-        textures.append(F.interpolate(pixels[None], size=size, mode="bilinear", align_corners=False)[0].round())
+        # cv2.resize(frost, (0, 0), fx=scale, fy=scale): output size rounded, bilinear, no antialiasing
+        rows = _cv2_linear_matrix(height, int(round(height * scale)), scale)
+        cols = _cv2_linear_matrix(width, int(round(width * scale)), scale)
+        textures.append((rows @ pixels @ cols.T).round().clamp(0, 255).float())
     return tuple(textures)
 
 
