@@ -228,3 +228,18 @@ def test_bad_image_stops_with_its_path(tinyimagenet_root, which):
     with pytest.raises(BadImageError, match=bad.name):
         for _ in loader:
             pass
+
+
+def test_pipeline_device_options_without_a_gpu():
+    from train.data.pipeline import pipeline_options
+
+    cpu = pipeline_options(8, "cpu", seed=2**31 + 5)
+    assert cpu["device_id"] is None and cpu["seed"] == 5 and cpu["batch_size"] == 8
+    assert pipeline_options(8, "cuda:1", seed=0)["device_id"] == 1  # DALI operators on that GPU
+
+
+def test_stylizer_returning_the_wrong_type_is_an_error(cifar_root):
+    root, *_ = cifar_root
+    loader = create_train_loader("cifar10", root, 8, stylizer=lambda images, flags: images.float() / 255)
+    with pytest.raises(TypeError, match="stylizer must return uint8"):
+        next(iter(loader))

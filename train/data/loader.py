@@ -138,21 +138,21 @@ class TrainLoader:
     def _jpeg_batch(self, plan: BatchPlan, step: int):
         rng = np.random.default_rng([self.seed, 3, self.epoch, step])  # replacements for bad files
         data, labels = [], np.empty(len(plan.indices), dtype=np.int64)
-        self._batch_paths = []  # the file behind each sample, for error reports
+        paths = []  # the file behind each sample, for error reports
         for position, (index, synthetic) in enumerate(zip(plan.indices, plan.is_synthetic)):
             if synthetic:
                 data.append(np.ascontiguousarray(self.synthetic.images[index]).reshape(-1))
                 labels[position] = self.synthetic.labels[index]
-                self._batch_paths.append(None)
+                paths.append(None)
             else:
                 encoded, index = self._read_real_jpeg(int(index), rng)
                 data.append(encoded)
                 labels[position] = self.real.labels[index]
-                self._batch_paths.append(self.real.paths[index])
+                paths.append(self.real.paths[index])
         inputs = {"data": data}
         if self.synthetic is not None:
             inputs["is_synthetic"] = plan.is_synthetic.copy()
-        return inputs, labels
+        return inputs, labels, paths
 
     def _find_undecodable(self, paths: list[Path | None]) -> int:
         """After a DALI decode error: find the culprit files of the batch with PIL; report or skip them."""
@@ -195,9 +195,10 @@ class TrainLoader:
         return augment
 
     def _stage1_inputs(self, plan: BatchPlan, step: int):
+        """(DALI inputs, labels, the file of each sample or None) of one batch."""
         if isinstance(self.real, JpegSource):
             return self._jpeg_batch(plan, step)
-        return self._array_batch(plan)
+        return (*self._array_batch(plan), [])
 
     def _feed(self, pipe, inputs: dict) -> None:
         stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_gpu else None
@@ -205,36 +206,43 @@ class TrainLoader:
             on_device = isinstance(value, torch.Tensor) and value.is_cuda
             pipe.feed_input(name, value, cuda_stream=stream if on_device else None)
 
-    def _run_crop(self, crop, inputs: dict) -> torch.Tensor:
-        self._feed(crop, inputs)
-        (images,) = crop.run()
-        return _dali_to_torch(images, torch.uint8, self.device)
+    def _schedule(self, crop, plans: list[BatchPlan], step: int):
+        batch = self._stage1_inputs(plans[step], step)
+        self._feed(crop, batch[0])
+        crop.schedule_run()
+        return batch
 
     def crop_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic, labels) per step."""
-        yield from self._crop_batches()
+        """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic, labels) per step.
 
-    def _crop_batches(self):
+        Batch i + 1 is fed and scheduled before batch i is handed on, so DALI's threads (or the GPU)
+        decode and crop it while the caller stylizes and trains on batch i.
+        """
+        plans = self.sampler.epoch(self.epoch)
         crop = self._build_crop()
-        for step, plan in enumerate(self.sampler.epoch(self.epoch)):
-            inputs, labels = self._stage1_inputs(plan, step)
+        pending = self._schedule(crop, plans, 0)
+        for step, plan in enumerate(plans):
+            inputs, labels, paths = pending
             try:
-                images = self._run_crop(crop, inputs)
+                (images,) = crop.outputs()
             except RuntimeError as error:
                 # DALI names no file, and its pipeline is unusable after an error: find the file, rebuild.
-                if "data" not in inputs or not self._find_undecodable(self._batch_paths):  # raises on "stop"
+                if not self._find_undecodable(paths):  # raises on "stop"
                     raise
                 log.warning("DALI could not decode a batch (%s); retrying without the bad files", error)
                 crop = self._build_crop(restart=step + 1)
-                inputs, labels = self._stage1_inputs(plan, step)
-                images = self._run_crop(crop, inputs)
+                inputs, labels, paths = self._schedule(crop, plans, step)
+                (images,) = crop.outputs()
+            images = _dali_to_torch(images, torch.uint8, self.device)  # copied before DALI reuses the buffer
+            if step + 1 < len(plans):
+                pending = self._schedule(crop, plans, step + 1)
             is_synthetic = torch.from_numpy(plan.is_synthetic).to(self.device)
             yield images, is_synthetic, torch.from_numpy(labels).to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         augment = self._build_augment()
         started = time.perf_counter()
-        for images_nhwc, is_synthetic, labels in self._crop_batches():
+        for images_nhwc, is_synthetic, labels in self.crop_batches():
             if self.stylizer is not None:
                 # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
                 stylized = self.stylizer(images_nhwc.permute(0, 3, 1, 2), is_synthetic)
