@@ -1,6 +1,18 @@
 """Data sets and the training pipeline: readers of the real on-disk formats, the DALI loader, the demo set.
 
 The trainer and evaluator use only what is exported here; none of it requires importing DALI.
+
+Expected layout under ``data_root`` (each folder as its official archive extracts;
+``download_dataset(name, data_root)`` fetches them, names in ``download.ARCHIVES``):
+
+    cifar-10-batches-py/     data_batch_1..5, test_batch          (cifar10)
+    cifar-100-python/        train, test                          (cifar100)
+    tiny-imagenet-200/       wnids.txt, train/<wnid>/images/*.JPEG, val/images, val/val_annotations.txt
+    CIFAR-10-C/, CIFAR-100-C/   <corruption>.npy, labels.npy
+    Tiny-ImageNet-C/         <corruption>/<severity>/<wnid>/*.JPEG
+    demo/                    written by make_demo_dataset(data_root): cifar-10-batches-py/, synthetic.npz
+
+EDM synthetic sets (.npz with ``image`` uint8 NHWC and ``label``) can live anywhere; pass their path.
 """
 from train.data.corrupted import corrupted_root, has_official_corruptions, load_cifar_c, load_tinyimagenet_c
 from train.data.demo import make_demo_dataset

@@ -105,7 +105,7 @@ class TrainLoader:
         parts = {False: self._gather(self._real_pixels, plan.indices[real_rows])}
         if synthetic_rows.any():
             parts[True] = self._gather(self._synthetic_pixels, plan.indices[synthetic_rows])
-        if any(isinstance(p, torch.Tensor) for p in parts.values()) or self.on_gpu:
+        if self.on_gpu:  # resident parts are CUDA tensors already; others go up once per batch
             parts = {k: torch.as_tensor(v, device=self.device) for k, v in parts.items()}
             images = torch.empty((len(labels), *parts[False].shape[1:]), dtype=torch.uint8, device=self.device)
             for kind, part in parts.items():
