@@ -214,3 +214,21 @@ def test_procedural_frost_warns():
 def test_bad_input_is_a_clear_error(images, name, severity, message):
     with pytest.raises(ValueError, match=message):
         corrupt(images, name, severity)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.filterwarnings("ignore:frost")
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_cuda_matches_cpu(name):
+    """Same code on the GPU: deterministic corruptions agree with the CPU within float
+    rounding (JPEG: nvJPEG vs libjpeg); random ones keep the contract and their strength."""
+    clean = smooth_images(8, 32, seed=9)
+    on_cpu = corrupt(clean, name, 3, generator=torch.Generator().manual_seed(0))
+    on_gpu = corrupt(clean.cuda(), name, 3, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert on_gpu.is_cuda and on_gpu.dtype == torch.uint8 and on_gpu.shape == clean.shape
+    if name in RANDOM_CORRUPTIONS:
+        cpu_distance, gpu_distance = mean_distance(on_cpu, clean), mean_distance(on_gpu.cpu(), clean)
+        assert abs(cpu_distance - gpu_distance) < 0.25 * cpu_distance + 1
+    else:
+        assert (on_cpu.int() - on_gpu.cpu().int()).abs().float().mean() < (1.5 if name == "jpeg_compression" else 0.05)

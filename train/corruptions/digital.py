@@ -100,9 +100,11 @@ def pixelate(images: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def jpeg_compression(images: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode and decode with libjpeg (CPU) or nvJPEG (CUDA), the batch as a list."""
+    """Encode and decode with libjpeg (CPU: the same library PIL uses, identical output) or
+    nvJPEG (CUDA: same quality tables, small rounding differences), the batch as a list."""
     with warnings.catch_warnings():  # torchvision 0.29 flags its codecs as moving to TorchCodec
         warnings.simplefilter("ignore", DeprecationWarning)
         encoded = torchvision.io.encode_jpeg(list(images.contiguous().unbind(0)), quality=int(quality))
-        decoded = torchvision.io.decode_jpeg(encoded, device=images.device)
+        # decode_jpeg takes the bytes on the host whatever the decoding device (a few KB per image)
+        decoded = torchvision.io.decode_jpeg([data.cpu() for data in encoded], device=images.device)
     return torch.stack(decoded).to(images.device)
