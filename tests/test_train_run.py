@@ -15,7 +15,7 @@ from train.run import draw_style_images, main
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    make_demo_dataset(root, num_train=100, num_test=40, num_synthetic=60, seed=1)
+    make_demo_dataset(root, num_train=50, num_test=40, num_synthetic=30, seed=1)
     return root
 
 
