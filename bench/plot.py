@@ -2,11 +2,11 @@
 
     python -m bench.plot bench/baselines/cpu-2core.json --out bench/figures.png
 
-Panels, top to bottom: the median time of every benchmark (log scale, bar = q1..q3),
-then one panel per throughput that benchmarks record in ``extra_info`` (numeric keys
-ending in ``_per_s``, e.g. ``images_per_s``), then the dimensionless figures (keys
-with ``ratio``, ``speedup`` or ``overhead`` in their name, e.g. the stylization
-overhead of a training step). Colours tell benchmark files apart.
+Panels, top to bottom: the dimensionless figures benchmarks record in ``extra_info``
+(keys with ``ratio``, ``speedup`` or ``overhead`` in their name, e.g. the stylization
+overhead of a training step), one panel per throughput (numeric keys ending in
+``_per_s`` or ``_per_second``, log scale), then the median time of every benchmark
+(log scale, bar = q1..q3). Colours tell benchmark files apart.
 """
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from bench.compare import BenchFileError, environment, format_seconds, load_resu
 
 THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
 RATIO_KEY = re.compile(r"ratio|speedup|overhead")
+SETTING_KEYS = {"synthetic_ratio"}  # inputs of a benchmark that happen to match the patterns above
+# Also in the Markdown table: times a benchmark derives itself (e.g. a whole-set estimate).
+TIME_KEY = re.compile(r"_ms$|seconds")
 MAX_THROUGHPUT_PANELS = 4
 
 
@@ -38,12 +41,16 @@ def file_of(benchmark: dict) -> str:
     return Path(benchmark["fullname"].partition("::")[0]).stem
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def extra_figures(benchmarks: list[dict], key_pattern: re.Pattern) -> dict[str, list[tuple[dict, float]]]:
     """key -> [(benchmark, value)] for the numeric extra_info entries whose key matches."""
     figures: dict[str, list[tuple[dict, float]]] = {}
     for benchmark in benchmarks:
         for key, value in benchmark.get("extra_info", {}).items():
-            if key_pattern.search(key) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if key not in SETTING_KEYS and key_pattern.search(key) and _is_number(value):
                 figures.setdefault(key, []).append((benchmark, float(value)))
     return figures
 
@@ -81,28 +88,15 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
         for key, entries in extra_figures(benchmarks, RATIO_KEY).items()
         for benchmark, value in entries
     ]
-    panels = [len(benchmarks)] + [len(entries) for entries in throughputs.values()] + ([len(ratios)] if ratios else [])
+    # Headline first: the ratios (e.g. a training step with / without stylization), then
+    # throughputs, then every benchmark's time.
+    panels = ([len(ratios)] if ratios else []) + [len(entries) for entries in throughputs.values()] + [len(benchmarks)]
     figure, axes_list = plt.subplots(
         len(panels), 1, figsize=(10, 1.2 + 0.22 * sum(panels) + 0.6 * len(panels)),
         gridspec_kw={"height_ratios": [count + 1.5 for count in panels]}, squeeze=False,
     )
     axes_list = list(axes_list[:, 0])
 
-    times_axes = axes_list.pop(0)
-    medians = [benchmark["stats"]["median"] for benchmark in benchmarks]
-    # Asymmetric error bar q1..q3 around the median, when the file has quartiles.
-    lower = [max(benchmark["stats"]["median"] - benchmark["stats"].get("q1", benchmark["stats"]["median"]), 0.0) for benchmark in benchmarks]
-    upper = [max(benchmark["stats"].get("q3", benchmark["stats"]["median"]) - benchmark["stats"]["median"], 0.0) for benchmark in benchmarks]
-    _bar_panel(
-        times_axes, [short_label(benchmark) for benchmark in benchmarks], medians,
-        [colour_of_file[file_of(benchmark)] for benchmark in benchmarks],
-        xlabel="median seconds per call (bar: q1..q3)", log=True, errors=[lower, upper], value_text=format_seconds,
-    )
-    for key, entries in throughputs.items():
-        _bar_panel(
-            axes_list.pop(0), [short_label(benchmark) for benchmark, _ in entries], [value for _, value in entries],
-            [colour_of_file[file_of(benchmark)] for benchmark, _ in entries], xlabel=key.replace("_", " "),
-        )
     if ratios:
         ratio_axes = axes_list.pop(0)
         _bar_panel(
@@ -110,6 +104,20 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
             [colour_of_file[file_of(benchmark)] for benchmark, _, _ in ratios], xlabel="ratio (x)",
         )
         ratio_axes.axvline(1.0, color="black", linewidth=0.8)
+    for key, entries in throughputs.items():
+        _bar_panel(
+            axes_list.pop(0), [short_label(benchmark) for benchmark, _ in entries], [value for _, value in entries],
+            [colour_of_file[file_of(benchmark)] for benchmark, _ in entries], xlabel=key.replace("_", " "), log=True,
+        )
+    medians = [benchmark["stats"]["median"] for benchmark in benchmarks]
+    # Asymmetric error bar q1..q3 around the median, when the file has quartiles.
+    lower = [max(benchmark["stats"]["median"] - benchmark["stats"].get("q1", benchmark["stats"]["median"]), 0.0) for benchmark in benchmarks]
+    upper = [max(benchmark["stats"].get("q3", benchmark["stats"]["median"]) - benchmark["stats"]["median"], 0.0) for benchmark in benchmarks]
+    _bar_panel(
+        axes_list.pop(0), [short_label(benchmark) for benchmark in benchmarks], medians,
+        [colour_of_file[file_of(benchmark)] for benchmark in benchmarks],
+        xlabel="median seconds per call (bar: q1..q3)", log=True, errors=[lower, upper], value_text=format_seconds,
+    )
 
     env = environment(results)
     date = str(results.get("datetime", ""))[:10]
@@ -135,7 +143,8 @@ def markdown_table(results: dict) -> str:
         figures = [
             f"{key} {value:.3g}"
             for key, value in benchmark.get("extra_info", {}).items()
-            if (THROUGHPUT_KEY.search(key) or RATIO_KEY.search(key)) and isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key not in SETTING_KEYS and any(pattern.search(key) for pattern in (THROUGHPUT_KEY, RATIO_KEY, TIME_KEY))
+            and _is_number(value)
         ]
         spread = f"{format_seconds(stats['q1'])} .. {format_seconds(stats['q3'])}" if "q1" in stats and "q3" in stats else "-"
         lines.append(f"| `{short_label(benchmark)}` | {format_seconds(stats['median'])} | {spread} | {', '.join(figures)} |")

@@ -172,7 +172,7 @@ def _results_for_plot() -> dict:
         {STEP: 2.0, ADAIN: 1e-3, pipeline: 0.05},
         **{
             STEP: {"overhead_ratio": 1.07, "images_per_s": 256.0},
-            pipeline: {"images_per_s": 5120.0, "uses_gpu": True},
+            pipeline: {"images_per_s": 5120.0, "uses_gpu": True, "synthetic_ratio": 0.5},
             ADAIN: {"fused_gb_per_s": 3.2, "dtype": "float32"},
         },
     )
@@ -209,7 +209,7 @@ def test_markdown_table_has_a_row_per_benchmark_with_its_figures():
     step_row = next(row for row in table if "train_step::" in row)
     assert "| 2.000 s |" in step_row and "overhead_ratio 1.07" in step_row and "images_per_s 256" in step_row
     pipeline_row = next(row for row in table if "pipeline::" in row)
-    assert "uses_gpu" not in pipeline_row  # booleans are not figures
+    assert "uses_gpu" not in pipeline_row and "synthetic_ratio" not in pipeline_row  # not results
 
 
 def test_plot_refuses_an_empty_or_missing_file(tmp_path, capsys):
