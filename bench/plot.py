@@ -3,8 +3,9 @@
     python -m bench.plot bench/baselines/cpu-2core.json --out bench/figures.png
 
 Panels, top to bottom: the dimensionless figures benchmarks record in ``extra_info``
-(keys with ``ratio``, ``speedup`` or ``overhead`` in their name, e.g. the stylization
-overhead of a training step), one panel per throughput (numeric keys ending in
+(keys with ``ratio``, ``speedup``, ``overhead`` or ``_over_`` in their name, e.g.
+``stylized_over_plain``, a training step's time with stylization over one without,
+drawn with the goal and the paper's figure), one panel per throughput (numeric keys ending in
 ``_per_s`` or ``_per_second``, log scale), then the median time of every benchmark
 (log scale, bar = q1..q3). Colours tell benchmark files apart.
 """
@@ -23,7 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench.compare import BenchFileError, environment, format_seconds, load_results  # noqa: E402
 
 THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
-RATIO_KEY = re.compile(r"ratio|speedup|overhead")
+RATIO_KEY = re.compile(r"ratio|speedup|overhead|_over_")
+# Marks drawn in the ratio panel for the project's headline figure (bench/test_train_step_bench.py).
+REFERENCE_LINES = {"stylized_over_plain": [(1.08, "goal (H100)"), (2.7, "paper")]}
 SETTING_KEYS = {"synthetic_ratio"}  # inputs of a benchmark that happen to match the patterns above
 # Also in the Markdown table: times a benchmark derives itself (e.g. a whole-set estimate).
 TIME_KEY = re.compile(r"_ms$|seconds")
@@ -104,6 +107,11 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
             [colour_of_file[file_of(benchmark)] for benchmark, _, _ in ratios], xlabel="ratio (x)",
         )
         ratio_axes.axvline(1.0, color="black", linewidth=0.8)
+        for key in sorted({key for _, key, _ in ratios} & REFERENCE_LINES.keys()):
+            for value, label in REFERENCE_LINES[key]:
+                ratio_axes.axvline(value, color="grey", linestyle="--", linewidth=0.8)
+                ratio_axes.annotate(f"{label} {value}x", (value, 1.0), xycoords=("data", "axes fraction"),
+                                    xytext=(2, -2), textcoords="offset points", va="top", fontsize=6, color="grey")
     for key, entries in throughputs.items():
         _bar_panel(
             axes_list.pop(0), [short_label(benchmark) for benchmark, _ in entries], [value for _, value in entries],
