@@ -15,6 +15,16 @@ stay on the device (DALI GPU buffers <-> torch CUDA tensors on the current strea
 memory viewed as NCHW channels_last costs nothing. Everything random here is per sample:
 DALI's random operators draw one value per sample, and ``trivial_augment_wide`` picks one
 operation per sample (torchvision v2 / kornia would pick one per batch call).
+
+Why ``external_source`` and not ``fn.readers.file`` for JPEG sets: the batch composition (real
+and synthetic rows at a fixed ratio, this rank's shard, a function of (seed, epoch)) is decided
+in Python by ``sampler.MixedSampler`` for every source alike; feeding the encoded bytes ourselves
+also lets a bad file be reported by its path (DALI's decoder error names none). The decoding
+itself is still DALI's (``fn.decoders.image``, "mixed" = nvJPEG on a GPU).
+
+Determinism: DALI draws from per-operator generators seeded by the pipeline seed, so both
+pipelines are rebuilt each epoch with a seed derived from (seed, epoch, rank). That costs about
+a second per epoch on a 2-core CPU (tracing TrivialAugment's conditional graph), once per epoch.
 """
 from __future__ import annotations
 
