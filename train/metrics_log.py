@@ -1,9 +1,9 @@
 """Where a run's numbers go: a fixed-width table on stdout, ``metrics.jsonl`` and TensorBoard events.
 
 Only rank 0 writes; other ranks get a logger that does nothing, so call sites stay unconditional.
-Appending to ``metrics.jsonl`` on resume keeps one file per run; rows carry their epoch, so a
-reader keeps the last row per epoch if a killed epoch was logged twice (it never is: rows are
-written after the epoch's checkpoint).
+``metrics.jsonl`` is appended to, so a resumed run keeps one file. A row is written right after
+its epoch's checkpoint: an epoch is never logged twice, though a kill between the two writes
+loses that one row.
 """
 from __future__ import annotations
 

@@ -158,6 +158,7 @@ def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
             prob_synthetic=config["prob_synthetic"], prob_real=config["prob_real"],
             alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
             seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
+            compile=config["compile"] and dist_info.device.type == "cuda",
         )
     return StylizerMeter(stylizer)
 

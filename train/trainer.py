@@ -303,72 +303,82 @@ def fit(
         forward_model = torch.compile(forward_model)
 
     history: list[dict] = []
-    for epoch in range(start_epoch, epochs):
-        train_loader.set_epoch(epoch)
-        if stylizer is not None:
-            stylizer.set_epoch(epoch)
-        model.train()
-        started = time.perf_counter()
-        loss_sum, correct, samples = _train_one_epoch(
-            forward_model, optimizer, scaler, cosine, criterion, train_loader,
-            epoch=epoch, use_cosine=epoch < first_swa_epoch, amp_dtype=amp_dtype, dist_info=dist_info,
-            log_every=config["log_every"], show_progress=show_progress, checkpoint_path=checkpoint_path,
-        )
-        if swa_model is not None and epoch >= first_swa_epoch:
-            swa_model.update_parameters(model)
-            swa_scheduler.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_seconds = time.perf_counter() - started
+    try:
+        for epoch in range(start_epoch, epochs):
+            train_loader.set_epoch(epoch)
+            if stylizer is not None:
+                stylizer.set_epoch(epoch)
+            model.train()
+            started = time.perf_counter()
+            sums = _train_one_epoch(
+                forward_model, optimizer, scaler, cosine, criterion, train_loader,
+                epoch=epoch, use_cosine=epoch < first_swa_epoch, amp_dtype=amp_dtype, dist_info=dist_info,
+                log_every=config["log_every"], show_progress=show_progress, checkpoint_path=checkpoint_path,
+            )
+            if swa_model is not None and epoch >= first_swa_epoch:
+                swa_model.update_parameters(model)
+                swa_scheduler.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            metrics = _epoch_metrics(epoch, optimizer, sums, stylizer, time.perf_counter() - started, dist_info)
+            if evaluate_clean is not None and dist_info.is_main and (
+                epoch + 1 == epochs or (config["eval_every"] > 0 and (epoch + 1) % config["eval_every"] == 0)
+            ):
+                metrics["test_acc"] = float(evaluate_clean(model))
+            _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
+                  epoch + 1, dist_info, finished=False)
+            log.log_epoch(metrics)
+            history.append(metrics)
 
-        stylize_seconds, num_stylized = stylizer.totals() if stylizer is not None else (0.0, 0)
-        totals = torch.tensor(
-            [loss_sum.item(), float(correct.item()), float(samples), stylize_seconds, float(num_stylized)],
-            dtype=torch.float64, device=device,
-        )
-        distributed.all_reduce_sum(totals, dist_info)
-        loss_total, correct_total, samples_total, stylize_seconds, num_stylized = totals.tolist()
-        metrics = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_total / samples_total,
-            "train_acc": correct_total / samples_total,
-            "test_acc": None,
-            "images_per_second": samples_total / epoch_seconds,
-            "stylize_seconds": stylize_seconds / dist_info.world_size,  # ranks stylize in parallel
-            "num_stylized": int(num_stylized),
-            "epoch_seconds": epoch_seconds,
-        }
-        last_epoch = epoch + 1 == epochs
-        if evaluate_clean is not None and dist_info.is_main and (
-            last_epoch or (config["eval_every"] > 0 and (epoch + 1) % config["eval_every"] == 0)
-        ):
-            metrics["test_acc"] = float(evaluate_clean(model))
-        _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
-              epoch + 1, dist_info, finished=False)
-        log.log_epoch(metrics)
-        history.append(metrics)
+        if swa_model is not None and not finished:
+            _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, amp_dtype, dist_info, show_progress)
+        if not finished:
+            _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
+                  epochs, dist_info, finished=True)
+    finally:
+        log.close()
 
     final = dict(history[-1]) if history else {}
-    if swa_model is not None and not finished:
-        # Averaged weights need their own BatchNorm statistics: one pass over the training data.
-        train_loader.set_epoch(epochs)
-        if stylizer is not None:
-            stylizer.set_epoch(epochs)
-        bar = tqdm(train_loader, desc="SWA BatchNorm statistics", leave=False, disable=not show_progress)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            update_bn(bar, swa_model)
-        distributed.average_buffers(swa_model, dist_info)
-    if not finished:
-        _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
-              epochs, dist_info, finished=True)
     if evaluate_clean is not None and dist_info.is_main:
-        final["test_acc"] = float(evaluate_clean(model))
+        if final.get("test_acc") is None:
+            final["test_acc"] = float(evaluate_clean(model))
         if swa_model is not None:
             final["swa_test_acc"] = float(evaluate_clean(swa_model.module))
-    log.close()
     distributed.barrier(dist_info)
     return FitResult(model, swa_model.module if swa_model is not None else None, checkpoint_path, history, final)
+
+
+def _epoch_metrics(epoch, optimizer, sums, stylizer, epoch_seconds, dist_info) -> dict:
+    """The epoch's row of the table: sums over ranks, throughput over the epoch's wall time."""
+    loss_sum, correct, samples = sums
+    stylize_seconds, num_stylized = stylizer.totals() if stylizer is not None else (0.0, 0)
+    totals = torch.tensor([loss_sum.item(), float(correct.item()), float(samples), stylize_seconds, float(num_stylized)],
+                          dtype=torch.float64, device=dist_info.device)
+    loss_total, correct_total, samples_total, stylize_seconds, num_stylized = \
+        distributed.all_reduce_sum(totals, dist_info).tolist()
+    return {
+        "epoch": epoch + 1,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": loss_total / samples_total,
+        "train_acc": correct_total / samples_total,
+        "test_acc": None,
+        "images_per_second": samples_total / epoch_seconds,
+        "stylize_seconds": stylize_seconds / dist_info.world_size,  # ranks stylize in parallel
+        "num_stylized": int(num_stylized),
+        "epoch_seconds": epoch_seconds,
+    }
+
+
+def _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, amp_dtype, dist_info, show_progress) -> None:
+    """Averaged weights need their own BatchNorm statistics: one pass over the (augmented) training data."""
+    train_loader.set_epoch(epochs)  # an epoch index of its own: reproducible, distinct from training
+    if stylizer is not None:
+        stylizer.set_epoch(epochs)
+    bar = tqdm(train_loader, desc="SWA BatchNorm statistics", leave=False, disable=not show_progress)
+    device_type = dist_info.device.type
+    with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        update_bn(bar, swa_model)
+    distributed.average_buffers(swa_model, dist_info)  # each rank saw its own shard
 
 
 def _save(path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler, epochs_done, dist_info, *, finished):
