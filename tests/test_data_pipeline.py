@@ -243,3 +243,40 @@ def test_stylizer_returning_the_wrong_type_is_an_error(cifar_root):
     loader = create_train_loader("cifar10", root, 8, stylizer=lambda images, flags: images.float() / 255)
     with pytest.raises(TypeError, match="stylizer must return uint8"):
         next(iter(loader))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_pipeline_keeps_data_on_the_device_same_order_and_determinism(cifar_root):
+    root, train_x, _, synthetic_x, _ = cifar_root
+    stylizer = RecordingStylizer()
+    make = lambda: create_train_loader("cifar10", root, 16, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
+                                       stylizer=stylizer, device="cuda", seed=5)
+    loader = make()
+    assert isinstance(loader._real_pixels, torch.Tensor) and loader._real_pixels.is_cuda  # resident, as airbench
+    plan = loader.sampler.epoch(0)[0]
+    images, labels = next(iter(loader))
+    assert images.is_cuda and labels.is_cuda and images.is_contiguous(memory_format=torch.channels_last)
+    received, flags = stylizer.calls[0]
+    assert received.is_cuda and received.dtype == torch.uint8 and flags.is_cuda
+    sources = np.where(plan.is_synthetic[:, None, None, None], synthetic_x[plan.indices % 60], train_x[plan.indices % 100])
+    for sample, source in zip(received.permute(0, 2, 3, 1).cpu().numpy(), sources):
+        assert find_crop(sample, source) is not None
+    again, _ = next(iter(make()))
+    assert torch.equal(images, again)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_jpeg_decoding_mixed_with_synthetic(tinyimagenet_root):
+    root, (train_x, _, _), (synthetic_x, _) = tinyimagenet_root
+    stylizer = RecordingStylizer()
+    loader = create_train_loader("tinyimagenet", root, 8, synthetic_path=root / "edm64.npz", synthetic_ratio=0.5,
+                                 stylizer=stylizer, device="cuda")
+    plan = loader.sampler.epoch(0)[0]
+    images, _ = next(iter(loader))
+    assert images.is_cuda and images.shape == (8, 3, 64, 64)
+    received, _ = stylizer.calls[0]
+    for sample, index, synthetic in zip(received.permute(0, 2, 3, 1).cpu().numpy(), plan.indices, plan.is_synthetic):
+        source, tolerance = (synthetic_x[index], 0.0) if synthetic else (train_x[index], 2.0)
+        assert find_crop(sample, source, tolerance) is not None

@@ -208,3 +208,8 @@ def test_demo_dataset_is_learnable(tmp_path):
     centroids = np.stack([train_features[train.labels == k].mean(0) for k in range(10)])
     accuracy = (np.argmax(test_features @ centroids.T, axis=1) == test_y).mean()
     assert accuracy > 0.5, accuracy
+
+
+def test_missing_demo_set_says_it_is_generated(tmp_path):
+    with pytest.raises(MissingDataError, match="make_demo_dataset"):
+        load_train_source("demo", tmp_path)

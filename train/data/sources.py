@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.cifar import check_labels, load_cifar
+from train.data.cifar import CIFAR_FOLDERS, check_labels, load_cifar
+from train.data.errors import MissingDataError
 from train.data.jpeg import decode_files
 from train.data.stats import dataset_info
 from train.data.tinyimagenet import list_train_files, list_val_files
@@ -39,7 +40,12 @@ class JpegSource:
 def _cifar_layout(dataset: str, data_root: str | Path) -> tuple[str, Path]:
     """The demo set is stored in the CIFAR-10 layout one folder down."""
     if dataset == "demo":
-        return "cifar10", Path(data_root) / DEMO_FOLDER
+        root = Path(data_root) / DEMO_FOLDER
+        if not (root / CIFAR_FOLDERS["cifar10"]).is_dir():
+            raise MissingDataError(f"demo: {root / CIFAR_FOLDERS['cifar10']} not found; the demo set is generated, "
+                                   f"not downloaded: train.data.make_demo_dataset({str(data_root)!r}) writes it "
+                                   f"(python -m train.run does so by itself)")
+        return "cifar10", root
     return dataset, Path(data_root)
 
 
