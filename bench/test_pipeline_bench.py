@@ -19,18 +19,26 @@ import torch
 from tests import data_formats
 from train.data import create_train_loader, make_demo_dataset
 
-FULL = torch.cuda.is_available()
-BATCH = 512 if FULL else 64
-STEPS_PER_ROUND = 20 if FULL else 3
-STYLIZED_STEPS_PER_ROUND = 20 if FULL else 1  # VGG + decoder on a 2-core CPU: ~2 s a batch
+# Per bench mode: batch, timed steps per round (plain, stylized), rounds, data set sizes.
+SIZES = {
+    "cpu": dict(batch=64, steps=3, stylized_steps=1, rounds=3,  # VGG + decoder on a 2-core CPU: ~2 s a batch
+                num_32px=1000, jpegs_per_class=2, num_64px_synthetic=400),
+    "full": dict(batch=512, steps=20, stylized_steps=20, rounds=10,
+                 num_32px=20000, jpegs_per_class=50, num_64px_synthetic=10000),
+}
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
+def sizes(bench_mode):
+    return SIZES[bench_mode]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, sizes):
     root = tmp_path_factory.mktemp("pipeline_bench")
-    make_demo_dataset(root, num_train=20000 if FULL else 1000, num_test=100, num_synthetic=20000 if FULL else 1000)
-    data_formats.write_tinyimagenet(root, per_class=50 if FULL else 2, num_val=10)
-    data_formats.write_synthetic_npz(root / "edm64.npz", count=10000 if FULL else 400, size=64, num_classes=200)
+    make_demo_dataset(root, num_train=sizes["num_32px"], num_test=100, num_synthetic=sizes["num_32px"])
+    data_formats.write_tinyimagenet(root, per_class=sizes["jpegs_per_class"], num_val=10)
+    data_formats.write_synthetic_npz(root / "edm64.npz", count=sizes["num_64px_synthetic"], size=64, num_classes=200)
     return root
 
 
@@ -47,13 +55,14 @@ def _stylizer(device: torch.device):
 
 @pytest.mark.parametrize("stylize", [False, True], ids=["plain", "stylized"])
 @pytest.mark.parametrize("image_size", [32, 64], ids=["32px", "64px"])
-def test_pipeline_throughput(benchmark, data_root, image_size, stylize, bench_device, cuda_sync):
+def test_pipeline_throughput(benchmark, data_root, sizes, image_size, stylize, bench_device, cuda_sync):
+    batch = sizes["batch"]
     stylizer = _stylizer(bench_device) if stylize else None
     dataset, synthetic = ("demo", data_root / "demo" / "synthetic.npz") if image_size == 32 else \
         ("tinyimagenet", data_root / "edm64.npz")
-    loader = create_train_loader(dataset, data_root, BATCH, synthetic_path=synthetic, synthetic_ratio=0.5,
+    loader = create_train_loader(dataset, data_root, batch, synthetic_path=synthetic, synthetic_ratio=0.5,
                                  stylizer=stylizer, random_erasing_prob=0.3, device=str(bench_device))
-    steps = STYLIZED_STEPS_PER_ROUND if stylize else STEPS_PER_ROUND
+    steps = sizes["stylized_steps"] if stylize else sizes["steps"]
     assert len(loader) > steps, "data set too small for a timed round"
 
     def setup():
@@ -67,11 +76,11 @@ def test_pipeline_throughput(benchmark, data_root, image_size, stylize, bench_de
         cuda_sync()
         return images
 
-    images = benchmark.pedantic(run, setup=setup, rounds=10 if FULL else 3, iterations=1)
-    assert images.shape == (BATCH, 3, image_size, image_size) and torch.isfinite(images).all()
+    images = benchmark.pedantic(run, setup=setup, rounds=sizes["rounds"], iterations=1)
+    assert images.shape == (batch, 3, image_size, image_size) and torch.isfinite(images).all()
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(
-        dtype="uint8 in, float32 out", shape=[BATCH, 3, image_size, image_size], source=dataset,
+        dtype="uint8 in, float32 out", shape=[batch, 3, image_size, image_size], source=dataset,
         synthetic_ratio=0.5, stylizer="fastnst.Stylizer(0.4, 0.1)" if stylize else None,
-        steps_per_round=steps, images_per_second=BATCH * steps / median,
+        steps_per_round=steps, images_per_second=batch * steps / median,
         numpy=np.__version__)
