@@ -138,3 +138,14 @@ def test_download_dataset_end_to_end(tmp_path, server, archive_bytes, monkeypatc
 def test_known_archives_have_checksums_where_published():
     assert {name for name, entry in download.ARCHIVES.items() if entry.md5 is None} == {"tinyimagenet-c"}
     assert all(len(entry.md5) == 32 for entry in download.ARCHIVES.values() if entry.md5)
+
+
+def test_command_line(tmp_path, server, archive_bytes, monkeypatch, capsys):
+    server.files["toy.tar.gz"] = archive_bytes
+    monkeypatch.setitem(download.ARCHIVES, "toy", download.Archive(
+        _url(server, "toy.tar.gz"), hashlib.md5(archive_bytes).hexdigest(), "toy-set"))
+    download.main(["toy", "--data-root", str(tmp_path), "--keep-archive"])
+    assert f"toy: {tmp_path / 'toy-set'}" in capsys.readouterr().out
+    assert (tmp_path / "toy.tar.gz").exists() and (tmp_path / "toy-set" / "a.bin").exists()
+    with pytest.raises(SystemExit):
+        download.main(["imagenet", "--data-root", str(tmp_path)])

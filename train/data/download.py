@@ -154,3 +154,23 @@ def download_dataset(name: str, data_root: str | Path, *, keep_archive: bool = F
     if not keep_archive:
         archive.unlink()
     return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m train.data.download NAME... --data-root DIR``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m train.data.download",
+                                     description="Download, verify and extract data sets into --data-root.")
+    parser.add_argument("names", nargs="+", choices=sorted(ARCHIVES), metavar="NAME",
+                        help=f"one or more of: {', '.join(ARCHIVES)}")
+    parser.add_argument("--data-root", default="data", help="folder to extract into (default: data)")
+    parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after extracting")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in args.names:
+        print(f"{name}: {download_dataset(name, args.data_root, keep_archive=args.keep_archive)}")
+
+
+if __name__ == "__main__":
+    main()
