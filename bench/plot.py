@@ -26,11 +26,11 @@ from bench.compare import BenchFileError, environment, format_seconds, load_resu
 THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
 RATIO_KEY = re.compile(r"ratio|speedup|overhead|_over_")
 # Marks drawn in the ratio panel for the project's headline figure (bench/test_train_step_bench.py).
-REFERENCE_LINES = {"stylized_over_plain": [(1.08, "goal (H100)"), (2.7, "paper")]}
+REFERENCE_LINES = {"stylized_over_plain": [(1.08, "goal (H100)", "tab:green"), (2.7, "paper", "tab:red")]}
 SETTING_KEYS = {"synthetic_ratio"}  # inputs of a benchmark that happen to match the patterns above
 # Also in the Markdown table: times a benchmark derives itself (e.g. a whole-set estimate).
 TIME_KEY = re.compile(r"_ms$|seconds")
-MAX_THROUGHPUT_PANELS = 4
+MAX_PANELS_PER_KIND = 4  # ratio keys, and throughput keys, plotted at most
 
 
 def short_label(benchmark: dict) -> str:
@@ -83,40 +83,35 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
     if not benchmarks:
         raise ValueError("the results hold no benchmarks: nothing to plot")
     colour_of_file = _colours(benchmarks)
-    throughputs = dict(
-        sorted(extra_figures(benchmarks, THROUGHPUT_KEY).items(), key=lambda item: -len(item[1]))[:MAX_THROUGHPUT_PANELS]
-    )
-    ratios = [
-        (benchmark, key, value)
-        for key, entries in extra_figures(benchmarks, RATIO_KEY).items()
-        for benchmark, value in entries
-    ]
-    # Headline first: the ratios (e.g. a training step with / without stylization), then
-    # throughputs, then every benchmark's time.
-    panels = ([len(ratios)] if ratios else []) + [len(entries) for entries in throughputs.values()] + [len(benchmarks)]
+    # Headline first: the ratios with reference marks (a training step with / without
+    # stylization), other ratios, throughputs; then every benchmark's time. One panel per key.
+    ratios = sorted(extra_figures(benchmarks, RATIO_KEY).items(), key=lambda item: (item[0] not in REFERENCE_LINES, -len(item[1])))
+    throughputs = sorted(extra_figures(benchmarks, THROUGHPUT_KEY).items(), key=lambda item: -len(item[1]))
+    figure_panels = ratios[:MAX_PANELS_PER_KIND] + throughputs[:MAX_PANELS_PER_KIND]
+    panels = [len(entries) for _, entries in figure_panels] + [len(benchmarks)]
     figure, axes_list = plt.subplots(
-        len(panels), 1, figsize=(10, 1.2 + 0.22 * sum(panels) + 0.6 * len(panels)),
+        len(panels), 1, figsize=(10, 1.2 + 0.22 * sum(panels) + 0.6 * len(panels)), layout="constrained",
         gridspec_kw={"height_ratios": [count + 1.5 for count in panels]}, squeeze=False,
     )
     axes_list = list(axes_list[:, 0])
 
-    if ratios:
-        ratio_axes = axes_list.pop(0)
+    for key, entries in figure_panels:
+        values = [value for _, value in entries]
+        is_ratio = RATIO_KEY.search(key) is not None
+        axes = axes_list.pop(0)
         _bar_panel(
-            ratio_axes, [f"{short_label(benchmark)} {key}" for benchmark, key, _ in ratios], [value for _, _, value in ratios],
-            [colour_of_file[file_of(benchmark)] for benchmark, _, _ in ratios], xlabel="ratio (x)",
+            axes, [short_label(benchmark) for benchmark, _ in entries], values,
+            [colour_of_file[file_of(benchmark)] for benchmark, _ in entries],
+            xlabel=key.replace("_", " ") + (" (x)" if is_ratio else ""),
+            log=not is_ratio or max(values) > 50 * max(min(values), 1e-12),  # ratios are linear unless they span decades
         )
-        ratio_axes.axvline(1.0, color="black", linewidth=0.8)
-        for key in sorted({key for _, key, _ in ratios} & REFERENCE_LINES.keys()):
-            for value, label in REFERENCE_LINES[key]:
-                ratio_axes.axvline(value, color="grey", linestyle="--", linewidth=0.8)
-                ratio_axes.annotate(f"{label} {value}x", (value, 1.0), xycoords=("data", "axes fraction"),
-                                    xytext=(2, -2), textcoords="offset points", va="top", fontsize=6, color="grey")
-    for key, entries in throughputs.items():
-        _bar_panel(
-            axes_list.pop(0), [short_label(benchmark) for benchmark, _ in entries], [value for _, value in entries],
-            [colour_of_file[file_of(benchmark)] for benchmark, _ in entries], xlabel=key.replace("_", " "), log=True,
-        )
+        if is_ratio:
+            axes.axvline(1.0, color="black", linewidth=0.8)
+        for value, label, colour in REFERENCE_LINES.get(key, []):
+            axes.axvline(value, color=colour, linestyle="--", linewidth=1.5, zorder=3)
+            axes.annotate(f"{label} {value}x", (value, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                          textcoords="offset points", va="top", fontsize=7, color=colour, zorder=4,
+                          bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     medians = [benchmark["stats"]["median"] for benchmark in benchmarks]
     # Asymmetric error bar q1..q3 around the median, when the file has quartiles.
     lower = [max(benchmark["stats"]["median"] - benchmark["stats"].get("q1", benchmark["stats"]["median"]), 0.0) for benchmark in benchmarks]
@@ -135,7 +130,6 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
         f"{', ' + date if date else ''}{', commit ' + commit if commit else ''}",
         fontsize=9,
     )
-    figure.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_path, dpi=110, bbox_inches="tight")  # long labels stay inside
