@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
+# extra_info figures printed side by side under the table (not part of the pass/fail rule).
+HEADLINE_KEYS = ("stylized_over_plain",)
 METRICS = ("median", "min", "mean")
 
 # Exit statuses.
@@ -152,6 +154,20 @@ def format_table(comparisons: list[Comparison], *, metric: str, threshold: float
     return "\n".join(lines)
 
 
+def headline_lines(current: dict, baseline: dict) -> list[str]:
+    """``name key: baseline -> run`` for the HEADLINE_KEYS figures a run records."""
+    baseline_by_name = {benchmark["fullname"]: benchmark for benchmark in baseline["benchmarks"]}
+    lines = []
+    for benchmark in current["benchmarks"]:
+        for key in HEADLINE_KEYS:
+            value = benchmark.get("extra_info", {}).get(key)
+            if isinstance(value, (int, float)):
+                before = baseline_by_name.get(benchmark["fullname"], {}).get("extra_info", {}).get(key)
+                before_text = f"{before:.3f}" if isinstance(before, (int, float)) else "-"
+                lines.append(f"{benchmark['fullname']} {key}: baseline {before_text}, run {value:.3f}")
+    return lines
+
+
 def trimmed_for_baseline(results: dict) -> dict:
     """The run without per-round timings and host name: small, and still pytest-benchmark's layout
     (so ``pytest bench --benchmark-compare=<baseline file>`` reads it too)."""
@@ -218,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return UNUSABLE
     print(f"run {args.run} vs baseline {baseline_path}")
     print(format_table(comparisons, metric=args.metric, threshold=args.threshold))
+    for line in headline_lines(current, baseline):
+        print(line)
     return exit_status(comparisons, fail_on_missing=args.fail_on_missing)
 
 

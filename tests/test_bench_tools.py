@@ -109,6 +109,13 @@ def test_cli_exit_status_and_table(tmp_path, capsys):
     assert compare.main([str(slower), "--baseline", str(baseline), "--threshold", "0.6"]) == compare.OK
 
 
+def test_cli_prints_the_headline_ratio_of_both_runs(tmp_path, capsys):
+    baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0}, **{STEP: {"stylized_over_plain": 1.07}}))
+    run = _write(tmp_path / "run.json", _results({STEP: 2.1}, **{STEP: {"stylized_over_plain": 1.25}}))
+    assert compare.main([str(run), "--baseline", str(baseline)]) == compare.OK
+    assert f"{STEP} stylized_over_plain: baseline 1.070, run 1.250" in capsys.readouterr().out
+
+
 def test_cli_rejects_unusable_input_naming_the_file(tmp_path, capsys):
     baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0}))
     full_mode = _write(tmp_path / "full.json", _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"}))
