@@ -18,7 +18,8 @@ from train.data.corrupted import corrupted_root, has_official_corruptions, load_
 from train.data.demo import make_demo_dataset
 from train.data.download import download_dataset
 from train.data.errors import BadImageError, DataFormatError, MissingDataError
-from train.data.loader import EvalLoader, TrainLoader, create_eval_loader, create_train_loader, normalize
+from train.data.eval_loader import EvalLoader, create_eval_loader, normalize
+from train.data.train_loader import TrainLoader, create_train_loader
 from train.data.sources import default_synthetic_path, load_test_set
 from train.data.stats import DATASETS, DatasetInfo, dataset_info
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.cifar import CIFAR_FOLDERS, check_labels, load_cifar
+from train.data.cifar import CIFAR_FOLDERS, load_cifar
 from train.data.errors import MissingDataError
 from train.data.jpeg import decode_files
 from train.data.stats import dataset_info
@@ -74,5 +74,5 @@ def default_synthetic_path(dataset: str, data_root: str | Path) -> Path | None:
     return Path(data_root) / DEMO_FOLDER / "synthetic.npz" if dataset == "demo" else None
 
 
-__all__ = ["ArraySource", "JpegSource", "check_labels", "default_synthetic_path", "load_test_set",
+__all__ = ["ArraySource", "JpegSource", "default_synthetic_path", "load_test_set",
            "load_train_source"]

@@ -1,4 +1,4 @@
-"""The loaders the trainer and evaluator use: plain ``(images, labels)`` batches, no DALI in sight.
+"""The training loader: plain ``(images, labels)`` batches, no DALI in sight for the caller.
 
 ``create_train_loader`` wires the sources, the mixing sampler (``sampler.py``, which defines an
 epoch), the two DALI stages (``pipeline.py``, with the design note on the split) and the Stylizer.
@@ -16,7 +16,7 @@ import torch
 from train.data.errors import BadImageError
 from train.data.jpeg import decode_rgb, read_jpeg_bytes
 from train.data.sampler import BatchPlan, MixedSampler
-from train.data.sources import ArraySource, JpegSource, load_test_set, load_train_source
+from train.data.sources import ArraySource, JpegSource, load_train_source
 from train.data.stats import dataset_info
 from train.data.synthetic import load_synthetic
 
@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 StylizerFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _RESIDENT_FRACTION = 0.25  # keep a pixel array on the GPU when it takes at most this share of its memory
-
-
-def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 normalized with the data set's mean and std (layout kept)."""
-    info = dataset_info(dataset)
-    mean = torch.tensor(info.mean, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(info.std, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
 
 
 def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -291,27 +283,3 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
                            rank=rank, world_size=world_size, seed=seed)
     return TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, trivial_augment=trivial_augment,
                        random_erasing_prob=random_erasing_prob, device=device, seed=seed, on_bad_image=on_bad_image)
-
-
-class EvalLoader:
-    """Clean test batches, in order: (float32 normalized (N, 3, H, W) channels_last, int64 labels)."""
-
-    def __init__(self, dataset: str, images: np.ndarray, labels: np.ndarray, batch_size: int, device: str):
-        self.dataset, self.images, self.labels = dataset, images, labels
-        self.batch_size, self.device = batch_size, torch.device(device)
-
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.labels), self.batch_size):
-            rows = slice(start, start + self.batch_size)
-            pixels = torch.from_numpy(np.ascontiguousarray(self.images[rows])).to(self.device, non_blocking=True)
-            images = normalize(pixels.permute(0, 3, 1, 2), self.dataset)  # channels_last view of NHWC
-            yield images, torch.from_numpy(self.labels[rows]).to(self.device, non_blocking=True)
-
-
-def create_eval_loader(dataset: str, data_root: str | Path, batch_size: int, device: str = "cpu") -> EvalLoader:
-    """Normalized clean test batches of ``dataset`` (no augmentation)."""
-    images, labels = load_test_set(dataset, data_root)
-    return EvalLoader(dataset, images, labels, batch_size, device)
