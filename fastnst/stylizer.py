@@ -214,7 +214,10 @@ class Stylizer(nn.Module):
         return output.to(images.dtype)
 
     def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> torch.Tensor:
-        """Stylize a random per-sample subset of ``images``; the others come back bit-identical."""
+        """Stylize a random per-sample subset of ``images``; the others come back bit-identical.
+
+        The input is never modified; when no sample is chosen, it is returned as it is.
+        """
         self._check_inputs(images, is_synthetic)
         timer = self._start_timer(images.device)
         plan = self.draw(is_synthetic)

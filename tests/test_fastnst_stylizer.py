@@ -192,6 +192,18 @@ def test_build_stylizer_from_files(tmp_path, networks):
     assert torch.equal(stylizer(images, is_synthetic), reference(images, is_synthetic))
 
 
+def test_compile_option_keeps_cpu_results(networks):
+    """Compiled graphs serve CUDA only; on the CPU the same eager networks run, padded to 64-row buckets."""
+    images, is_synthetic = random_batch(count=6)
+    compiled = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=True)
+    eager = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0)
+    assert compiled.bucket_size == 64
+    assert not any(key.startswith("_") for key in compiled.state_dict()), "compiled wrappers add no state keys"
+    output = compiled(images, is_synthetic)
+    assert compiled.last_stats["padded_to"] == 64
+    assert (output.int() - eager(images, is_synthetic).int()).abs().max() <= 1  # rounding of float sums only
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_compiled_matches_cpu(networks):
