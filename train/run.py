@@ -43,7 +43,7 @@ DEMO_BANNER = """\
  For the real thing (arXiv 2512.15675) you need:
    --dataset cifar10|cifar100|tinyimagenet --data-root DIR   the data set (or --download)
    --synthetic FILE    EDM-generated images (.npz, e.g. the 1M CIFAR-10 set of Wang et al. 2023)
-   --styles FILE       a style bank: python -m fastnst.style_bank <painting folder> ...
+   --styles FILE       a style bank: python -m fastnst.style_bank --styles PAINTINGS --out FILE
    --vgg vgg_normalised.pth --decoder decoder.pth   the public AdaIN weights
    a GPU (300 epochs of WRN-28-4), and CIFAR-10-C / CIFAR-100-C / TinyImageNet-C
    under the data root for the official corruption benchmark.
@@ -102,7 +102,7 @@ def prepare_demo(config: dict, out_dir: Path) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the banner says it louder
                 encoder = load_encoder(config["vgg"])
-            encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE).save(bank_path)
+            encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
 
 
 def fill_paths(config: dict) -> None:
@@ -122,7 +122,7 @@ def fill_paths(config: dict) -> None:
         if missing:
             raise ConfigError(
                 f"stylization on --dataset {config['dataset']} needs {', '.join(missing)}: a style bank "
-                "(python -m fastnst.style_bank PAINTINGS_DIR --vgg vgg_normalised.pth --out styles.pt) and the "
+                "(python -m fastnst.style_bank --styles PAINTINGS_DIR --vgg vgg_normalised.pth --out styles.pt) and the "
                 "AdaIN weights vgg_normalised.pth / decoder.pth of the pytorch-AdaIN port. "
                 "Pass --no-stylize for the baseline without style transfer."
             )
