@@ -205,7 +205,7 @@ class TrainLoader:
         return batch
 
     def crop_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic, labels) per step.
+        """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic (CPU), labels) per step.
 
         Batch i + 1 is fed and scheduled before batch i is handed on, so DALI's threads (or the GPU)
         decode and crop it while the caller stylizes and trains on batch i.
@@ -228,7 +228,8 @@ class TrainLoader:
             images = _dali_to_torch(images, torch.uint8, self.device)  # copied before DALI reuses the buffer
             if step + 1 < len(plans):
                 pending = self._schedule(crop, plans, step + 1)
-            is_synthetic = torch.from_numpy(plan.is_synthetic).to(self.device)
+            # Flags stay on the host: the Stylizer reads them there to size its subset, without a device sync.
+            is_synthetic = torch.from_numpy(plan.is_synthetic)
             yield images, is_synthetic, torch.from_numpy(labels).to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -261,7 +262,8 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             ``synthetic_ratio > 0``.
         synthetic_ratio: share of synthetic samples in every batch, in [0, 1).
         stylizer: called on each batch after crop/flip as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,))``
-            and must return uint8 of the same shape (e.g. ``fastnst.Stylizer``); None: no style transfer.
+            (images on ``device`` as a channels_last view, flags a CPU bool tensor) and must return uint8
+            of the same shape (e.g. ``fastnst.Stylizer``); None: no style transfer.
         trivial_augment: TrivialAugmentWide per sample after the stylizer.
         random_erasing_prob: per-sample probability of Random Erasing, after TrivialAugmentWide.
         device: "cpu" (DALI CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it).
