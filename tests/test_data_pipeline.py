@@ -123,6 +123,8 @@ def test_random_erasing_per_sample_box_and_probability(cifar_root):
     assert len(boxes) > 0.8 * was_erased.sum().item()  # a box of its own for (nearly) every erased sample
     areas = erased[was_erased].flatten(1).float().mean(1)
     assert areas.min() >= 0.015 and areas.max() <= 0.34
+    sides = [(box[2] - box[0] + 1, box[3] - box[1] + 1) for box in boxes]
+    assert max(max(side) for side in sides) < 32  # as torchvision: only boxes strictly inside the image
 
 
 def test_same_seed_and_epoch_same_batches(cifar_root):

@@ -39,7 +39,8 @@ from nvidia.dali.auto_aug import trivial_augment
 
 CROP_PADDING = 4  # pixels of zero padding around the image before the random crop (as torchvision RandomCrop)
 ERASING_SCALE = (0.02, 0.33)  # torchvision RandomErasing defaults: area fraction ...
-ERASING_RATIO = (0.3, 3.3)    # ... and aspect ratio range
+ERASING_RATIO = (0.3, 3.3)    # ... aspect ratio range ...
+ERASING_ATTEMPTS = 10         # ... and draws before giving up
 
 
 def pipeline_options(batch_size: int, device: str, seed: int) -> dict:
@@ -67,14 +68,21 @@ def random_crop_flip(images, image_size: int):
 def random_erasing(images, probability: float, image_size: int, fill: list[float]):
     """torchvision RandomErasing per sample: with ``probability`` erase a random box to ``fill``.
 
-    torchvision re-draws a box that does not fit (up to 10 times); we clamp its sides to the image
-    instead, which changes only the rare draws with area * ratio above the image (under 2 %).
+    As torchvision: up to 10 (area, aspect) draws, the first box that fits strictly inside the image
+    is used, none fitting means no erasing; the box position is uniform over where it fits.
     """
-    if fn.random.coin_flip(probability=probability, dtype=types.BOOL):
-        area = fn.random.uniform(range=ERASING_SCALE) * float(image_size * image_size)
-        aspect = dali_math.exp(fn.random.uniform(range=(float(np.log(ERASING_RATIO[0])), float(np.log(ERASING_RATIO[1])))))
-        height = dali_math.min(dali_math.floor(dali_math.sqrt(area * aspect) + 0.5), float(image_size))
-        width = dali_math.min(dali_math.floor(dali_math.sqrt(area / aspect) + 0.5), float(image_size))
+    area = fn.random.uniform(range=ERASING_SCALE, shape=[ERASING_ATTEMPTS]) * float(image_size * image_size)
+    log_ratio = (float(np.log(ERASING_RATIO[0])), float(np.log(ERASING_RATIO[1])))
+    aspect = dali_math.exp(fn.random.uniform(range=log_ratio, shape=[ERASING_ATTEMPTS]))
+    heights = dali_math.floor(dali_math.sqrt(area * aspect) + 0.5)
+    widths = dali_math.floor(dali_math.sqrt(area / aspect) + 0.5)
+    fits = fn.cast((heights < image_size) & (widths < image_size), dtype=types.FLOAT)
+    # Attempt i gets priority ATTEMPTS - i where it fits, 0 where not: the largest marks the first fit.
+    priority = fits * types.Constant(np.arange(ERASING_ATTEMPTS, 0, -1, dtype=np.float32))
+    best = fn.reductions.max(priority)
+    first_fit = fn.cast(priority == best, dtype=types.FLOAT) * fits
+    if fn.random.coin_flip(probability=probability, dtype=types.BOOL) & (best > 0):
+        height, width = fn.reductions.sum(heights * first_fit), fn.reductions.sum(widths * first_fit)
         top = dali_math.floor(fn.random.uniform(range=(0.0, 1.0)) * (image_size - height + 1))
         left = dali_math.floor(fn.random.uniform(range=(0.0, 1.0)) * (image_size - width + 1))
         images = fn.erase(images, anchor=fn.stack(top, left), shape=fn.stack(height, width), axis_names="HW",
