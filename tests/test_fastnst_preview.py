@@ -1,10 +1,14 @@
 """The preview command writes a PNG grid (originals, alphas, styles)."""
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from fastnst.networks import Decoder, VGGEncoder
 from fastnst.preview import generated_contents, main
+
+# Random networks are these tests' point; the warning itself is tested in test_fastnst_weights.py.
+pytestmark = pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
 
 
 def test_preview_writes_png_from_generated_data(tmp_path):

@@ -8,6 +8,9 @@ from torch import nn
 from fastnst import StyleBank, Stylizer, build_stylizer
 from fastnst.networks import Decoder, VGGEncoder
 
+# Random networks are these tests' point; the warning itself is tested in test_fastnst_weights.py.
+pytestmark = pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
+
 
 def lively_networks(seed=0):
     """Random networks with activations of order one, so outputs are images, not black squares."""

@@ -7,6 +7,9 @@ from PIL import Image
 from fastnst.train_decoder import main
 from fastnst.weights import load_decoder
 
+# Random networks are these tests' point; the warning itself is tested in test_fastnst_weights.py.
+pytestmark = pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
+
 
 def write_images(folder, count, seed):
     folder.mkdir(parents=True)
