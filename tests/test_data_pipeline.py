@@ -282,3 +282,37 @@ def test_gpu_jpeg_decoding_mixed_with_synthetic(tinyimagenet_root):
     for sample, index, synthetic in zip(received.permute(0, 2, 3, 1).cpu().numpy(), plan.indices, plan.is_synthetic):
         source, tolerance = (synthetic_x[index], 0.0) if synthetic else (train_x[index], 2.0)
         assert find_crop(sample, source, tolerance) is not None
+
+
+def test_random_erasing_box_distribution_matches_torchvision(cifar_root):
+    """Statistical: area and aspect of the erased boxes agree with torchvision.transforms.RandomErasing."""
+    from torchvision.transforms import RandomErasing
+
+    root, *_ = cifar_root
+    loader = create_train_loader("cifar10", root, 100, stylizer=_constant_batch_stylizer(2), trivial_augment=False,
+                                 random_erasing_prob=1.0, seed=9)
+    ours = []
+    for epoch in range(4):  # 400 boxes
+        loader.set_epoch(epoch)
+        for images, _ in loader:
+            ours += [(image.abs() < 0.02).all(0) for image in images]
+    torch.manual_seed(0)
+    erase = RandomErasing(p=1.0, value=-1000.0)  # a value no image pixel has
+    theirs = [(erase(torch.rand(1, 32, 32)) == -1000.0)[0] for _ in range(400)]
+
+    def box_statistics(masks):
+        areas, aspects = [], []
+        for mask in masks:
+            if mask.any():
+                rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+                height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+                areas.append(float(height * width) / 1024)
+                aspects.append(float(torch.log(height / width)))
+        return np.mean(areas), np.mean(aspects), len(areas) / len(masks)
+
+    our_area, our_aspect, our_share = box_statistics(ours)
+    their_area, their_aspect, their_share = box_statistics(theirs)
+    assert their_share > 0.9 and 0.1 < their_area < 0.25
+    assert abs(our_area - their_area) < 0.03, (our_area, their_area)  # standard error of the difference ~0.007
+    assert abs(our_aspect - their_aspect) < 0.15, (our_aspect, their_aspect)  # ~0.04
+    assert abs(our_share - their_share) < 0.03  # nearly every draw erases when p = 1
