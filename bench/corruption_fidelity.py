@@ -175,7 +175,7 @@ def main(argv=None) -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(records, indent=1))
+        args.out.with_suffix(".json").write_text(json.dumps(records, indent=1, default=float))
 
 
 if __name__ == "__main__":
