@@ -316,3 +316,28 @@ def test_random_erasing_box_distribution_matches_torchvision(cifar_root):
     assert abs(our_area - their_area) < 0.03, (our_area, their_area)  # standard error of the difference ~0.007
     assert abs(our_aspect - their_aspect) < 0.15, (our_aspect, their_aspect)  # ~0.04
     assert abs(our_share - their_share) < 0.03  # nearly every draw erases when p = 1
+
+
+def test_trivial_augment_change_statistics_match_torchvision(cifar_root):
+    """Statistical: how much DALI's TrivialAugmentWide changes an image agrees with torchvision's
+    (nearest interpolation, fill 0), over 400 draws on the same image."""
+    from torchvision.transforms import InterpolationMode, TrivialAugmentWide
+
+    root, *_ = cifar_root
+    base = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8).repeat(4, 0).repeat(4, 1)
+    image = torch.from_numpy(base).permute(2, 0, 1).contiguous()
+    loader = create_train_loader("cifar10", root, 100, stylizer=lambda x, flags: image.expand_as(x).contiguous(),
+                                 random_erasing_prob=0.0, seed=6)
+    info = dataset_info("cifar10")
+    mean, std = (torch.tensor(v).view(3, 1, 1) * 255 for v in (info.mean, info.std))
+    ours = []
+    for epoch in range(4):
+        loader.set_epoch(epoch)
+        for images, _ in loader:
+            ours += [(pixels * std + mean - image).abs().mean().item() for pixels in images]
+    torch.manual_seed(0)
+    augment = TrivialAugmentWide(interpolation=InterpolationMode.NEAREST)
+    theirs = [(augment(image).float() - image).abs().mean().item() for _ in range(400)]
+    ours, theirs = np.array(ours), np.array(theirs)
+    assert abs(ours.mean() - theirs.mean()) < 10, (ours.mean(), theirs.mean())  # means ~47, SE of difference ~3
+    assert abs((ours < 0.5).mean() - (theirs < 0.5).mean()) < 0.07  # unchanged share ~0.1 (identity etc.)
