@@ -326,12 +326,13 @@ def test_trivial_augment_change_statistics_match_torchvision(cifar_root):
     root, *_ = cifar_root
     base = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8).repeat(4, 0).repeat(4, 1)
     image = torch.from_numpy(base).permute(2, 0, 1).contiguous()
-    loader = create_train_loader("cifar10", root, 100, stylizer=lambda x, flags: image.expand_as(x).contiguous(),
-                                 random_erasing_prob=0.0, seed=6)
+    loader = create_train_loader("cifar10", root, 200, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
+                                 stylizer=lambda x, flags: image.expand_as(x).contiguous(), random_erasing_prob=0.0,
+                                 seed=6)
     info = dataset_info("cifar10")
     mean, std = (torch.tensor(v).view(3, 1, 1) * 255 for v in (info.mean, info.std))
     ours = []
-    for epoch in range(4):
+    for epoch in range(2):  # 2 x 200 draws
         loader.set_epoch(epoch)
         for images, _ in loader:
             ours += [(pixels * std + mean - image).abs().mean().item() for pixels in images]
