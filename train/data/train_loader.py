@@ -164,7 +164,7 @@ class TrainLoader:
         return _seed_for(self.seed, self.epoch, self.sampler.rank, stage, restart)
 
     def _build_crop(self, restart: int = 0):
-        from train.data import pipeline as stages
+        from train.data import pipeline as stages  # DALI is imported when a loader runs, not with train.data
 
         options = stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(1, restart))
         if isinstance(self.real, JpegSource):
@@ -238,9 +238,10 @@ class TrainLoader:
         for images_nhwc, is_synthetic, labels in self.crop_batches():
             if self.stylizer is not None:
                 # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
-                stylized = self.stylizer(images_nhwc.permute(0, 3, 1, 2), is_synthetic)
-                if stylized.dtype != torch.uint8 or stylized.shape != images_nhwc.permute(0, 3, 1, 2).shape:
-                    raise TypeError(f"stylizer must return uint8 {tuple(images_nhwc.permute(0, 3, 1, 2).shape)}, "
+                images_nchw = images_nhwc.permute(0, 3, 1, 2)
+                stylized = self.stylizer(images_nchw, is_synthetic)
+                if stylized.dtype != torch.uint8 or stylized.shape != images_nchw.shape:
+                    raise TypeError(f"stylizer must return uint8 {tuple(images_nchw.shape)}, "
                                     f"got {stylized.dtype} {tuple(stylized.shape)}")
                 images_nhwc = stylized.permute(0, 2, 3, 1).contiguous()
             self._feed(augment, {"images": images_nhwc if self.on_gpu else images_nhwc.numpy()})
