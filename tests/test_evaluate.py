@@ -188,3 +188,27 @@ def test_report_says_when_corruptions_were_generated(tmp_path):
     assert "GENERATED" in markdown and "procedural stand-in" in markdown
     assert "| **mean** | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** |" in markdown
     assert "examples" not in written and written["bars"].is_file()
+
+
+def test_tinyimagenet_c_sets_in_class_folder_order(monkeypatch, tmp_path):
+    """Tiny-ImageNet-C lists each set by class folder, not in val order: evaluation must use
+    each set's own labels (here the loaders are stand-ins returning that layout)."""
+    import train.evaluate as evaluate_module
+
+    labels = np.array([3, 1, 2, 1, 0, 3, 2, 0])
+    clean = np.stack([np.full((64, 64, 3), LEVELS[label], np.uint8) for label in labels])
+    by_class = np.argsort(labels, kind="stable")
+
+    def stand_in_c(root, corruption, severity):
+        images = clean[by_class].copy()
+        wrong = severity  # the first `severity` images of the set are shifted to the next class
+        images[:wrong] = np.stack([np.full((64, 64, 3), LEVELS[(label + 1) % 10], np.uint8) for label in labels[by_class][:wrong]])
+        return images, labels[by_class]
+
+    monkeypatch.setattr(evaluate_module, "load_test_set", lambda dataset, root: (clean, labels))
+    monkeypatch.setattr(evaluate_module, "has_official_corruptions", lambda dataset, root: True)
+    monkeypatch.setattr(evaluate_module, "load_tinyimagenet_c", stand_in_c)
+    result = evaluate(ConstantColourClassifier("tinyimagenet"), "tinyimagenet", tmp_path, progress=False)
+    assert result["meta"]["source"] == "official" and result["clean_accuracy"] == pytest.approx(100.0)
+    for values in result["accuracy"].values():
+        assert values == pytest.approx([100.0 * (8 - s) / 8 for s in SEVERITIES])

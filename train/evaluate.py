@@ -67,10 +67,24 @@ def _count_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: t
             correct[name] += int((model(batch).argmax(dim=1) == targets).sum())
 
 
-def _official_set(dataset: str, data_root, corruption: str, severity: int, indices: np.ndarray):
+def _official_set(dataset: str, data_root, corruption: str, severity: int, test_labels: np.ndarray, indices: np.ndarray):
+    """Rows ``indices`` of one official set, after checking it holds the clean test set's images.
+
+    CIFAR-C files keep the test set's order, so their labels must equal the test labels.
+    Tiny-ImageNet-C stores each set by class folder, not in val order: the same images in
+    another order, so only the class counts must agree (and the subset is drawn in its order).
+    """
     root = corrupted_root(dataset, data_root)
     loader = load_tinyimagenet_c if dataset == "tinyimagenet" else load_cifar_c
     images, labels = loader(root, corruption, severity)
+    if dataset == "tinyimagenet":
+        classes = max(int(labels.max(initial=0)), int(test_labels.max(initial=0))) + 1
+        same = np.array_equal(np.bincount(labels, minlength=classes), np.bincount(test_labels, minlength=classes))
+    else:
+        same = np.array_equal(labels, test_labels)
+    if not same:
+        raise ValueError(f"{corruption} severity {severity}: labels differ from the clean test set's; "
+                         f"the files under {root} belong to another test set")
     return np.ascontiguousarray(images[indices]), labels[indices]
 
 
@@ -128,15 +142,14 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     pairs = [(c, s) for c in corruptions for s in SEVERITIES]
     for corruption, severity in tqdm(pairs, desc=f"{dataset}-C ({source})", disable=not progress, unit="set"):
         if source == "official":
-            images, set_labels = _to_device(*_official_set(dataset, data_root, corruption, severity, indices), device)
-            if not torch.equal(set_labels, labels):
-                raise ValueError(f"{corruption} severity {severity}: labels differ from the clean test set's; "
-                                 f"the files under {corrupted_root(dataset, data_root)} belong to another test set")
+            images, set_labels = _to_device(*_official_set(dataset, data_root, corruption, severity, test_labels,
+                                                           indices), device)
         else:
             images = generate_corrupted(clean, dataset, corruption, severity, batch_size=batch_size, seed=seed,
                                         frost_dir=frost_dir)
+            set_labels = labels
         counts = dict.fromkeys(models, 0)
-        _count_correct(models, images, labels, dataset, batch_size, counts)
+        _count_correct(models, images, set_labels, dataset, batch_size, counts)
         for name in models:
             correct[name][(corruption, severity)] = counts[name]
 
