@@ -15,7 +15,7 @@ from torch import nn
 from train.checkpoint import save_atomic
 from train.corruptions import CORRUPTIONS, SEVERITIES
 from train.data import dataset_info
-from train.evaluate import evaluate, evaluate_checkpoint, main, relative_to
+from train.evaluate import evaluate, main, relative_to
 from train.models import create_model
 from train.report import write_report
 

@@ -11,7 +11,6 @@ stored in the results. Accuracies are in percent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
