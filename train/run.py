@@ -253,8 +253,6 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # DALI announces its operator renames once per pipeline build, i.e. every epoch: not news to a user.
-    warnings.filterwarnings("ignore", message=r".*is now deprecated", category=DeprecationWarning)
     try:
         run(parse_config(argv))
     except MissingDataError as error:
