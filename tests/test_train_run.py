@@ -62,3 +62,17 @@ def test_style_images_are_drawn_deterministically(tmp_path):
     second = draw_style_images(tmp_path / "b", count=5, size=32, seed=3)
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     assert len({p.read_bytes() for p in first}) == 5
+
+
+def test_resume_flag_continues_from_the_run_folder(tmp_path, demo_root, capsys):
+    flags = ["--out", str(tmp_path / "run"), "--data-root", str(demo_root), "--epochs", "1", "--batch-size", "16",
+             "--no-evaluate-corruptions", "--no-swa"]
+    assert main(flags + ["--resume"]) == 0  # nothing to resume yet: starts from scratch
+    assert "starting from scratch" in capsys.readouterr().out
+    first = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
+    assert main(flags + ["--resume"]) == 0  # finished run: loads it, trains nothing more
+    assert "1 of 1 epochs done" in capsys.readouterr().out
+    again = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert main(flags + ["--resume", str(tmp_path / "nope.pt")]) == 2
+    assert "--resume" in capsys.readouterr().err
