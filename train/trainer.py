@@ -20,7 +20,6 @@ on GPU up to cuDNN's non-deterministic kernels).
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
