@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from train import distributed
 from train.checkpoint import load_checkpoint, save_atomic
+from train.config import ConfigError
 from train.distributed import DistInfo
 from train.metrics_log import MetricsLog
 
@@ -189,7 +190,7 @@ def _check_resumable(saved: dict, config: dict, path: Path) -> None:
     changed = [key for key in RESUME_MUST_MATCH if saved.get(key) != config.get(key)]
     if changed:
         details = ", ".join(f"{key}: {saved.get(key)!r} in the checkpoint, {config.get(key)!r} now" for key in changed)
-        raise ValueError(f"cannot --resume from {path}: the run's options differ ({details})")
+        raise ConfigError(f"cannot --resume from {path}: the run's options differ ({details})")
 
 
 # ----------------------------------------------------------------------------- one epoch
