@@ -14,11 +14,11 @@ samples are bit-identical to the input.
 Resolution. The public AdaIN decoder was trained on 256 px crops. The
 authors' code (``experiments/style_transfer.py`` of their training repo)
 upsamples every chosen 32/64 px image bilinearly to 224x224, stylizes, and
-resizes bilinearly back: ``resolution=224`` reproduces that
-(``PAPER_RESOLUTION``). ``resolution=None`` (the default, as agreed for the
-trainer) stylizes at native size, about 49x (32 px) or 12x (64 px) cheaper;
-at 32 px the relu4_1 map is then 4x4, so the texture is coarser. See
-docs/stylizer.md for the trade-off and measurements.
+resizes bilinearly back: ``resolution=224`` (``PAPER_RESOLUTION``, the
+default) reproduces that. ``resolution=None`` stylizes at native size, about
+49x (32 px) or 12x (64 px) cheaper; at 32 px the relu4_1 map is then 4x4, so
+the texture is coarser, and whether it buys the same robustness is unmeasured.
+See docs/stylizer.md for the trade-off and measurements.
 
 Randomness is drawn on the CPU from a seeded ``torch.Generator`` (reseeded
 by ``set_epoch`` from (seed, epoch)): the subset size is known on the host
@@ -82,7 +82,8 @@ class Stylizer(nn.Module):
         encoder, decoder: networks from ``fastnst.weights``; random (with a loud warning) when None.
         prob_synthetic, prob_real: per-sample stylization probability by source (paper: 0.4 / 0.1 on CIFAR-10).
         alpha_synthetic, alpha_real: (low, high) of the uniform alpha by source (paper: (0.1, 1.0) / (1.0, 1.0)).
-        resolution: None stylizes at native size; an int resizes to that square side first (paper: 224).
+        resolution: an int resizes to that square side first (default: the paper's 224); None stylizes
+            at native size (fast, not the paper's setting).
         seed: base of the random stream; ``set_epoch`` reseeds from (seed, epoch). Use seed + rank under DDP.
         compile: False, True or a ``torch.compile`` mode string: compiles encoder and decoder (batch-dynamic);
             the AdaIN op stays outside the compiled region.
@@ -101,7 +102,7 @@ class Stylizer(nn.Module):
         prob_real: float = PAPER_PROB_REAL,
         alpha_synthetic: tuple[float, float] = PAPER_ALPHA_SYNTHETIC,
         alpha_real: tuple[float, float] = PAPER_ALPHA_REAL,
-        resolution: int | None = None,
+        resolution: int | None = PAPER_RESOLUTION,
         seed: int = 0,
         *,
         compile: bool | str = False,

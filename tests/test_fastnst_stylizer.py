@@ -38,6 +38,7 @@ def networks():
 
 def make_stylizer(networks, **options):
     encoder, decoder = networks
+    options.setdefault("resolution", None)  # native size: the logic under test, at a CPU-friendly cost
     return Stylizer(random_bank(), encoder, decoder, **options)
 
 
@@ -183,13 +184,20 @@ def test_bad_arguments_are_named(networks):
         make_stylizer(networks, alpha_synthetic=(0.9, 0.1))
 
 
+def test_default_resolution_is_the_papers(networks):
+    from fastnst.stylizer import PAPER_RESOLUTION
+
+    encoder, decoder = networks
+    assert PAPER_RESOLUTION == 224 and Stylizer(random_bank(), encoder, decoder).resolution == PAPER_RESOLUTION
+
+
 def test_build_stylizer_from_files(tmp_path, networks):
     encoder, decoder = networks
     random_bank().save(tmp_path / "styles.pt")
     torch.save(encoder.state_dict(), tmp_path / "vgg.pth")
     torch.save(decoder.state_dict(), tmp_path / "decoder.pth")
     stylizer = build_stylizer(tmp_path / "styles.pt", tmp_path / "vgg.pth", tmp_path / "decoder.pth",
-                              device="cpu", prob_synthetic=1.0, prob_real=0.0, seed=1)
+                              device="cpu", prob_synthetic=1.0, prob_real=0.0, seed=1, resolution=None)
     reference = make_stylizer(networks, prob_synthetic=1.0, prob_real=0.0, seed=1)
     images, is_synthetic = random_batch(count=6)
     assert torch.equal(stylizer(images, is_synthetic), reference(images, is_synthetic))

@@ -91,3 +91,17 @@ def test_resolved_config_is_saved_as_yaml_and_json(tmp_path):
     yaml_path, json_path = save_config(config, tmp_path / "run")
     assert yaml.safe_load(yaml_path.read_text()) == config
     assert json.loads(json_path.read_text()) == config
+
+
+def test_style_resolution_defaults_to_the_papers_and_native_is_a_choice():
+    from train.config import stylizer_resolution
+
+    paper = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz"])
+    assert stylizer_resolution(paper) == 224
+    assert stylizer_resolution(parse_config([])) is None  # the CPU demo runs native
+    fast = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz", "--style-resolution", "native"])
+    assert stylizer_resolution(fast) is None
+    assert stylizer_resolution(parse_config(["--style-resolution", "128"])) == 128
+    for bad in ("huge", "4"):
+        with pytest.raises(SystemExit):
+            parse_config(["--style-resolution", bad])

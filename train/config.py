@@ -58,6 +58,7 @@ DEFAULTS: dict = {
     "prob_real": 0.1,             # λo: probability that a real sample is stylized
     "alpha_synthetic": [0.1, 1.0],  # αs: stylization strength range (uniform) for synthetic samples
     "alpha_real": [1.0, 1.0],     # αo: the same for real samples
+    "style_resolution": 224,      # stylize at this square side (the authors' 224), or "native" (fast mode)
     # Run
     "out": "runs/demo",
     "resume": None,               # None, "auto" (OUT/checkpoint.pt) or a checkpoint path
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prob-real", type=float, metavar="P", help="λo: stylization probability of real samples")
     add("--alpha-synthetic", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αs range")
     add("--alpha-real", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αo range")
+    add("--style-resolution", type=_style_resolution, metavar="PX|native",
+        help="stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)")
 
     group = parser.add_argument_group("Run")
     add = group.add_argument
@@ -174,6 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     add("--corruption-source", choices=["auto", "official", "generated"])
     add("--max-eval-images", type=int, metavar="N", help="cap of test images per corruption and severity")
     return parser
+
+
+def _style_resolution(text: str) -> int | str:
+    if text == "native":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a side in pixels or 'native', got {text!r}") from None
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"expected at least 8 px, got {value}")
+    return value
+
+
+def stylizer_resolution(config: dict) -> int | None:
+    """The Stylizer's ``resolution`` argument for this configuration (None: native size)."""
+    return None if config["style_resolution"] == "native" else int(config["style_resolution"])
 
 
 def resolve(flags: dict, config_file: str | None = None) -> dict:
@@ -213,6 +233,9 @@ def _validate(config: dict) -> None:
         low, high = config[key]
         check(len(config[key]) == 2 and 0.0 <= low <= high <= 1.0, key, "LOW HIGH with 0 <= LOW <= HIGH <= 1")
     check(config["amp"] in ("auto", "bf16", "fp16", "none"), "amp", "auto, bf16, fp16 or none")
+    resolution = config["style_resolution"]
+    check(resolution == "native" or (isinstance(resolution, int) and resolution >= 8), "style_resolution",
+          "a side in pixels (>= 8) or 'native'")
     if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo":
         raise ConfigError(
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "

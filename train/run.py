@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from train import distributed
-from train.config import ConfigError, parse_config, save_config
+from train.config import ConfigError, parse_config, save_config, stylizer_resolution
 from train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
 from train.data import make_demo_dataset
 from train.models import create_model
@@ -157,6 +157,7 @@ def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
             config["styles"], config["vgg"], config["decoder"], device=dist_info.device,
             prob_synthetic=config["prob_synthetic"], prob_real=config["prob_real"],
             alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
+            resolution=stylizer_resolution(config),
             seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
             compile=config["compile"] and dist_info.device.type == "cuda",
         )
