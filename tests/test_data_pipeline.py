@@ -342,3 +342,18 @@ def test_trivial_augment_change_statistics_match_torchvision(cifar_root):
     ours, theirs = np.array(ours), np.array(theirs)
     assert abs(ours.mean() - theirs.mean()) < 10, (ours.mean(), theirs.mean())  # means ~47, SE of difference ~3
     assert abs((ours < 0.5).mean() - (theirs < 0.5).mean()) < 0.07  # unchanged share ~0.1 (identity etc.)
+
+
+def test_building_stage_two_does_not_print_dali_alias_deprecations():
+    """DALI's own TrivialAugment uses deprecated fn.experimental aliases; one warning per epoch was noise."""
+    import warnings
+
+    from train.data import pipeline as stages
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        augment = stages.augment_normalize_pipeline(
+            image_size=32, source_device="cpu", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+            trivial_augment_wide=True, random_erasing_prob=0.5, **stages.pipeline_options(4, "cpu", seed=1))
+        augment.build()
+    assert not [w for w in caught if "is now deprecated" in str(w.message)]
