@@ -39,7 +39,7 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["corruption_source"] == "generated"
     assert set(summary["robustness"]) == {"model", "swa_model"}
-    for kind in ("json", "markdown", "bars"):
+    for kind in ("json", "markdown", "bars", "examples"):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
 
 

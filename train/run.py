@@ -167,13 +167,14 @@ def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
 def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -> dict:
     """Corruption benchmark of the checkpoint's model and SWA model (official -C files when present,
     generated otherwise) and the report, through train.evaluate / train.report."""
-    from train.evaluate import evaluate_checkpoint, format_summary
+    from train.evaluate import evaluate_checkpoint, example_grid, format_summary
     from train.report import write_report
 
     report = evaluate_checkpoint(checkpoint, config["dataset"], config["data_root"], device=device, batch_size=500,
                                  source=config["corruption_source"], max_images=config["max_eval_images"],
                                  seed=config["seed"])
-    paths = write_report(report, out_dir / "report")
+    examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"])
+    paths = write_report(report, out_dir / "report", examples=examples)
     print(format_summary(report), flush=True)
     return {"robustness": {name: {"clean_accuracy": result["clean_accuracy"],
                                   "mean_corruption_accuracy": result["mean_corruption_accuracy"]}
