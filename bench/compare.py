@@ -3,12 +3,15 @@
     pytest bench --bench-mode=cpu --benchmark-json=out.json
     python -m bench.compare out.json --baseline bench/baselines/cpu-2core.json --threshold 0.15
     python -m bench.compare out.json --update-baseline bench/baselines/cpu-2core.json
+    python -m bench.compare run1.json run2.json run3.json --update-baseline ...   # best of 3
 
 Benchmarks are matched by pytest node id (``bench/test_x_bench.py::test_y[param]``).
 A benchmark is a regression when its time (median by default) exceeds the baseline's
 by more than ``--threshold`` (a fraction: 0.15 = 15 % slower). Benchmarks only in the
 run ("new") or only in the baseline ("missing", e.g. skipped or crashed) are listed;
-missing ones fail the comparison only with ``--fail-on-missing``.
+missing ones fail the comparison only with ``--fail-on-missing``. Given several run
+files, each benchmark's fastest one counts (best of N: contention on a shared machine
+only ever slows a run down), for the comparison and for a saved baseline alike.
 
 Exit status: 0 no regression, 1 regression (or missing with ``--fail-on-missing``),
 2 unusable input (unreadable file, or run and baseline made in different bench modes,
@@ -65,6 +68,25 @@ def load_results(path: str | Path) -> dict:
         if not isinstance(benchmark, dict) or "fullname" not in benchmark or not isinstance(benchmark.get("stats"), dict):
             raise BenchFileError(f"{path}: benchmarks[{index}] lacks 'fullname' or 'stats'")
     return results
+
+
+def best_of(runs: list[dict], metric: str = "median") -> dict:
+    """One results dict holding, per benchmark, its entry with the lowest ``metric`` among ``runs``.
+
+    Best of N: on a shared machine other processes only ever slow a run down, so the
+    fastest of a few runs is the steadiest figure. The first run's machine and commit
+    facts are kept; runs in different bench modes are refused.
+    """
+    modes = {environment(results).get("bench_mode") for results in runs}
+    if len(modes) > 1:
+        raise ValueError(f"the runs were made in different bench modes {sorted(map(str, modes))}: combine runs of one mode")
+    best: dict[str, dict] = {}
+    for results in runs:
+        for benchmark in results["benchmarks"]:
+            kept = best.get(benchmark["fullname"])
+            if kept is None or _seconds(benchmark, metric) < _seconds(kept, metric):
+                best[benchmark["fullname"]] = benchmark
+    return {**runs[0], "benchmarks": list(best.values()), "best_of_runs": len(runs)}
 
 
 def environment(results: dict) -> dict:
@@ -195,7 +217,10 @@ def default_baseline(current: dict) -> Path:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="pytest-benchmark JSON of the new run (--benchmark-json)")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", metavar="run",
+        help="pytest-benchmark JSON of the new run (--benchmark-json); with several, each benchmark's best median counts",
+    )
     parser.add_argument(
         "--baseline", type=Path, default=None,
         help="baseline JSON to compare with (default: bench/baselines/<device kind of the run>.json)",
@@ -213,7 +238,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
-        current = load_results(args.run)
+        current = best_of([load_results(path) for path in args.runs], args.metric)
         if args.update_baseline is not None:
             args.update_baseline.parent.mkdir(parents=True, exist_ok=True)
             args.update_baseline.write_text(json.dumps(trimmed_for_baseline(current), indent=2) + "\n", encoding="utf-8")
@@ -232,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         for error in errors:
             print(f"bench.compare: {error}", file=sys.stderr)
         return UNUSABLE
-    print(f"run {args.run} vs baseline {baseline_path}")
+    print(f"run {', '.join(map(str, args.runs))} vs baseline {baseline_path}")
     print(format_table(comparisons, metric=args.metric, threshold=args.threshold))
     for line in headline_lines(current, baseline):
         print(line)
