@@ -19,8 +19,6 @@ Both are written atomically.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm import tqdm
 
 import kernels
+from fastnst.atomic import save_atomic
 from fastnst.style_bank import list_style_images
 from fastnst.weights import load_decoder, load_encoder
 
@@ -60,20 +59,6 @@ class ImageFolderFlat(Dataset):
                 return self.transform(image.convert("RGB"))
         except OSError as exc:
             raise RuntimeError(f"training image {path} could not be read: {exc}") from exc
-
-
-def _save_atomic(state, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; weights are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _endless(dataset: Dataset, batch_size: int, seed: int, workers: int):
@@ -150,8 +135,8 @@ def train(args: argparse.Namespace) -> dict:
 
     def save(iteration: int) -> None:
         weights = {key: value.detach().float().cpu() for key, value in decoder.state_dict().items()}
-        _save_atomic(weights, decoder_path)
-        _save_atomic({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(),
+        save_atomic(weights, decoder_path)
+        save_atomic({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(),
                       "iteration": iteration, "args": {k: str(v) for k, v in vars(args).items()}}, state_path)
 
     progress = tqdm(range(start, args.max_iter), initial=start, total=args.max_iter, desc="decoder", unit="step")

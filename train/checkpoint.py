@@ -11,29 +11,15 @@ and whatever else the trainer needs to resume (optimizer, scheduler, scaler, RNG
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from fastnst.atomic import save_atomic  # re-exported: the trainer writes checkpoints through it
 from train.models import create_model
 
-
-def save_atomic(state: dict, path: str | os.PathLike) -> None:
-    """Write ``state`` to ``path`` so that a reader (or a crash) never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
