@@ -24,6 +24,7 @@ SHAPES = [
     (1, 3, 67, 67),    # H*W = 4489 larger than one 4096-element tile: the looped path
     (2, 70, 4, 4),     # C not a multiple of the channel block (relu4_1-like 4x4 map)
     (1, 130, 3, 1),    # many channel blocks, H*W = 3, one column
+    (3, 3000, 1, 2),   # N*C = 9000 rows: several programs per sample, each a 2048-channel block
 ]
 
 DTYPE_TOLERANCES = [  # relative L2 error vs float64
