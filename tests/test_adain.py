@@ -61,6 +61,13 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual.double().cpu() - expected).norm() / scale).item()
 
 
+def _gradient_tolerance(forward_tolerance: float) -> float:
+    # A normalisation's input gradient is a difference of nearly equal terms (it sums to zero over
+    # H*W; with H*W = 2 it nearly vanishes), so float32 rounding of those terms shows up to ~1e-4
+    # relative to the small result; bf16/fp16 inputs carry their rounding into sums of g * x_hat.
+    return max(2 * forward_tolerance, 1e-4)
+
+
 def _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output):
     leaves = [t.detach().double().cpu().requires_grad_() for t in (content, style_mean, style_std, alpha)]
     out = adain_reference(*leaves)
@@ -92,8 +99,7 @@ def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, 
         if expected_grad.abs().max() == 0:  # e.g. d/d style_std on a 1x1 map, where x_hat == 0
             assert grad.abs().max() == 0, name
         else:
-            # bf16 inputs carry their rounding into sums of g * x_hat: allow the input tolerance, twice.
-            assert _relative_error(grad, expected_grad) < 2 * tolerance, name
+            assert _relative_error(grad, expected_grad) < _gradient_tolerance(tolerance), name
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
@@ -109,7 +115,10 @@ def test_reference_cpu_kernels_match_float64_autograd(shape, monkeypatch):
     expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
     assert _relative_error(out, expected) < 1e-5
     for grad, expected_grad in zip(grads, expected_grads):
-        assert _relative_error(grad, expected_grad) < 1e-5 or expected_grad.abs().max() == grad.abs().max() == 0
+        if expected_grad.abs().max() == 0:
+            assert grad.abs().max() == 0
+        else:
+            assert _relative_error(grad, expected_grad) < _gradient_tolerance(1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
