@@ -44,6 +44,8 @@ def test_corruption_throughput(benchmark, name, image_size, bench_mode, bench_de
 
     out = benchmark(run)
     assert out.shape == images.shape and out.dtype == torch.uint8
+    if not benchmark.stats:  # --benchmark-disable: ran once, untimed
+        return
     median = benchmark.stats.stats.median
     _info(benchmark, corruption=name, severity=3, shape=list(images.shape), images_per_second=len(images) / median)
 
@@ -62,6 +64,8 @@ def test_cifar10_c_generation(benchmark, bench_mode, bench_device, cuda_sync):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         benchmark.pedantic(run, rounds=3 if bench_mode == "full" else 1, iterations=1, warmup_rounds=1)
+    if not benchmark.stats:  # --benchmark-disable: ran once, untimed
+        return
     median = benchmark.stats.stats.median
     _info(benchmark, shape=list(images.shape), sets=len(CORRUPTIONS) * len(SEVERITIES),
           images_per_second=len(images) * 75 / median, cifar10_c_seconds_extrapolated=median * 10000 / len(images))
