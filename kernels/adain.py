@@ -40,33 +40,34 @@ _TILE_ELEMENTS = 4096  # elements of one (channels x positions) tile held in reg
 
 
 @triton.jit
-def _tile_stats(x_row_ptr, stride_c, stride_hw, c_offsets, c_mask, HW, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr):
-    """Per-channel mean and sum of squared deviations (M2) over HW, in float32."""
+def _looped_stats(x_row_ptr, stride_c, stride_hw, c_offsets, c_mask, HW, BLOCK_HW: tl.constexpr):
+    """Per-channel mean and sum of squared deviations (M2) over HW tiles, in float32.
+
+    Chan et al.'s pairwise merge of tile statistics: stable where sum / sum-of-squares is not.
+    """
     hw = tl.arange(0, BLOCK_HW)
-    if SINGLE_TILE:
-        mask = c_mask[:, None] & (hw[None, :] < HW)
-        x = tl.load(x_row_ptr + c_offsets[:, None] * stride_c + hw[None, :] * stride_hw, mask=mask, other=0.0).to(tl.float32)
-        mean = tl.sum(x, axis=1) / HW
-        centered = tl.where(mask, x - mean[:, None], 0.0)
-        m2 = tl.sum(centered * centered, axis=1)
-    else:
-        # Chan et al. pairwise merge of tile statistics: stable where sum/sum-of-squares is not.
-        mean = tl.zeros_like(c_offsets.to(tl.float32))
-        m2 = tl.zeros_like(mean)
-        for start in range(0, HW, BLOCK_HW):
-            positions = start + hw
-            mask = c_mask[:, None] & (positions[None, :] < HW)
-            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_c + positions[None, :] * stride_hw, mask=mask, other=0.0).to(tl.float32)
-            tile_count = tl.minimum(HW - start, BLOCK_HW).to(tl.float32)
-            tile_mean = tl.sum(x, axis=1) / tile_count
-            centered = tl.where(mask, x - tile_mean[:, None], 0.0)
-            tile_m2 = tl.sum(centered * centered, axis=1)
-            seen = start * 1.0  # float32 count of positions merged so far
-            total = seen + tile_count
-            delta = tile_mean - mean
-            mean += delta * (tile_count / total)
-            m2 += tile_m2 + delta * delta * (seen * tile_count / total)
+    mean = tl.zeros_like(c_offsets.to(tl.float32))
+    m2 = tl.zeros_like(mean)
+    for start in range(0, HW, BLOCK_HW):
+        positions = start + hw
+        mask = c_mask[:, None] & (positions[None, :] < HW)
+        x = tl.load(x_row_ptr + c_offsets[:, None] * stride_c + positions[None, :] * stride_hw, mask=mask, other=0.0).to(tl.float32)
+        tile_count = tl.minimum(HW - start, BLOCK_HW).to(tl.float32)
+        tile_mean = tl.sum(x, axis=1) / tile_count
+        centered = tl.where(mask, x - tile_mean[:, None], 0.0)
+        tile_m2 = tl.sum(centered * centered, axis=1)
+        seen = start * 1.0  # float32 count of positions merged so far
+        total = seen + tile_count
+        delta = tile_mean - mean
+        mean += delta * (tile_count / total)
+        m2 += tile_m2 + delta * delta * (seen * tile_count / total)
     return mean, m2
+
+
+@triton.jit
+def _restyle(x, mean, stylized_gain, stylized_shift, alpha):
+    # Centre before scaling: folding the mean into one shift cancels badly when std is tiny.
+    return (x - mean[:, None]) * stylized_gain[:, None] + stylized_shift[:, None] + (1.0 - alpha) * x
 
 
 @triton.jit
@@ -85,9 +86,18 @@ def _adain_fwd_kernel(
     n = pid // num_c_blocks
     c_offsets = (pid % num_c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_mask = c_offsets < C
+    hw = tl.arange(0, BLOCK_HW)
     x_row_ptr = x_ptr + n * stride_xn
 
-    mean, m2 = _tile_stats(x_row_ptr, stride_xc, stride_xhw, c_offsets, c_mask, HW, BLOCK_HW, SINGLE_TILE)
+    if SINGLE_TILE:  # the whole map in registers: x is read once, for statistics and output alike
+        tile_mask = c_mask[:, None] & (hw[None, :] < HW)
+        x_tile = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + hw[None, :] * stride_xhw,
+                         mask=tile_mask, other=0.0).to(tl.float32)
+        mean = tl.sum(x_tile, axis=1) / HW
+        centered = tl.where(tile_mask, x_tile - mean[:, None], 0.0)
+        m2 = tl.sum(centered * centered, axis=1)
+    else:
+        mean, m2 = _looped_stats(x_row_ptr, stride_xc, stride_xhw, c_offsets, c_mask, HW, BLOCK_HW)
     std = tl.sqrt(m2 * inv_dof + eps)
     tl.store(mean_ptr + n * C + c_offsets, mean, mask=c_mask)
     tl.store(std_ptr + n * C + c_offsets, std, mask=c_mask)
@@ -95,18 +105,35 @@ def _adain_fwd_kernel(
         style_mean = tl.load(style_mean_ptr + n * stride_mn + c_offsets * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
         style_std = tl.load(style_std_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=1.0).to(tl.float32)
         alpha = tl.load(alpha_ptr + n).to(tl.float32)
-        # Centre before scaling: folding mean into one shift cancels badly when std is tiny.
         stylized_gain = alpha * style_std / std
         stylized_shift = alpha * style_mean
         y_row_ptr = y_ptr + n * stride_yn
-        hw = tl.arange(0, BLOCK_HW)
-        for start in range(0, HW, BLOCK_HW):
-            positions = start + hw
-            mask = c_mask[:, None] & (positions[None, :] < HW)
-            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
-            y = (x - mean[:, None]) * stylized_gain[:, None] + stylized_shift[:, None] + (1.0 - alpha) * x
-            tl.store(y_row_ptr + c_offsets[:, None] * stride_yc + positions[None, :] * stride_yhw,
-                     y.to(y_ptr.dtype.element_ty), mask=mask)
+        if SINGLE_TILE:
+            y = _restyle(x_tile, mean, stylized_gain, stylized_shift, alpha)
+            tl.store(y_row_ptr + c_offsets[:, None] * stride_yc + hw[None, :] * stride_yhw,
+                     y.to(y_ptr.dtype.element_ty), mask=tile_mask)
+        else:  # a second pass over x; the tiles just read for the statistics are likely still in L2
+            for start in range(0, HW, BLOCK_HW):
+                positions = start + hw
+                mask = c_mask[:, None] & (positions[None, :] < HW)
+                x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw,
+                            mask=mask, other=0.0).to(tl.float32)
+                y = _restyle(x, mean, stylized_gain, stylized_shift, alpha)
+                tl.store(y_row_ptr + c_offsets[:, None] * stride_yc + positions[None, :] * stride_yhw,
+                         y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _gradient_sums(g, x, mask, mean, std):
+    """Per channel: sum(g), sum(g * x_hat) and sum(g * x) of one tile."""
+    x_hat = tl.where(mask, (x - mean[:, None]) / std[:, None], 0.0)
+    return tl.sum(g, axis=1), tl.sum(g * x_hat, axis=1), tl.sum(g * x, axis=1)
+
+
+@triton.jit
+def _grad_content(g, x, mean, std, alpha, gain, mean_g, proj):
+    x_hat = (x - mean[:, None]) / std[:, None]
+    return (1.0 - alpha) * g + gain[:, None] * (g - mean_g[:, None] - x_hat * proj[:, None])
 
 
 @triton.jit
@@ -121,7 +148,7 @@ def _adain_bwd_kernel(
     grad_style_mean_ptr, grad_style_std_ptr,          # (N, C) float32, written
     grad_alpha_partial_ptr,                           # (N, num_c_blocks) float32, written
     C, HW, inv_count, inv_dof,                        # 1 / HW and 1 / max(HW - 1, 1)
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr,
 ):
     num_c_blocks = tl.cdiv(C, BLOCK_C)
     pid = tl.program_id(0).to(tl.int64)
@@ -140,18 +167,26 @@ def _adain_bwd_kernel(
     alpha = tl.load(alpha_ptr + n).to(tl.float32)
 
     # Pass 1: sum(g), sum(g * x_hat) and sum(g * x) per channel.
-    sum_g = tl.zeros_like(mean)
-    sum_g_xhat = tl.zeros_like(mean)
-    sum_g_x = tl.zeros_like(mean)
-    for start in range(0, HW, BLOCK_HW):
-        positions = start + hw
-        mask = c_mask[:, None] & (positions[None, :] < HW)
-        g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
-        x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
-        x_hat = tl.where(mask, (x - mean[:, None]) / std[:, None], 0.0)
-        sum_g += tl.sum(g, axis=1)
-        sum_g_xhat += tl.sum(g * x_hat, axis=1)
-        sum_g_x += tl.sum(g * x, axis=1)
+    if SINGLE_TILE:  # g and x stay in registers for pass 2: each is read once
+        tile_mask = c_mask[:, None] & (hw[None, :] < HW)
+        g_tile = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + hw[None, :] * stride_ghw,
+                         mask=tile_mask, other=0.0).to(tl.float32)
+        x_tile = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + hw[None, :] * stride_xhw,
+                         mask=tile_mask, other=0.0).to(tl.float32)
+        sum_g, sum_g_xhat, sum_g_x = _gradient_sums(g_tile, x_tile, tile_mask, mean, std)
+    else:
+        sum_g = tl.zeros_like(mean)
+        sum_g_xhat = tl.zeros_like(mean)
+        sum_g_x = tl.zeros_like(mean)
+        for start in range(0, HW, BLOCK_HW):
+            positions = start + hw
+            mask = c_mask[:, None] & (positions[None, :] < HW)
+            g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
+            tile_sum_g, tile_sum_g_xhat, tile_sum_g_x = _gradient_sums(g, x, mask, mean, std)
+            sum_g += tile_sum_g
+            sum_g_xhat += tile_sum_g_xhat
+            sum_g_x += tile_sum_g_x
 
     tl.store(grad_style_mean_ptr + n * C + c_offsets, alpha * sum_g, mask=c_mask)
     tl.store(grad_style_std_ptr + n * C + c_offsets, alpha * sum_g_xhat, mask=c_mask)
@@ -164,15 +199,19 @@ def _adain_bwd_kernel(
     mean_g = sum_g * inv_count
     proj = sum_g_xhat * inv_dof
     grad_x_row_ptr = grad_x_ptr + n * stride_dn
-    for start in range(0, HW, BLOCK_HW):
-        positions = start + hw
-        mask = c_mask[:, None] & (positions[None, :] < HW)
-        g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
-        x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
-        x_hat = (x - mean[:, None]) / std[:, None]
-        grad_x = (1.0 - alpha) * g + gain[:, None] * (g - mean_g[:, None] - x_hat * proj[:, None])
-        tl.store(grad_x_row_ptr + c_offsets[:, None] * stride_dc + positions[None, :] * stride_dhw,
-                 grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
+    if SINGLE_TILE:
+        grad_x = _grad_content(g_tile, x_tile, mean, std, alpha, gain, mean_g, proj)
+        tl.store(grad_x_row_ptr + c_offsets[:, None] * stride_dc + hw[None, :] * stride_dhw,
+                 grad_x.to(grad_x_ptr.dtype.element_ty), mask=tile_mask)
+    else:
+        for start in range(0, HW, BLOCK_HW):
+            positions = start + hw
+            mask = c_mask[:, None] & (positions[None, :] < HW)
+            g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
+            grad_x = _grad_content(g, x, mean, std, alpha, gain, mean_g, proj)
+            tl.store(grad_x_row_ptr + c_offsets[:, None] * stride_dc + positions[None, :] * stride_dhw,
+                     grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------- launchers
@@ -192,8 +231,10 @@ def _memory_format(t: torch.Tensor) -> torch.memory_format:
 
 
 def _hw_stride(t: torch.Tensor) -> int:
-    # Contiguous NCHW and channels_last both have stride(H) == W * stride(W).
-    return t.stride(3)
+    """Stride of the merged H*W axis. Contiguous NCHW and channels_last have stride(H) == W * stride(W);
+    PyTorch ignores the stride of a size-1 dimension when it decides contiguity, so with W == 1 the
+    step between positions is stride(H), whatever stride(W) says."""
+    return t.stride(3) if t.shape[3] > 1 else t.stride(2)
 
 
 def _inverse_degrees_of_freedom(positions: int) -> float:
@@ -266,7 +307,7 @@ def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
         grad_style_mean, grad_style_std,
         grad_alpha_partial,
         c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
-        BLOCK_C=block_c, BLOCK_HW=block_hw,
+        BLOCK_C=block_c, BLOCK_HW=block_hw, SINGLE_TILE=block_hw >= positions,
         num_warps=4 if block_c * block_hw <= 2048 else 8,
     )
     return grad_x, grad_style_mean, grad_style_std, grad_alpha_partial.sum(dim=1)

@@ -27,6 +27,12 @@ SHAPES = [
     (3, 3000, 1, 2),   # N*C = 9000 rows: several programs per sample, each a 2048-channel block
 ]
 
+# Contiguous by PyTorch's rules, yet with odd strides on a size-1 dimension: (shape, permutation).
+SIZE_ONE_STRIDE_CASES = [
+    ((2, 3, 1, 6), (0, 1, 3, 2)),  # W == 1 with stride(W) == 6: the H*W step is stride(H)
+    ((2, 3, 5, 1), (0, 1, 3, 2)),  # H == 1 with stride(H) == 1
+]
+
 DTYPE_TOLERANCES = [  # relative L2 error vs float64
     (torch.float32, 1e-5),
     (torch.bfloat16, 2e-2),
@@ -213,7 +219,8 @@ def test_opcheck_on_cuda(channels_last):
     torch.library.opcheck(adain_stats_op, (content.detach().requires_grad_(), 1e-5))
 
 
-def test_compiled_cpu_path_matches_eager():
+def test_public_function_compiles_fullgraph_on_cpu():
+    """torch.compile(fullgraph=True) over kernels.adain must not break the graph on the CPU path."""
     generator = torch.Generator().manual_seed(9)
     content, style_mean, style_std, alpha = _random_inputs((2, 8, 4, 4), torch.float32, False, "cpu", generator)
     compiled = torch.compile(kernels.adain, fullgraph=True, backend="eager")
@@ -249,6 +256,22 @@ def test_integer_tensors_are_rejected():
         kernels.adain(torch.randn(2, 3, 4, 4), torch.randn(2, 3), torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         kernels.adain_stats(torch.ones(2, 3, 4, 4, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("shape, permutation", SIZE_ONE_STRIDE_CASES, ids=["w1", "h1"])
+def test_size_one_dimensions_with_unusual_strides(shape, permutation, triton_interpreter):
+    generator = torch.Generator().manual_seed(19)
+    content = (torch.randn(shape, generator=generator) + 0.5).permute(*permutation)
+    n, c = content.shape[:2]
+    style_mean, style_std = torch.randn(n, c, generator=generator), torch.rand(n, c, generator=generator) + 0.5
+    alpha = torch.rand(n, generator=generator)
+    leaves = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+    out = adain_forward(*leaves, 1e-5)[0]
+    grad_output = torch.randn(out.shape, generator=generator)
+    grads = torch.autograd.grad(out, leaves, grad_output)
+    expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
+    assert _relative_error(out, expected) < 1e-5
+    assert _relative_error(grads[0], expected_grads[0]) < _gradient_tolerance(1e-5)
 
 
 def test_style_statistics_with_their_own_strides(triton_interpreter):
