@@ -41,7 +41,8 @@ from train.metrics_log import MetricsLog
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that must match between a checkpoint and the run resuming it.
-RESUME_MUST_MATCH = ("dataset", "model", "epochs", "batch_size", "lr", "swa", "swa_start", "swa_lr_factor", "seed")
+RESUME_MUST_MATCH = ("dataset", "model", "epochs", "batch_size", "lr", "swa", "swa_start", "swa_lr_factor", "seed",
+                     "amp")  # amp: an fp16 GradScaler cannot continue from a bf16 run's empty scaler state
 
 
 class TrainingDiverged(RuntimeError):
@@ -277,7 +278,8 @@ def fit(
 
     start_epoch, finished = 0, False
     if resume_from is not None:
-        state = load_checkpoint(resume_from, map_location=device)
+        # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest to its device.
+        state = load_checkpoint(resume_from, map_location="cpu")
         _check_resumable(state["config"], config, Path(resume_from))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
