@@ -10,12 +10,11 @@ cost does not depend on them.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 
+from bench.stylizers import random_weight_stylizer
 from tests import data_formats
 from train.data import create_train_loader, make_demo_dataset
 
@@ -43,16 +42,8 @@ def data_root(tmp_path_factory, sizes):
 
 
 def _stylizer(device: torch.device):
-    fastnst = pytest.importorskip("fastnst")
-    generator = torch.Generator().manual_seed(0)
-    bank = fastnst.StyleBank(torch.rand(64, 512, generator=generator), torch.rand(64, 512, generator=generator) + 0.1,
-                             [f"style{i}" for i in range(64)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights on purpose: timing only
-        # Native size: the pipeline's own throughput; 224 px style transfer is timed in test_train_step_bench.
-        stylizer = fastnst.Stylizer(bank, fastnst.VGGEncoder(), fastnst.Decoder(), prob_synthetic=0.4, prob_real=0.1,
-                                    resolution=None)
-    return stylizer.to(device)
+    # Native size: the pipeline's own throughput; 224 px style transfer is timed in test_train_step_bench.
+    return random_weight_stylizer(device, prob_synthetic=0.4, prob_real=0.1, resolution=None)
 
 
 @pytest.mark.parametrize("stylize", [False, True], ids=["plain", "stylized"])

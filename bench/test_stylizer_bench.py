@@ -9,13 +9,11 @@ depend on them.
 """
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
-from fastnst import PAPER_RESOLUTION, StyleBank, Stylizer
-from fastnst.networks import Decoder, VGGEncoder
+from bench.stylizers import random_weight_stylizer
+from fastnst import PAPER_RESOLUTION
 
 FULL_CASES = [  # (image side, batch, resolution, compile)
     *[(side, batch, None, compiled) for side in (32, 64) for batch in (128, 256, 512, 1024)
@@ -36,14 +34,8 @@ def pytest_generate_tests(metafunc):
 
 
 def make_stylizer(resolution, compiled, device):
-    generator = torch.Generator().manual_seed(0)
-    bank = StyleBank(torch.rand(100, 512, generator=generator), torch.rand(100, 512, generator=generator) + 0.1,
-                     [f"style{i}" for i in range(100)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights on purpose: timing only
-        stylizer = Stylizer(bank, VGGEncoder(), Decoder(), prob_synthetic=1.0, prob_real=1.0,
-                            resolution=resolution, compile=compiled)
-    return stylizer.to(device)
+    return random_weight_stylizer(device, num_styles=100, prob_synthetic=1.0, prob_real=1.0,
+                                  resolution=resolution, compile=compiled)
 
 
 def test_stylizer_throughput(benchmark, case, bench_device, cuda_sync):

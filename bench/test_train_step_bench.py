@@ -20,12 +20,11 @@ Style-transfer weights are random: the cost does not depend on them.
 """
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
 
+from bench.stylizers import random_weight_stylizer
 from train.data import normalize
 from train.models import create_model
 from train.trainer import autocast_dtype, make_optimizer
@@ -40,16 +39,9 @@ _medians: dict[str, float] = {}  # "plain" -> median seconds per round, read by 
 
 
 def _stylizer(device: torch.device, compiled: bool, resolution: int | None):
-    fastnst = pytest.importorskip("fastnst")
-    generator = torch.Generator().manual_seed(0)
-    bank = fastnst.StyleBank(torch.rand(64, 512, generator=generator), torch.rand(64, 512, generator=generator) + 0.1,
-                             [f"style{i}" for i in range(64)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights on purpose: timing only
-        stylizer = fastnst.Stylizer(bank, fastnst.VGGEncoder(), fastnst.Decoder(), prob_synthetic=PROB_SYNTHETIC,
-                                    prob_real=PROB_REAL, alpha_synthetic=(0.1, 1.0), alpha_real=(1.0, 1.0),
-                                    resolution=resolution, compile=compiled)
-    return stylizer.to(device)
+    return random_weight_stylizer(device, prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL,
+                                  alpha_synthetic=(0.1, 1.0), alpha_real=(1.0, 1.0),
+                                  resolution=resolution, compile=compiled)
 
 
 def _batches(count: int, batch: int, device: torch.device):
