@@ -42,6 +42,13 @@ def adain_reference(
     eps: float = DEFAULT_EPS,
 ) -> torch.Tensor:
     """Fused-AdaIN semantics in plain PyTorch; ``alpha`` is an (N,) tensor."""
+    return adain_forward_reference(content, style_mean, style_std, alpha, eps)[0]
+
+
+def adain_forward_reference(
+    content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, alpha: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``fastnst::adain_forward`` contract: (output, content mean, content std)."""
     compute_dtype = _accumulation_dtype(content.dtype)
     x = content.to(compute_dtype)
     mean, std = adain_stats_reference(x, eps)
@@ -49,15 +56,7 @@ def adain_reference(
     stylized = (x - mean[:, :, None, None]) * scale[:, :, None, None] + style_mean.to(compute_dtype)[:, :, None, None]
     a = alpha.to(compute_dtype)[:, None, None, None]
     out = a * stylized + (1 - a) * x
-    return out.to(content.dtype)
-
-
-def adain_forward_reference(
-    content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, alpha: torch.Tensor, eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``fastnst::adain_forward`` contract: (output, content mean, content std)."""
-    mean, std = adain_stats_reference(content, eps)
-    return adain_reference(content, style_mean, style_std, alpha, eps), mean, std
+    return out.to(content.dtype), mean, std
 
 
 def adain_backward_reference(
