@@ -36,8 +36,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from train.corruptions import _ops
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from fastnst.train.corruptions import _ops
 
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression"}
 START_MARKER = "# /////////////// Distortion Helpers ///////////////"
@@ -157,8 +157,8 @@ def main(argv=None) -> None:
 
     import cv2  # a reference library, from --extra-path
 
-    from train.corruptions.frost import FROST_FILES, _load_textures_cpu
-    from train.corruptions.params import FROST_TEXTURE_SCALE
+    from fastnst.train.corruptions.frost import FROST_FILES, _load_textures_cpu
+    from fastnst.train.corruptions.params import FROST_TEXTURE_SCALE
 
     scale = FROST_TEXTURE_SCALE[args.image_size]
     for name, texture in zip(FROST_FILES, _load_textures_cpu(str(args.frost_dir.resolve()), scale)):

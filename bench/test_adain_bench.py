@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels
+from fastnst import kernels
 
 SIZES = {  # bench mode -> (batch, image sides, dtypes)
     "full": (256, [32, 64, 224], [torch.bfloat16, torch.float32]),

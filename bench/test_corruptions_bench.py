@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 
-from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
 
 BATCH = {"cpu": {32: 64, 64: 16}, "full": {32: 10000, 64: 2000}}
 FULL_SET_IMAGES = {"cpu": 64, "full": 10000}

@@ -16,7 +16,7 @@ import torch
 
 from bench.stylizers import random_weight_stylizer
 from tests import data_formats
-from train.data import create_train_loader, make_demo_dataset
+from fastnst.train.data import create_train_loader, make_demo_dataset
 
 # Per bench mode: batch, timed steps per round (plain, stylized), rounds, data set sizes.
 SIZES = {

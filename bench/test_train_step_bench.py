@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from bench.stylizers import random_weight_stylizer
-from train.data import normalize
-from train.models import create_model
-from train.trainer import autocast_dtype, make_optimizer
+from fastnst.train.data import normalize
+from fastnst.train.models import create_model
+from fastnst.train.trainer import autocast_dtype, make_optimizer
 
 SYNTHETIC_RATIO, PROB_SYNTHETIC, PROB_REAL = 0.5, 0.4, 0.1
 RECIPE = {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}  # cifar10 preset

@@ -6,14 +6,40 @@
     images = stylizer(images_uint8_nchw, is_synthetic)     # a random per-sample subset re-textured
 
 Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decoder``,
-``python -m fastnst.preview``. AdaIN itself is ``kernels.adain``; this package never re-implements it.
-"""
-from fastnst.networks import Decoder, VGGEncoder
-from fastnst.style_bank import StyleBank, encode_style_folder
-from fastnst.stylizer import PAPER_RESOLUTION, StylePlan, Stylizer, build_stylizer
-from fastnst.weights import RandomWeightsWarning, WeightsError, load_decoder, load_encoder
+``python -m fastnst.preview``. AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.
 
-__all__ = [
-    "Decoder", "VGGEncoder", "StyleBank", "encode_style_folder", "Stylizer", "StylePlan", "build_stylizer",
-    "PAPER_RESOLUTION", "RandomWeightsWarning", "WeightsError", "load_decoder", "load_encoder",
-]
+The distribution installs three packages and claims no generic top-level name: ``fastnst``,
+``fastnst.kernels`` (the ``kernels/`` folder) and ``fastnst.train`` (the ``train/`` folder).
+"""
+import importlib
+from pathlib import Path
+
+_checkout = Path(__file__).resolve().parent.parent
+if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "adain.py").is_file():
+    # A source checkout keeps kernels/ and train/ beside fastnst/: let fastnst.kernels and
+    # fastnst.train resolve to them, as they do in the installed wheel.
+    __path__.append(str(_checkout))
+
+# Public names, imported on first use so that ``python -m fastnst.<cli>`` never imports its own
+# module twice and ``import fastnst`` stays cheap.
+_EXPORTS = {
+    "Decoder": "fastnst.networks", "VGGEncoder": "fastnst.networks",
+    "StyleBank": "fastnst.style_bank", "encode_style_folder": "fastnst.style_bank",
+    "PAPER_RESOLUTION": "fastnst.stylizer", "StylePlan": "fastnst.stylizer", "Stylizer": "fastnst.stylizer",
+    "build_stylizer": "fastnst.stylizer",
+    "RandomWeightsWarning": "fastnst.weights", "WeightsError": "fastnst.weights",
+    "load_decoder": "fastnst.weights", "load_encoder": "fastnst.weights",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastnst' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

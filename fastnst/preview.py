@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchvision.transforms.functional as TF  # noqa: E402
 
-import kernels  # noqa: E402
+from fastnst import kernels  # noqa: E402
 from fastnst.style_bank import DEFAULT_STYLE_SIZE, StyleBank, list_style_images, load_style_image  # noqa: E402
 from fastnst.stylizer import Stylizer  # noqa: E402
 from fastnst.weights import load_decoder, load_encoder  # noqa: E402

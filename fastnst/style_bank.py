@@ -26,7 +26,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from tqdm import tqdm
 
-import kernels
+from fastnst import kernels
 from fastnst.networks import FEATURE_CHANNELS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}

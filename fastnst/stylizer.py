@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import kernels
+from fastnst import kernels
 from fastnst.style_bank import StyleBank
 
 PAPER_RESOLUTION = 224

@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm import tqdm
 
-import kernels
+from fastnst import kernels
 from fastnst.atomic import save_atomic
 from fastnst.style_bank import list_style_images
 from fastnst.weights import load_decoder, load_encoder

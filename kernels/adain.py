@@ -25,7 +25,7 @@ import triton.language as tl
 from torch import nn
 from torch.library import triton_op, wrap_triton
 
-from kernels.reference import (
+from fastnst.kernels.reference import (
     DEFAULT_EPS,
     adain_backward_reference,
     adain_forward_reference,

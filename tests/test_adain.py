@@ -11,11 +11,11 @@ import torch
 
 import importlib
 
-import kernels
-from kernels.adain import adain_forward, adain_stats_op
-from kernels.reference import adain_reference, adain_stats_reference
+from fastnst import kernels
+from fastnst.kernels.adain import adain_forward, adain_stats_op
+from fastnst.kernels.reference import adain_reference, adain_stats_reference
 
-adain_module = importlib.import_module("kernels.adain")  # the package re-exports a function of the same name
+adain_module = importlib.import_module("fastnst.kernels.adain")  # the package re-exports a function of the same name
 
 SHAPES = [
     (2, 3, 5, 7),      # odd everything

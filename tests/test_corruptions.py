@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from train.corruptions import _ops, blur, frost as frost_module
-from train.corruptions.frost import FROST_FILES
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from fastnst.train.corruptions import _ops, blur, frost as frost_module
+from fastnst.train.corruptions.frost import FROST_FILES
 
 RANDOM_CORRUPTIONS = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
 # Official tables where every parameter gets strictly harsher with severity.
@@ -108,7 +108,7 @@ def test_glass_shuffle_matches_the_sequential_loop(max_delta):
 @pytest.mark.parametrize("image_size", [32, 64])
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_pixelate_equals_pil_box_resizes(image_size, severity):
-    from train.corruptions.params import PARAMS
+    from fastnst.train.corruptions.params import PARAMS
 
     factor = PARAMS[image_size]["pixelate"][severity - 1]
     clean = smooth_images(3, image_size, seed=3)
@@ -135,7 +135,7 @@ def test_brightness_equals_hsv_round_trip():
     clean = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(6))
     clean[0, :, 0, 0] = 0  # black pixel: hue and saturation undefined
     clean[0, :, 0, 1] = 90  # grey pixel
-    from train.corruptions.digital import brightness
+    from fastnst.train.corruptions.digital import brightness
 
     ours = brightness(clean, 0.15)
     unit = clean.permute(0, 2, 3, 1).reshape(-1, 3).double() / 255

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from train.data import download
-from train.data.download import ChecksumError, download_file, extract_archive
-from train.data.errors import DataFormatError
+from fastnst.train.data import download
+from fastnst.train.data.download import ChecksumError, download_file, extract_archive
+from fastnst.train.data.errors import DataFormatError
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):

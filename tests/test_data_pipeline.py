@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tests import data_formats
-from train.data import BadImageError, create_eval_loader, create_train_loader, normalize
-from train.data.stats import dataset_info
+from fastnst.train.data import BadImageError, create_eval_loader, create_train_loader, normalize
+from fastnst.train.data.stats import dataset_info
 
 
 def shifted(image_hwc: np.ndarray, dy: int, dx: int, flip: bool) -> np.ndarray:
@@ -233,7 +233,7 @@ def test_bad_image_stops_with_its_path(tinyimagenet_root, which):
 
 
 def test_pipeline_device_options_without_a_gpu():
-    from train.data.pipeline import pipeline_options
+    from fastnst.train.data.pipeline import pipeline_options
 
     cpu = pipeline_options(8, "cpu", seed=2**31 + 5)
     assert cpu["device_id"] is None and cpu["seed"] == 5 and cpu["batch_size"] == 8
@@ -348,7 +348,7 @@ def test_building_stage_two_does_not_print_dali_alias_deprecations():
     """DALI's own TrivialAugment uses deprecated fn.experimental aliases; one warning per epoch was noise."""
     import warnings
 
-    from train.data import pipeline as stages
+    from fastnst.train.data import pipeline as stages
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests import data_formats
-from train.data import (DataFormatError, MissingDataError, has_official_corruptions, load_cifar_c, load_test_set,
+from fastnst.train.data import (DataFormatError, MissingDataError, has_official_corruptions, load_cifar_c, load_test_set,
                         load_tinyimagenet_c, make_demo_dataset)
-from train.data.corrupted import corrupted_root
-from train.data.sources import ArraySource, JpegSource, load_train_source
-from train.data.synthetic import load_synthetic, mmap_npz_member
+from fastnst.train.data.corrupted import corrupted_root
+from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
+from fastnst.train.data.synthetic import load_synthetic, mmap_npz_member
 
 
 @pytest.mark.parametrize("dataset, writer", [("cifar10", data_formats.write_cifar10),
@@ -163,7 +163,7 @@ def test_cifar_c_errors(tmp_path):
 
 
 def test_has_official_corruptions_when_all_fifteen_exist(tmp_path):
-    from train.data.corrupted import _BENCHMARK_CORRUPTIONS
+    from fastnst.train.data.corrupted import _BENCHMARK_CORRUPTIONS
 
     data_formats.write_cifar_c(tmp_path / "CIFAR-100-C", corruptions=_BENCHMARK_CORRUPTIONS, per_severity=1)
     assert has_official_corruptions("cifar100", tmp_path)

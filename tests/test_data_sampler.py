@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.data.sampler import MixedSampler
+from fastnst.train.data.sampler import MixedSampler
 
 
 def _all(sampler: MixedSampler, epoch: int):

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from train.checkpoint import save_atomic
-from train.corruptions import CORRUPTIONS, SEVERITIES
-from train.data import dataset_info
-from train.evaluate import evaluate, main, relative_to
-from train.models import create_model
-from train.report import write_report
+from fastnst.train.checkpoint import save_atomic
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES
+from fastnst.train.data import dataset_info
+from fastnst.train.evaluate import evaluate, main, relative_to
+from fastnst.train.models import create_model
+from fastnst.train.report import write_report
 
 LEVELS = [10 + 25 * k for k in range(10)]  # the grey level that stands for each class
 
@@ -193,7 +193,7 @@ def test_report_says_when_corruptions_were_generated(tmp_path):
 def test_tinyimagenet_c_sets_in_class_folder_order(monkeypatch, tmp_path):
     """Tiny-ImageNet-C lists each set by class folder, not in val order: evaluation must use
     each set's own labels (here the loaders are stand-ins returning that layout)."""
-    import train.evaluate as evaluate_module
+    import fastnst.train.evaluate as evaluate_module
 
     labels = np.array([3, 1, 2, 1, 0, 3, 2, 0])
     clean = np.stack([np.full((64, 64, 3), LEVELS[label], np.uint8) for label in labels])

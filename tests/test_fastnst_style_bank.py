@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-import kernels
+from fastnst import kernels
 from fastnst import StyleBank
 from fastnst.networks import VGGEncoder
 from fastnst.style_bank import encode_style_folder, load_style_image, main

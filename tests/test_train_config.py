@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from train.config import DEFAULTS, PRESET_NAMES, build_parser, load_preset, parse_config, save_config
+from fastnst.train.config import DEFAULTS, PRESET_NAMES, build_parser, load_preset, parse_config, save_config
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
@@ -94,7 +94,7 @@ def test_resolved_config_is_saved_as_yaml_and_json(tmp_path):
 
 
 def test_style_resolution_defaults_to_the_papers_and_native_is_a_choice():
-    from train.config import stylizer_resolution
+    from fastnst.train.config import stylizer_resolution
 
     paper = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz"])
     assert stylizer_resolution(paper) == 224

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.checkpoint import load_checkpoint
-from train.distributed import DistInfo, all_gather_objects, average_buffers, resolve_device
+from fastnst.train.checkpoint import load_checkpoint
+from fastnst.train.distributed import DistInfo, all_gather_objects, average_buffers, resolve_device
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -20,7 +20,7 @@ WORKER = """
 import sys, torch
 sys.path.insert(0, {tests_dir!r})
 from test_train_trainer import run_standin
-from train import distributed
+from fastnst.train import distributed
 
 info = distributed.setup("cpu")
 result = run_standin({out!r}, epochs=3, nan_from_epoch={nan_from_epoch}, dist_info=info)
@@ -81,7 +81,7 @@ def test_single_process_helpers_are_no_ops():
 
 def test_torchrun_train_run_with_the_real_pipeline(tmp_path):
     """`torchrun --nproc_per_node=2 -m train.run`: DALI loader shards, a Stylizer per rank, rank 0 writes."""
-    from train.data import make_demo_dataset
+    from fastnst.train.data import make_demo_dataset
 
     make_demo_dataset(tmp_path / "data", num_train=50, num_test=20, num_synthetic=30, seed=2)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}

@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from train.checkpoint import load_checkpoint
-from train.data import make_demo_dataset
-from train.run import draw_style_images, main
+from fastnst.train.checkpoint import load_checkpoint
+from fastnst.train.data import make_demo_dataset
+from fastnst.train.run import draw_style_images, main
 
 
 @pytest.fixture(scope="module")

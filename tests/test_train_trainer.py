@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
-from train.config import resolve
-from train.distributed import DistInfo
-from train.models import create_model
-from train.trainer import (
+from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
+from fastnst.train.config import resolve
+from fastnst.train.distributed import DistInfo
+from fastnst.train.models import create_model
+from fastnst.train.trainer import (
     StylizerMeter,
     TrainingDiverged,
     capture_rng,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fastnst.atomic import save_atomic  # re-exported: the trainer writes checkpoints through it
-from train.models import create_model
+from fastnst.train.models import create_model
 
 __all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
 

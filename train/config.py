@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from train.data.stats import DATASETS, dataset_info
-from train.models import MODEL_NAMES
+from fastnst.train.data.stats import DATASETS, dataset_info
+from fastnst.train.models import MODEL_NAMES
 
 # Used where neither the preset nor a flag says otherwise. Units in the comments.
 DEFAULTS: dict = {

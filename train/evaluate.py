@@ -20,11 +20,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from train.checkpoint import load_checkpoint, model_from_checkpoint
-from train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
-from train.corruptions.digital import jpeg_compression
-from train.data import dataset_info, has_official_corruptions, load_test_set, normalize
-from train.data.corrupted import corrupted_root, load_cifar_c, load_tinyimagenet_c
+from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
+from fastnst.train.corruptions.digital import jpeg_compression
+from fastnst.train.data import dataset_info, has_official_corruptions, load_test_set, normalize
+from fastnst.train.data.corrupted import corrupted_root, load_cifar_c, load_tinyimagenet_c
 
 SOURCES = ("auto", "official", "generated")
 # Tiny-ImageNet-C was saved as JPEG, quality 85 (make_tinyimagenet_c.py); generated sets repeat that.
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    from train.report import write_report  # matplotlib only when a report is written
+    from fastnst.train.report import write_report  # matplotlib only when a report is written
 
     report = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, baseline=args.baseline, device=args.device,
                                  batch_size=args.batch_size, source=args.source, max_images=args.max_images,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.corruptions import CORRUPTIONS, SEVERITIES
+from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES
 
 
 def _as_report(results: dict) -> dict:

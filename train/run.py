@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from train import distributed
-from train.config import ConfigError, parse_config, save_config, stylizer_resolution
-from train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
-from train.data import make_demo_dataset
-from train.models import create_model
-from train.trainer import CHECKPOINT_NAME, StylizerMeter, TrainingDiverged, autocast_dtype, clean_accuracy, fit
+from fastnst.train import distributed
+from fastnst.train.config import ConfigError, parse_config, save_config, stylizer_resolution
+from fastnst.train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
+from fastnst.train.data import make_demo_dataset
+from fastnst.train.models import create_model
+from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, TrainingDiverged, autocast_dtype, clean_accuracy, fit
 
 # The demo's generated data set (CIFAR-10 layout) and style images: small enough for a 2-core CPU.
 DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
@@ -167,8 +167,8 @@ def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
 def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -> dict:
     """Corruption benchmark of the checkpoint's model and SWA model (official -C files when present,
     generated otherwise) and the report, through train.evaluate / train.report."""
-    from train.evaluate import evaluate_checkpoint, example_grid, format_summary
-    from train.report import write_report
+    from fastnst.train.evaluate import evaluate_checkpoint, example_grid, format_summary
+    from fastnst.train.report import write_report
 
     report = evaluate_checkpoint(checkpoint, config["dataset"], config["data_root"], device=device, batch_size=500,
                                  source=config["corruption_source"], max_images=config["max_eval_images"],
@@ -184,7 +184,7 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
 
 
 def download(config: dict) -> None:
-    from train.data import download_dataset
+    from fastnst.train.data import download_dataset
 
     for name in (config["dataset"], f"{config['dataset']}-c"):
         print(f"--download: {name} into {config['data_root']} ...", flush=True)

@@ -33,11 +33,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
-from train import distributed
-from train.checkpoint import load_checkpoint, save_atomic
-from train.config import ConfigError
-from train.distributed import DistInfo
-from train.metrics_log import MetricsLog
+from fastnst.train import distributed
+from fastnst.train.checkpoint import load_checkpoint, save_atomic
+from fastnst.train.config import ConfigError
+from fastnst.train.distributed import DistInfo
+from fastnst.train.metrics_log import MetricsLog
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that must match between a checkpoint and the run resuming it.

@@ -12,9 +12,9 @@ import os
 
 import torch
 
-from train.corruptions import blur, digital, noise, weather
-from train.corruptions.frost import FROST_DIR_ENV, frost_source
-from train.corruptions.params import FROST_TEXTURE_SCALE, PARAMS, severity_params
+from fastnst.train.corruptions import blur, digital, noise, weather
+from fastnst.train.corruptions.frost import FROST_DIR_ENV, frost_source
+from fastnst.train.corruptions.params import FROST_TEXTURE_SCALE, PARAMS, severity_params
 
 # Official order (the benchmark's tables and the -C file listings use it).
 CORRUPTIONS: tuple[str, ...] = (

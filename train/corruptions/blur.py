@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from train.corruptions import _ops
-from train.corruptions._ops import to_uint8, to_unit
+from fastnst.train.corruptions import _ops
+from fastnst.train.corruptions._ops import to_uint8, to_unit
 
 
 def disk_kernel(radius: float, alias_blur: float, device) -> torch.Tensor:

@@ -7,8 +7,8 @@ from functools import lru_cache
 import torch
 import torchvision
 
-from train.corruptions import _ops
-from train.corruptions._ops import to_uint8, to_unit
+from fastnst.train.corruptions import _ops
+from fastnst.train.corruptions._ops import to_uint8, to_unit
 
 
 def brightness(images: torch.Tensor, shift: float) -> torch.Tensor:

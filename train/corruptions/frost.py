@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from train.corruptions import _ops
+from fastnst.train.corruptions import _ops
 
 FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
 FROST_DIR_ENV = "FASTNST_FROST_DIR"

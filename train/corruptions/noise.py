@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from train.corruptions._ops import to_uint8, to_unit
+from fastnst.train.corruptions._ops import to_uint8, to_unit
 
 
 def gaussian_noise(images: torch.Tensor, std: float, generator=None) -> torch.Tensor:

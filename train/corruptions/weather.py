@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from train.corruptions import _ops
-from train.corruptions.frost import frost_layers
-from train.corruptions._ops import to_uint8, to_unit
+from fastnst.train.corruptions import _ops
+from fastnst.train.corruptions.frost import frost_layers
+from fastnst.train.corruptions._ops import to_uint8, to_unit
 
 
 def snow(images: torch.Tensor, mean, std, zoom, threshold, blur_radius, blur_sigma, image_weight, generator=None) -> torch.Tensor:

@@ -14,14 +14,14 @@ Expected layout under ``data_root`` (each folder as its official archive extract
 
 EDM synthetic sets (.npz with ``image`` uint8 NHWC and ``label``) can live anywhere; pass their path.
 """
-from train.data.corrupted import corrupted_root, has_official_corruptions, load_cifar_c, load_tinyimagenet_c
-from train.data.demo import make_demo_dataset
-from train.data.download import download_dataset
-from train.data.errors import BadImageError, DataFormatError, MissingDataError
-from train.data.eval_loader import EvalLoader, create_eval_loader, normalize
-from train.data.train_loader import TrainLoader, create_train_loader
-from train.data.sources import default_synthetic_path, load_test_set
-from train.data.stats import DATASETS, DatasetInfo, dataset_info
+from fastnst.train.data.corrupted import corrupted_root, has_official_corruptions, load_cifar_c, load_tinyimagenet_c
+from fastnst.train.data.demo import make_demo_dataset
+from fastnst.train.data.download import download_dataset
+from fastnst.train.data.errors import BadImageError, DataFormatError, MissingDataError
+from fastnst.train.data.eval_loader import EvalLoader, create_eval_loader, normalize
+from fastnst.train.data.train_loader import TrainLoader, create_train_loader
+from fastnst.train.data.sources import default_synthetic_path, load_test_set
+from fastnst.train.data.stats import DATASETS, DatasetInfo, dataset_info
 
 __all__ = [
     "BadImageError", "DATASETS", "DataFormatError", "DatasetInfo", "EvalLoader", "MissingDataError", "TrainLoader",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _TRAIN_FILES = {"cifar10": [f"data_batch_{i}" for i in range(1, 6)], "cifar100": ["train"]}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.errors import DataFormatError, MissingDataError
-from train.data.jpeg import decode_files
-from train.data.tinyimagenet import list_class_folders
+from fastnst.train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.jpeg import decode_files
+from fastnst.train.data.tinyimagenet import list_class_folders
 
 CORRUPTED_FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
 DOWNLOAD_URLS = {

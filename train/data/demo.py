@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.sources import DEMO_FOLDER
+from fastnst.train.data.sources import DEMO_FOLDER
 
 CLASS_NAMES = ["disc", "square", "triangle", "ring", "cross", "horizontal_stripes", "vertical_stripes",
                "diagonal_stripes", "checkerboard", "two_blobs"]

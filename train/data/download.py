@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from train.data.errors import DataFormatError
+from fastnst.train.data.errors import DataFormatError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from train.data.sources import load_test_set
-from train.data.stats import dataset_info
+from fastnst.train.data.sources import load_test_set
+from fastnst.train.data.stats import dataset_info
 
 
 def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.data.errors import BadImageError
+from fastnst.train.data.errors import BadImageError
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.cifar import CIFAR_FOLDERS, load_cifar
-from train.data.errors import MissingDataError
-from train.data.jpeg import decode_files
-from train.data.stats import dataset_info
-from train.data.tinyimagenet import list_train_files, list_val_files
+from fastnst.train.data.cifar import CIFAR_FOLDERS, load_cifar
+from fastnst.train.data.errors import MissingDataError
+from fastnst.train.data.jpeg import decode_files
+from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.tinyimagenet import list_train_files, list_val_files
 
 DEMO_FOLDER = "demo"  # make_demo_dataset(root) writes root/demo/cifar-10-batches-py and root/demo/synthetic.npz
 

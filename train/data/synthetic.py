@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-from train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,6 @@ def load_synthetic(path: str | Path, image_size: int, num_classes: int) -> tuple
                               f"got {images.dtype} {images.shape}")
     if len(labels) != len(images):
         raise DataFormatError(f"{path}: {len(images)} images but {len(labels)} labels")
-    from train.data.cifar import check_labels
+    from fastnst.train.data.cifar import check_labels
     check_labels(labels, num_classes, path, require_all=False)
     return images, labels

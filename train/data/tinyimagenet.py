@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 FOLDER = "tiny-imagenet-200"
 DOWNLOAD_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"

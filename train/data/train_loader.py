@@ -13,12 +13,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from train.data.errors import BadImageError
-from train.data.jpeg import decode_rgb, read_jpeg_bytes
-from train.data.sampler import BatchPlan, MixedSampler
-from train.data.sources import ArraySource, JpegSource, load_train_source
-from train.data.stats import dataset_info
-from train.data.synthetic import load_synthetic
+from fastnst.train.data.errors import BadImageError
+from fastnst.train.data.jpeg import decode_rgb, read_jpeg_bytes
+from fastnst.train.data.sampler import BatchPlan, MixedSampler
+from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
+from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class TrainLoader:
         return _seed_for(self.seed, self.epoch, self.sampler.rank, stage, restart)
 
     def _build_crop(self, restart: int = 0):
-        from train.data import pipeline as stages  # DALI is imported when a loader runs, not with train.data
+        from fastnst.train.data import pipeline as stages  # DALI is imported when a loader runs, not with train.data
 
         options = stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(1, restart))
         if isinstance(self.real, JpegSource):
@@ -177,7 +177,7 @@ class TrainLoader:
         return crop
 
     def _build_augment(self):
-        from train.data import pipeline as stages
+        from fastnst.train.data import pipeline as stages
 
         augment = stages.augment_normalize_pipeline(
             image_size=self.info.image_size, source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from train.models.wrn import WideResNet
+from fastnst.train.models.wrn import WideResNet
 
 # name -> (depth, widen factor)
 _WRN_VARIANTS = {
