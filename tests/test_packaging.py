@@ -51,6 +51,8 @@ def test_installs_beside_packages_named_kernels_and_train(wheel, tmp_path):
         import torch
         from fastnst import kernels as fused
         import fastnst.train.run
+        from fastnst.train.config import load_preset
+        assert load_preset("cifar10")["dataset"] == "cifar10"   # package data from the wheel, not the stub
         assert fused.__file__.startswith(SITE), fused.__file__
         x = torch.rand(2, 3, 4, 5) + 0.1
         out = fused.adain(x, torch.rand(2, 3), torch.rand(2, 3) + 0.5, 0.5)

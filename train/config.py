@@ -85,7 +85,7 @@ def load_preset(name: str) -> dict:
     """The YAML preset shipped in ``train/presets/<name>.yaml`` as a dict."""
     if name not in PRESET_NAMES:
         raise ConfigError(f"no preset for --dataset {name!r}; expected one of {', '.join(PRESET_NAMES)}")
-    text = resources.files("train").joinpath("presets", f"{name}.yaml").read_text()
+    text = resources.files("fastnst.train").joinpath("presets", f"{name}.yaml").read_text()
     return _checked(yaml.safe_load(text) or {}, f"preset train/presets/{name}.yaml")
 
 
