@@ -7,10 +7,15 @@ straight into these ``nn.Sequential`` modules. Input of the encoder: RGB in
 [0, 1]; its first layer is a 1x1 conv that maps to the Caffe convention
 (BGR * 255 minus the ImageNet mean), which is what the normalised VGG was
 trained on. Output of the decoder: RGB, nominally in [0, 1] (not clamped).
+
+Memory format: every layer keeps channels_last on every device (the reflection pads included,
+see ``LayoutPreservingReflectionPad2d``), so a channels_last input runs without layout copies
+(``tests/test_fastnst_networks.py`` checks each layer's output strides).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Index one past each exposed ReLU in the encoder: relu1_1, relu2_1, relu3_1, relu4_1.
@@ -19,8 +24,28 @@ ENCODER_LAYER_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_CHANNELS = 512  # channels of relu4_1: the width of a style bank entry
 
 
+class LayoutPreservingReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` whose output keeps the input's memory format on every device.
+
+    CUDA's ``reflection_pad2d`` makes its input contiguous and writes NCHW, so in a channels_last
+    network each pad + conv costs two layout copies (NHWC -> NCHW for the pad, NCHW -> NHWC for
+    cuDNN's channels_last conv); the CPU kernel keeps channels_last, which hides this on a CPU.
+    A channels_last tensor is dense NHWC memory, i.e. a contiguous (N, H, W, C) view: reflection-
+    padding the dims H and W of that view (``reflection_pad3d`` over its last three dims, C padded
+    by 0) is one kernel that reads and writes NHWC, whose output viewed back is channels_last.
+    Values are those of ``nn.ReflectionPad2d``; other layouts go through it unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            left, right, top, bottom = self.padding
+            nhwc = x.permute(0, 2, 3, 1)
+            return F.pad(nhwc, (0, 0, left, right, top, bottom), mode="reflect").permute(0, 3, 1, 2)
+        return super().forward(x)
+
+
 def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3), nn.ReLU()]
+    return [LayoutPreservingReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3), nn.ReLU()]
 
 
 def _pool() -> nn.Module:
@@ -69,5 +94,5 @@ class Decoder(nn.Sequential):
             *_conv(128, 128),                                                # 17-19
             *_conv(128, 64), nn.Upsample(scale_factor=2, mode="nearest"),    # 20-23
             *_conv(64, 64),                                                  # 24-26
-            nn.ReflectionPad2d(1), nn.Conv2d(64, 3, 3),                      # 27-28: no ReLU on the output
+            LayoutPreservingReflectionPad2d(1), nn.Conv2d(64, 3, 3),         # 27-28: no ReLU on the output
         )
