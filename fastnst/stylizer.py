@@ -24,6 +24,12 @@ Randomness is drawn on the CPU from a seeded ``torch.Generator`` (reseeded
 by ``set_epoch`` from (seed, epoch)): the subset size is known on the host
 without a device sync, and results do not depend on the device. Pass
 ``is_synthetic`` as a CPU tensor to keep the GPU stream free of syncs.
+
+Speed on CUDA, by default: the networks run channels_last end to end (their
+reflection pads keep the layout, see ``fastnst.networks``), compiled with
+``torch.compile`` (``compile=True``; the CPU always runs them eagerly), and the
+subset is padded to a multiple of 64 rows (``bucket_size``) whether compiled or
+not, so cuDNN's plans and the compiled kernels see a handful of batch sizes.
 """
 from __future__ import annotations
 
@@ -44,6 +50,9 @@ PAPER_PROB_SYNTHETIC = 0.4
 PAPER_PROB_REAL = 0.1
 PAPER_ALPHA_SYNTHETIC = (0.1, 1.0)
 PAPER_ALPHA_REAL = (1.0, 1.0)
+# Subset rows are padded to a multiple of this on CUDA (bucket_size=None): cuDNN benchmark mode and
+# compiled graphs then tune a handful of batch sizes, not one per subset size.
+CUDA_BUCKET_SIZE = 64
 
 
 @dataclass
@@ -69,6 +78,11 @@ def _check_alpha_range(name: str, value) -> tuple[float, float]:
     return low, high
 
 
+def bucketed_count(count: int, bucket_size: int) -> int:
+    """``count`` rounded up to a multiple of ``bucket_size`` (0 stays 0)."""
+    return -(-int(count) // int(bucket_size)) * int(bucket_size)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     # SeedSequence mixes (seed, epoch) so that neighbouring seeds/epochs give unrelated streams.
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -85,10 +99,13 @@ class Stylizer(nn.Module):
         resolution: an int resizes to that square side first (default: the paper's 224); None stylizes
             at native size (fast, not the paper's setting).
         seed: base of the random stream; ``set_epoch`` reseeds from (seed, epoch). Use seed + rank under DDP.
-        compile: False, True or a ``torch.compile`` mode string: compiles encoder and decoder (batch-dynamic);
-            the AdaIN op stays outside the compiled region.
-        bucket_size: the stylized subset is padded to a multiple of this (default 64 when compiled, else 1),
-            so compiled kernels and cuDNN plans see a handful of shapes, not one per batch.
+        compile: True (default), False or a ``torch.compile`` mode string: on CUDA, encoder and decoder run
+            compiled (batch-dynamic; the AdaIN op stays outside the compiled region). The CPU always runs
+            them eagerly (as fast there, and no C++ build per shape), so the default means "compiled on
+            CUDA, eager on the CPU".
+        bucket_size: the stylized subset is padded to a multiple of this, so compiled kernels and cuDNN
+            plans see a handful of shapes, not one per batch. None (default): 64 on CUDA, compiled or
+            eager, and 1 (no padding) on the CPU; an int applies on every device.
         downsample: "bilinear" (the authors' code) or "area" (antialiased) when resizing back from ``resolution``.
         autocast_dtype: compute dtype on CUDA (default bfloat16); the CPU path runs in float32.
     """
@@ -105,7 +122,7 @@ class Stylizer(nn.Module):
         resolution: int | None = PAPER_RESOLUTION,
         seed: int = 0,
         *,
-        compile: bool | str = False,
+        compile: bool | str = True,
         bucket_size: int | None = None,
         downsample: str = "bilinear",
         autocast_dtype: torch.dtype = torch.bfloat16,
@@ -124,9 +141,9 @@ class Stylizer(nn.Module):
             raise ValueError(f"downsample must be 'bilinear' or 'area', got {downsample!r}")
         self.downsample = downsample
         self.autocast_dtype = autocast_dtype
-        self.bucket_size = int(bucket_size) if bucket_size is not None else (64 if compile else 1)
-        if self.bucket_size < 1:
+        if bucket_size is not None and int(bucket_size) < 1:
             raise ValueError(f"bucket_size must be at least 1, got {bucket_size}")
+        self.bucket_size = None if bucket_size is None else int(bucket_size)
 
         self.style_names = list(style_bank.names)
         self.register_buffer("style_mean", style_bank.mean.float().clone(), persistent=False)
@@ -135,14 +152,11 @@ class Stylizer(nn.Module):
         decoder = decoder if decoder is not None else load_decoder(None)
         self.encoder = encoder.eval().requires_grad_(False).to(memory_format=torch.channels_last)
         self.decoder = decoder.eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        # Compiled wrappers are kept outside the module tree so state_dict keys stay those of the networks.
+        # not self.compile: that name is nn.Module's own method.
+        self.compile_mode: bool | str = compile if isinstance(compile, str) else bool(compile)
+        # Compiled wrappers, made at the first CUDA call (a CPU-only user never imports dynamo), are kept
+        # outside the module tree so state_dict keys stay those of the networks.
         self._compiled: dict[str, nn.Module] = {}
-        if compile:
-            mode = compile if isinstance(compile, str) else None
-            self._compiled = {
-                "encoder": torch.compile(self.encoder, dynamic=True, mode=mode),
-                "decoder": torch.compile(self.decoder, dynamic=True, mode=mode),
-            }
 
         self.seed = int(seed)
         self.epoch = 0
@@ -172,11 +186,20 @@ class Stylizer(nn.Module):
         return StylePlan(rows, style_draw[rows], alpha, int(is_synthetic[rows].sum()))
 
     # -- the work ----------------------------------------------------------------------------------------
-    def _network(self, name: str) -> nn.Module:
+    def bucket_for(self, device: torch.device) -> int:
+        """Rows of the stylized subset are padded to a multiple of this on ``device``."""
+        if self.bucket_size is not None:
+            return self.bucket_size
+        return CUDA_BUCKET_SIZE if torch.device(device).type == "cuda" else 1
+
+    def _network(self, name: str, device: torch.device) -> nn.Module:
         # Compiled graphs only on CUDA: on the CPU eager is as fast and avoids a C++ build per shape.
-        if name in self._compiled and self.style_mean.is_cuda:
-            return self._compiled[name]
-        return getattr(self, name)
+        if not self.compile_mode or device.type != "cuda":
+            return getattr(self, name)
+        if name not in self._compiled:
+            mode = self.compile_mode if isinstance(self.compile_mode, str) else None
+            self._compiled[name] = torch.compile(getattr(self, name), dynamic=True, mode=mode)
+        return self._compiled[name]
 
     @torch.no_grad()  # not inference_mode: the output feeds a classifier that is trained on it
     def stylize(self, images: torch.Tensor, style_index: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -185,25 +208,25 @@ class Stylizer(nn.Module):
         device = images.device
         style_index = style_index.to(device, non_blocking=True)
         alpha = alpha.to(device, torch.float32, non_blocking=True)
-        padded = -(-count // self.bucket_size) * self.bucket_size
+        padded = bucketed_count(count, self.bucket_for(device))
         if padded > count:  # repeat the first row: padded rows are computed and dropped
             fill = padded - count
             images = torch.cat([images, images[:1].expand(fill, -1, -1, -1)])
             style_index = torch.cat([style_index, style_index[:1].expand(fill)])
             alpha = torch.cat([alpha, alpha[:1].expand(fill)])
 
-        content = images.float()
+        # One pass: float32 and channels_last (the gathered rows come back NCHW from index_select).
+        content = images.to(torch.float32, memory_format=torch.channels_last)
         if images.dtype == torch.uint8:
             content = content.div_(255)
-        content = content.contiguous(memory_format=torch.channels_last)
         if self.resolution is not None and (height, width) != (self.resolution, self.resolution):
             content = F.interpolate(content, size=(self.resolution, self.resolution), mode="bilinear",
                                     align_corners=False)
         use_autocast = device.type == "cuda" and self.autocast_dtype != torch.float32
         with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=use_autocast):
-            features = self._network("encoder")(content)
+            features = self._network("encoder", device)(content)
             features = kernels.adain(features, self.style_mean[style_index], self.style_std[style_index], alpha)
-            output = self._network("decoder")(features)
+            output = self._network("decoder", device)(features)
         output = output[:count].float()
         if output.shape[-2:] != (height, width):  # upsampled, or a side not divisible by 8
             mode = self.downsample if self.resolution is not None else "bilinear"
@@ -235,7 +258,7 @@ class Stylizer(nn.Module):
             "num_stylized": count,
             "num_stylized_synthetic": plan.num_synthetic,
             "num_stylized_real": count - plan.num_synthetic,
-            "padded_to": -(-count // self.bucket_size) * self.bucket_size,
+            "padded_to": bucketed_count(count, self.bucket_for(images.device)),
         })
         return output
 
@@ -285,7 +308,8 @@ class Stylizer(nn.Module):
     def extra_repr(self) -> str:
         return (f"styles={len(self.style_names)}, prob_synthetic={self.prob_synthetic}, prob_real={self.prob_real}, "
                 f"alpha_synthetic={self.alpha_synthetic}, alpha_real={self.alpha_real}, "
-                f"resolution={self.resolution or 'native'}, seed={self.seed}, bucket_size={self.bucket_size}")
+                f"resolution={self.resolution or 'native'}, seed={self.seed}, compile={self.compile_mode!r}, "
+                f"bucket_size={self.bucket_size or f'{CUDA_BUCKET_SIZE} on CUDA, 1 on the CPU'}")
 
 
 def build_stylizer(
@@ -295,7 +319,11 @@ def build_stylizer(
     device: str | torch.device = "cuda" if torch.cuda.is_available() else "cpu",
     **options,
 ) -> Stylizer:
-    """A ``Stylizer`` from files: style bank, encoder and decoder weights (see ``fastnst.weights``)."""
+    """A ``Stylizer`` from files: style bank, encoder and decoder weights (see ``fastnst.weights``).
+
+    ``options`` go to ``Stylizer``; its defaults hold: compiled networks and 64-row buckets on CUDA,
+    eager networks and no padding on the CPU.
+    """
     from fastnst.weights import load_decoder, load_encoder
 
     bank = StyleBank.load(style_bank_path)

@@ -204,15 +204,64 @@ def test_build_stylizer_from_files(tmp_path, networks):
 
 
 def test_compile_option_keeps_cpu_results(networks):
-    """Compiled graphs serve CUDA only; on the CPU the same eager networks run, padded to 64-row buckets."""
+    """Compiled graphs serve CUDA only; on the CPU the same eager networks run (here forced to 64-row buckets)."""
     images, is_synthetic = random_batch(count=6)
-    compiled = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=True)
-    eager = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0)
-    assert compiled.bucket_size == 64
+    compiled = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=True, bucket_size=64)
+    eager = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=False)
     assert not any(key.startswith("_") for key in compiled.state_dict()), "compiled wrappers add no state keys"
     output = compiled(images, is_synthetic)
+    assert compiled._compiled == {}, "no compiled wrapper is made for a CPU call"
     assert compiled.last_stats["padded_to"] == 64
     assert (output.int() - eager(images, is_synthetic).int()).abs().max() <= 1  # rounding of float sums only
+
+
+def test_compiled_on_cuda_and_bucketed_by_default(networks):
+    """Defaults: compile=True (used on CUDA only) and 64-row buckets on CUDA, compiled or eager; none on the CPU."""
+    from fastnst.stylizer import CUDA_BUCKET_SIZE
+
+    default = make_stylizer(networks)
+    assert default.compile_mode is True and CUDA_BUCKET_SIZE == 64
+    for compile in (True, False):  # eager CUDA buckets too: cuDNN plans are tuned per batch size
+        stylizer = make_stylizer(networks, compile=compile)
+        assert stylizer.bucket_for(torch.device("cuda")) == 64
+        assert stylizer.bucket_for(torch.device("cpu")) == 1
+    forced = make_stylizer(networks, bucket_size=8)  # an explicit size applies on every device
+    assert forced.bucket_for(torch.device("cpu")) == forced.bucket_for(torch.device("cuda")) == 8
+    images, is_synthetic = random_batch(count=6)
+    default(images, is_synthetic)
+    assert default.last_stats["padded_to"] == default.last_stats["num_stylized"]  # CPU: no padding
+    with pytest.raises(ValueError, match="bucket_size"):
+        make_stylizer(networks, bucket_size=0)
+
+
+@pytest.mark.parametrize("count, bucket, padded", [(0, 64, 0), (1, 64, 64), (64, 64, 64), (65, 64, 128),
+                                                   (127, 64, 128), (5, 1, 5), (9, 8, 16)])
+def test_bucketed_count(count, bucket, padded):
+    from fastnst.stylizer import bucketed_count
+
+    assert bucketed_count(count, bucket) == padded
+
+
+def test_every_convolution_sees_channels_last_under_cuda_pad_behaviour(networks):
+    """The Stylizer's whole path (gather, resize, encoder, AdaIN, decoder) feeds every convolution
+    channels_last, with the reflection pads behaving as on CUDA (row-major output)."""
+    from tests.test_fastnst_networks import CudaPadLayout
+
+    class ConvInputLayouts(CudaPadLayout):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket is torch.ops.aten.convolution:
+                self.conv_inputs.append(args[0].is_contiguous(memory_format=torch.channels_last))
+            return super().__torch_dispatch__(func, types, args, kwargs)
+
+    stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, resolution=48)
+    images, is_synthetic = random_batch(count=3)
+    mode = ConvInputLayouts()
+    mode.conv_inputs = []
+    with mode:
+        output = stylizer(images.contiguous(memory_format=torch.channels_last), is_synthetic)
+    assert len(mode.conv_inputs) == 19 and all(mode.conv_inputs)  # 10 encoder + 9 decoder convolutions
+    assert torch.ops.aten.reflection_pad2d not in mode.called
+    assert output.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.cuda
