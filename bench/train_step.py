@@ -1,0 +1,142 @@
+"""One training step with and without style transfer, as ``train.trainer`` runs it: the headline's workload.
+
+Used by ``bench/test_train_step_bench.py`` (pytest-benchmark timing), ``bench/gpu_run.py`` (its own
+event timing when pytest-benchmark is absent, and the profiler tables) and the tests.
+
+One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of the classifier
+(channels_last, bf16 autocast and torch.compile on CUDA). The batch mixes real and synthetic
+images at the paper's ratio 0.5 and the Stylizer uses λs = 0.4, λo = 0.1, αs ~ U(0.1, 1), αo = 1,
+so about a quarter of each batch is stylized. Both variants read the same ready uint8 batches, so
+the difference between them is the style transfer alone. Style-transfer weights are random: the
+cost does not depend on them.
+
+Nothing in a timed round waits for the device except the final synchronize: in particular
+``Stylizer.last_stats`` (which waits for the call's end event) is never read inside a round;
+``TrainStepCase.mean_stylized_per_batch`` counts the stylized rows afterwards, from the host-side
+draws alone.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from bench.stylizers import random_weight_stylizer
+from fastnst.train.data import normalize
+from fastnst.train.models import create_model
+from fastnst.train.trainer import autocast_dtype, make_optimizer
+
+SYNTHETIC_RATIO, PROB_SYNTHETIC, PROB_REAL = 0.5, 0.4, 0.1
+RECIPE = {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}  # cifar10 preset
+SIZES = {  # bench mode -> (model, batch, steps per timed round, compile)
+    "full": ("wrn28_4", 512, 20, True),
+    "cpu": ("wrn10_1", 32, 2, False),
+}
+VARIANTS = {"plain": None, "native": None, "paper224": 224}  # variant -> Stylizer resolution
+NUM_READY_BATCHES = 4
+
+
+def ready_batches(count: int, batch: int, device: torch.device, image_size: int = 32):
+    """Ready uint8 (N, 3, S, S) channels_last batches, half synthetic (is_synthetic kept on the CPU)."""
+    generator = torch.Generator().manual_seed(1)
+    out = []
+    for _ in range(count):
+        images = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=generator)
+        is_synthetic = torch.randperm(batch, generator=generator) < int(SYNTHETIC_RATIO * batch)
+        labels = torch.randint(0, 10, (batch,), generator=generator)
+        out.append((images.to(device).contiguous(memory_format=torch.channels_last), is_synthetic, labels.to(device)))
+    return out
+
+
+@dataclass
+class TrainStepCase:
+    """A built workload: ``run_round()`` runs ``steps`` training steps and waits for the device."""
+
+    variant: str
+    model_name: str
+    batch: int
+    steps: int
+    compiled: bool
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    style_resolution: int | None
+    model: nn.Module
+    forward: nn.Module
+    optimizer: torch.optim.Optimizer
+    stylizer: nn.Module | None
+    batches: list
+    label_regions: bool = False  # wrap stylize / classifier in profiler ranges (gpu_run's profile part)
+    _criterion: nn.Module = field(default_factory=lambda: nn.CrossEntropyLoss(label_smoothing=0.1))
+
+    def _region(self, name: str):
+        return torch.profiler.record_function(name) if self.label_regions else nullcontext()
+
+    def train_step(self, images, is_synthetic, labels) -> torch.Tensor:
+        if self.stylizer is not None:
+            with self._region("stylize"):
+                images = self.stylizer(images, is_synthetic)
+        with self._region("classifier_forward"):
+            inputs = normalize(images, "cifar10")
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                loss = self._criterion(self.forward(inputs), labels)
+        with self._region("classifier_backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with self._region("optimizer_step"):
+            self.optimizer.step()
+        return loss
+
+    def run_round(self) -> torch.Tensor:
+        for step in range(self.steps):
+            loss = self.train_step(*self.batches[step % len(self.batches)])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return loss
+
+    def mean_stylized_per_batch(self, num_batches: int = 100) -> float:
+        """Mean stylized rows per batch, from host-side draws (no device wait); call after timing."""
+        if self.stylizer is None:
+            return 0.0
+        counts = [self.stylizer.draw(self.batches[i % len(self.batches)][1]).rows.numel() for i in range(num_batches)]
+        return sum(counts) / len(counts)
+
+    def settings(self) -> dict:
+        """What a result needs to name: the figures' ``extra_info``."""
+        return {
+            "model": self.model_name, "style_resolution": self.style_resolution or "native",
+            "dtype": str(self.amp_dtype or torch.float32), "shape": [self.batch, 3, 32, 32],
+            "compiled": self.compiled, "synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
+            "prob_real": PROB_REAL, "steps_per_round": self.steps,
+        }
+
+
+def build_case(variant: str, bench_mode: str, device: torch.device, *, model_name: str | None = None,
+               batch: int | None = None, steps: int | None = None, style_resolution: int | None | str = "variant",
+               compiled: bool | None = None, label_regions: bool = False) -> TrainStepCase:
+    """The workload of ``variant`` ("plain", "native", "paper224") at ``bench_mode``'s sizes (each overridable).
+
+    ``style_resolution`` replaces the variant's (e.g. 64 instead of 224 for a quick CPU run); compiled
+    defaults to the mode's setting on CUDA and False on the CPU.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown train-step variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    default_model, default_batch, default_steps, default_compiled = SIZES[bench_mode]
+    model_name, batch, steps = model_name or default_model, batch or default_batch, steps or default_steps
+    compiled = (default_compiled if compiled is None else compiled) and device.type == "cuda"
+    resolution = VARIANTS[variant] if style_resolution == "variant" else style_resolution
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    model = create_model(model_name, 10).to(device, memory_format=torch.channels_last)
+    stylizer = None
+    if variant != "plain":
+        stylizer = random_weight_stylizer(device, prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL,
+                                          alpha_synthetic=(0.1, 1.0), alpha_real=(1.0, 1.0),
+                                          resolution=resolution, compile=compiled)
+    return TrainStepCase(
+        variant=variant, model_name=model_name, batch=batch, steps=steps, compiled=compiled, device=device,
+        amp_dtype=autocast_dtype("auto", device), style_resolution=resolution if variant != "plain" else None,
+        model=model, forward=torch.compile(model) if compiled else model, optimizer=make_optimizer(model, RECIPE),
+        stylizer=stylizer, batches=ready_batches(NUM_READY_BATCHES, batch, device), label_regions=label_regions,
+    )
