@@ -99,6 +99,9 @@ def apply_timing_defaults(config: pytest.Config, bench_mode: str) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: pytest-benchmark reads its options in its own pytest_configure.
+    if not config.pluginmanager.hasplugin("benchmark"):
+        raise pytest.UsageError("pytest bench needs pytest-benchmark (pip install pytest-benchmark); on a host "
+                                "without it, bench/gpu_run.py times the headline, AdaIN and feed by itself")
     bench_mode = resolve_bench_mode(config.getoption("--bench-mode"), torch.cuda.is_available())
     config.stash[_BENCH_MODE_KEY] = bench_mode
     apply_timing_defaults(config, bench_mode)
@@ -192,6 +195,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-benchmark: its absence is reported in pytest_configure
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     bench_mode = config.stash[_BENCH_MODE_KEY]
     machine_info["fastnst"] = environment_info(bench_mode, select_device(bench_mode, torch.cuda.is_available()))

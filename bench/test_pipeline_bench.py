@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.stylizers import random_weight_stylizer
-from tests import data_formats
-from fastnst.train.data import create_train_loader, make_demo_dataset
+pytest.importorskip("nvidia.dali", reason="DALI is not installed: the pipeline bench times DALI's loader")
+
+from bench.stylizers import random_weight_stylizer  # noqa: E402
+from tests import data_formats  # noqa: E402
+from fastnst.train.data import create_train_loader, make_demo_dataset  # noqa: E402
 
 # Per bench mode: batch, timed steps per round (plain, stylized), rounds, data set sizes.
 SIZES = {
