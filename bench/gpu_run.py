@@ -416,7 +416,16 @@ class Run:
         self.log_path = self.scratch / "run.log"
         self.log = self.log_path.open("w", encoding="utf-8")
         self.env = dict(os.environ)
-        self.env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        # Children run as `python -m ...` in the checkout, which puts it first on their sys.path: fastnst,
+        # bench and tests import from there. The checkout is kept off their PYTHONPATH, which the processes
+        # they start inherit: there it would make kernels/ and train/ importable as top-level names and
+        # shadow an installed fastnst, which tests/test_packaging.py rightly refuses.
+        inherited = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                     if path and Path(path).resolve() != REPO_ROOT]
+        if inherited:
+            self.env["PYTHONPATH"] = os.pathsep.join(inherited)
+        else:
+            self.env.pop("PYTHONPATH", None)
         self.env["PYTHONUNBUFFERED"] = "1"
         if args.dry_run:
             self.env["CUDA_VISIBLE_DEVICES"] = ""  # the dry run is the CPU path, also on a GPU host
