@@ -1,4 +1,5 @@
 """The wheel claims no generic top-level name: it installs beside packages importable as `kernels` and `train`."""
+import os
 import subprocess
 import sys
 import sysconfig
@@ -59,6 +60,7 @@ def test_installs_beside_packages_named_kernels_and_train(wheel, tmp_path):
         assert out.shape == x.shape
         print("ok")
     """).replace("SITE", repr(str(site)))
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # a checkout on it would shadow the stubs
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
