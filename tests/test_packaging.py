@@ -33,6 +33,8 @@ def test_wheel_has_one_top_level_package(wheel):
 
 def test_installs_beside_packages_named_kernels_and_train(wheel, tmp_path):
     venv = tmp_path / "venv"
+    # A checkout on PYTHONPATH would shadow the stubs, and its egg-info would tell pip fastnst is installed.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -41,7 +43,7 @@ def test_installs_beside_packages_named_kernels_and_train(wheel, tmp_path):
         (site / stub).mkdir()
         (site / stub / "__init__.py").write_text(f"STUB = {stub!r}\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=env)
     # torch and the other dependencies come from this environment, as a plain path (its .pth files stay inert,
     # so the editable checkout of fastnst is not visible there).
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -60,7 +62,6 @@ def test_installs_beside_packages_named_kernels_and_train(wheel, tmp_path):
         assert out.shape == x.shape
         print("ok")
     """).replace("SITE", repr(str(site)))
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # a checkout on it would shadow the stubs
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
