@@ -254,10 +254,40 @@ def markdown_table(variants: list[Variant]) -> str:
     return "\n".join(lines)
 
 
+def compact_table(variants: list[Variant]) -> str:
+    """One row per (dtype, layout, tile, path): registers (warps) of forward / backward / stats, spills summed."""
+    groups: dict[tuple, dict[str, Variant]] = {}
+    for v in variants:
+        groups.setdefault((v.dtype, v.layout, v.block_c, v.block_hw, v.single_tile), {})[v.kernel] = v
+    lines = [
+        "| dtype | layout | tile (C x HW) | path | forward regs (warps, CTAs/SM) | backward | stats | spills | VGG maps |",
+        "| --- | --- | --- | --- | --- | --- | --- | ---: | --- |",
+    ]
+
+    def cell(v: Variant | None) -> str:
+        if v is None:
+            return ""
+        if not v.ok:
+            return "**FAILED**"
+        return f"{v.registers} ({v.num_warps}w, {ctas_per_sm(v.registers, v.num_warps)})"
+
+    for (dtype, layout, block_c, block_hw, single_tile), kernels in groups.items():
+        spills = sum((v.spill_stores or 0) + (v.spill_loads or 0) for v in kernels.values())
+        any_variant = next(iter(kernels.values()))
+        lines.append(
+            f"| {dtype} | {layout} | {block_c} x {block_hw} | {'single' if single_tile else 'looped'} | "
+            f"{cell(kernels.get('forward'))} | {cell(kernels.get('backward'))} | {cell(kernels.get('stats'))} | "
+            f"{spills} | {', '.join(any_variant.maps)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write every variant's figures here")
     parser.add_argument("--markdown", type=Path, help="write the table here (it is printed either way)")
+    parser.add_argument("--compact", action="store_true",
+                        help="one row per tile: forward, backward and stats registers side by side")
     parser.add_argument("--only", default="", metavar="TEXT",
                         help='compile only variants whose "kernel dtype layout CxHW single|looped" contains TEXT')
     args = parser.parse_args(argv)
@@ -268,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = compile_all(progress=lambda v: print(".", end="", flush=True, file=sys.stderr), only=args.only)
     seconds = time.perf_counter() - start
     print(file=sys.stderr)
-    table = markdown_table(variants)
+    table = compact_table(variants) if args.compact else markdown_table(variants)
     print(table)
     problems = failures(variants)
     print(f"\n{len(variants)} variants compiled for {PTXAS_ARCH} in {seconds:.1f} s; {len(problems)} problems",

@@ -331,12 +331,15 @@ def block_shape(channels: int, positions: int, channels_last: bool, element_size
         else:
             block_c, block_hw, single_tile = 1, _SMALL_TILE, False
     elements = block_c * block_hw
-    # Up to 16 fp32 values of the tile a thread (32 in a 16384-element tile, at the 16-warp maximum);
-    # <= 128 registers a thread, no spills.
+    # Up to 16 fp32 values of the tile a thread (32 in a 16384-element tile, at the 16-warp maximum):
+    # <= 100 registers a thread, no spills. (The 16 x 1024 bf16 forward takes 76, one program an SM;
+    # capped at 64 for two it spills, and at 8 warps it takes 138.)
     num_warps = min(max(elements // 512, 4), 16)
-    # The backward holds two tiles (gradient and content). The 16 x 1024 bf16 tile spills at 16 warps
-    # (a 512-thread program may use 128 registers a thread); at 8 warps it takes ~230 of 255, unspilled.
-    backward_num_warps = 8 if channels_last and elements > 8192 else num_warps
+    # The backward holds two tiles (gradient and content), and channels_last keeps more per-channel
+    # factors a thread: its large tiles get 8 warps. The 16 x 1024 bf16 tile spills at 16 (a
+    # 512-thread program may use 128 registers a thread) and takes 228 of 255 at 8; 8 x 1024 fp32
+    # takes 128 at 8 warps, two programs an SM, where 16 warps fit one.
+    backward_num_warps = 8 if channels_last and elements >= 8192 else num_warps
     return BlockShape(block_c, block_hw, single_tile, num_warps, backward_num_warps)
 
 
