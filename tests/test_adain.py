@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,11 @@ from fastnst.kernels.adain import adain_forward, adain_stats_op
 from fastnst.kernels.reference import adain_reference, adain_stats_reference
 
 adain_module = importlib.import_module("fastnst.kernels.adain")  # the package re-exports a function of the same name
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `bench` is a folder of the checkout, not an installed package
+    sys.path.insert(0, str(REPO_ROOT))
+from bench import adain_bandwidth  # noqa: E402
 
 # Between them these reach every block shape of both layouts, single-tile and looped (checked below).
 SHAPES = [
@@ -414,3 +422,31 @@ def test_tensors_on_the_second_gpu_launch_there():
     assert all(_relative_error(g, e) < 1e-4 for g, e in zip(grads, expected_grads))
     mean64, std64 = adain_stats_reference(inputs[0].double().cpu())
     assert _relative_error(mean, mean64) < 1e-5 and _relative_error(std, std64) < 1e-5
+
+
+# --------------------------------------------------------------------------- bandwidth measurement
+
+
+def test_bandwidth_measurement_dry_run(monkeypatch, tmp_path, capsys):
+    """The GPU run's AdaIN GB/s table, tiny and on the CPU: every row present and its arithmetic right."""
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", False)  # timing the interpreter would be slow and moot
+    rows = adain_bandwidth.measure_bandwidth("cpu", **adain_bandwidth.DRY_RUN)
+    settings = adain_bandwidth.DRY_RUN
+    assert len(rows) == len(settings["layers"]) * len(settings["image_sides"]) * 2 * 2 * 2
+    relu4_1 = [row for row in rows if row["layer"] == "relu4_1"]
+    assert {tuple(row["shape"]) for row in relu4_1} == {(1, 512, 4, 4)}
+    for row in rows:
+        element_size = torch.empty(0, dtype=getattr(torch, row["dtype"])).element_size()
+        map_bytes = torch.Size(row["shape"]).numel() * element_size
+        assert row["bytes"] == {"forward": 2, "backward": 3}[row["pass"]] * map_bytes
+        assert row["gb_per_s"] == pytest.approx(row["bytes"] / row["seconds"] / 1e9)
+        assert row["copy_gb_per_s"] == pytest.approx(2 * map_bytes / row["copy_seconds"] / 1e9)
+        assert row["fraction_of_copy"] == pytest.approx(row["gb_per_s"] / row["copy_gb_per_s"])
+        assert row["timer"] == "wall clock median" and row["device"] == "cpu"
+    assert "| relu4_1 | 32 | 1x512x4x4 | bfloat16 | channels_last | backward | 256x16 single 8w |" in (
+        adain_bandwidth.markdown_table(rows))
+
+    assert adain_bandwidth.main(["--dry-run", "--json", str(tmp_path / "rows.json")]) == 0
+    assert len(json.loads((tmp_path / "rows.json").read_text())) == len(rows)
+    assert "| relu1_1 | 32 |" in capsys.readouterr().out
+
