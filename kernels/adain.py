@@ -5,12 +5,15 @@ with eps on the variance, ``y = alpha * (style_std * (x - mean) / std + style_me
 + (1 - alpha) * x``, alpha per sample.
 
 One program owns a (sample, block of channels) tile and every H*W position of it,
-so the statistics never leave registers: when H*W fits in one tile the op reads the
-input once and writes the output once (the memory floor). Larger maps loop over H*W
-tiles, merging per-tile statistics with Chan's formula, then stream a second pass.
-NCHW and channels_last share the kernels: H and W are merged into one strided axis,
-and only the block shape changes with the layout (the contiguous axis gets the
-long side of the tile, so loads are coalesced either way).
+so the statistics never leave registers: when the map fits in one tile (up to 16384
+positions in NCHW, 1024 in channels_last: 28 x 28 at relu4_1 for 224 px) the op reads
+the input once and writes the output once (the memory floor). Larger maps loop over
+H*W tiles with pipelined loads (cp.async), each lane of the tile running Welford's
+update, and merge the lanes once after the loop; a second pass then streams the output,
+last tile first, so that it starts on what L2 still holds. NCHW and channels_last share
+the kernels: H and W are merged into one strided axis, and the block shape follows the
+layout's contiguous axis (see :func:`block_shape`). ``bench/sm90_report.py`` compiles
+every variant for sm_90 and reports registers and spills (``tests/test_adain_sm90.py``).
 
 On CUDA the public :func:`adain` calls the Triton ops (also under
 ``torch.compile(fullgraph=True)``); on the CPU it runs the plain-PyTorch reference.
@@ -18,6 +21,9 @@ The ops' CPU kernels run Triton when ``TRITON_INTERPRET=1`` was set before this 
 was imported (how the tests check the Triton code without a GPU), the reference otherwise.
 """
 from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
 
 import torch
 import triton
@@ -33,114 +39,127 @@ from fastnst.kernels.reference import (
     adain_stats_reference,
 )
 
-_TILE_ELEMENTS = 4096  # elements of one (channels x positions) tile held in registers
+# Tiles, in elements of one (channels x positions) block; see block_shape for the layouts.
+_SMALL_TILE = 4096  # the tile of small maps and of the loop path: 16 fp32 values a thread at 8 warps
+_MAX_SINGLE_TILE = 16384  # the largest map held whole in registers: 32 fp32 values a thread at 16 warps
+_SECTOR_BYTES = 32  # DRAM and L2 move 32-byte sectors: channels_last reads at least one whole sector a position
+_LOOP_STAGES = 3  # loop path: two tiles in flight (cp.async into shared memory) while a third is used
 
 
 # --------------------------------------------------------------------------- kernels
 
 
 @triton.jit
-def _looped_stats(x_row_ptr, stride_c, stride_hw, c_offsets, c_mask, HW, BLOCK_HW: tl.constexpr):
+def _looped_stats(x_block_ptr, channel_offsets, c_mask, stride_hw, HW,
+                  BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, NUM_STAGES: tl.constexpr):
     """Per-channel mean and sum of squared deviations (M2) over HW tiles, in float32.
 
-    Chan et al.'s pairwise merge of tile statistics: stable where sum / sum-of-squares is not.
+    Every lane of the (channel, position) tile runs Welford's update over the positions it meets
+    (stable where sum / sum-of-squares is not); the lanes are merged once after the loop, with the
+    parallel form of Chan et al.'s merge: M2 = sum(M2_lane + count_lane * (mean_lane - mean)^2).
+    Reducing each tile inside the loop would cost a cross-warp reduction per tile (and loop-carried
+    reduction results are what Triton's thread-locality pass could not compile for sm_90).
     """
     hw = tl.arange(0, BLOCK_HW)
-    mean = tl.zeros_like(c_offsets.to(tl.float32))
-    m2 = tl.zeros_like(mean)
-    for start in range(0, HW, BLOCK_HW):
-        positions = start + hw
-        mask = c_mask[:, None] & (positions[None, :] < HW)
-        x = tl.load(x_row_ptr + c_offsets[:, None] * stride_c + positions[None, :] * stride_hw, mask=mask, other=0.0).to(tl.float32)
-        tile_count = tl.minimum(HW - start, BLOCK_HW).to(tl.float32)
-        tile_mean = tl.sum(x, axis=1) / tile_count
-        centered = tl.where(mask, x - tile_mean[:, None], 0.0)
-        tile_m2 = tl.sum(centered * centered, axis=1)
-        seen = start * 1.0  # float32 count of positions merged so far
-        total = seen + tile_count
-        delta = tile_mean - mean
-        mean += delta * (tile_count / total)
-        m2 += tile_m2 + delta * delta * (seen * tile_count / total)
-    return mean, m2
+    # Statistics of x - x[position 0]: lane means stay near 0, where float32 resolves the spread
+    # finely even when the map sits on a large offset (x - origin is exact within a factor of 2).
+    origin = tl.load(x_block_ptr + channel_offsets, mask=c_mask, other=0.0).to(tl.float32)
+    mean = tl.zeros((BLOCK_C, BLOCK_HW), tl.float32)
+    m2 = tl.zeros((BLOCK_C, BLOCK_HW), tl.float32)
+    for tile in tl.range(0, tl.cdiv(HW, BLOCK_HW), num_stages=NUM_STAGES):
+        positions = tile * BLOCK_HW + hw
+        in_map = positions < HW
+        x = tl.load(x_block_ptr + channel_offsets[:, None] + positions[None, :] * stride_hw,
+                    mask=c_mask[:, None] & in_map[None, :], other=0.0).to(tl.float32) - origin[:, None]
+        # Tiles before the last are full, so every lane inside the map has now seen tile + 1 values.
+        delta = tl.where(in_map[None, :], x - mean, 0.0)
+        mean += delta * (1.0 / (tile + 1.0))
+        m2 += delta * (x - mean)
+    # Lane j met positions j, j + BLOCK_HW, ... below HW; lanes past the map met none (mean 0, M2 0).
+    lane_count = tl.where(hw < HW, (HW - 1 - hw) // BLOCK_HW + 1, 0).to(tl.float32)
+    channel_mean = tl.sum(mean * lane_count[None, :], axis=1) / HW
+    spread = mean - channel_mean[:, None]
+    channel_m2 = tl.sum(m2 + lane_count[None, :] * spread * spread, axis=1)
+    return channel_mean + origin, channel_m2
 
 
-@triton.jit
-def _restyle(x, mean, stylized_gain, stylized_shift, alpha):
-    # Centre before scaling: folding the mean into one shift cancels badly when std is tiny.
-    return (x - mean[:, None]) * stylized_gain[:, None] + stylized_shift[:, None] + (1.0 - alpha) * x
+# Addressing, in both kernels: every (N, C, HW) map of one launch shares the strides (the launchers
+# see to it), one program owns sample n and channels c_start .. c_start + BLOCK_C; its block base
+# is a 64-bit scalar and the offsets inside it 32-bit (a sample has < 2**31 elements), which keeps
+# the per-element address arithmetic out of 64-bit registers.
 
 
 @triton.jit
 def _adain_fwd_kernel(
-    x_ptr, stride_xn, stride_xc, stride_xhw,        # (N, C, HW) content, any float dtype
-    y_ptr, stride_yn, stride_yc, stride_yhw,        # (N, C, HW) output, content's dtype and strides
+    x_ptr, y_ptr,                                    # (N, C, HW) content (any float dtype) and output
+    stride_n, stride_c, stride_hw,                   # of x and y alike
     style_mean_ptr, stride_mn, stride_mc,            # (N, C) style statistics
     style_std_ptr, stride_sn, stride_sc,
     alpha_ptr,                                       # (N,) blend weight
     mean_ptr, std_ptr,                               # (N, C) float32 content statistics, written
     C, HW, inv_dof, eps,                             # inv_dof = 1 / max(HW - 1, 1): unbiased variance
     BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr, WRITE_OUTPUT: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
 ):
     num_c_blocks = tl.cdiv(C, BLOCK_C)
-    pid = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(0)
     n = pid // num_c_blocks
-    c_offsets = (pid % num_c_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c_offsets < C
+    c_start = (pid % num_c_blocks) * BLOCK_C
+    channels = tl.arange(0, BLOCK_C)
+    c_mask = c_start + channels < C
+    channel_offsets = channels * stride_c
     hw = tl.arange(0, BLOCK_HW)
-    x_row_ptr = x_ptr + n * stride_xn
+    block_offset = n.to(tl.int64) * stride_n + c_start * stride_c
+    x_block_ptr = x_ptr + block_offset
 
     if SINGLE_TILE:  # the whole map in registers: x is read once, for statistics and output alike
         tile_mask = c_mask[:, None] & (hw[None, :] < HW)
-        x_tile = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + hw[None, :] * stride_xhw,
-                         mask=tile_mask, other=0.0).to(tl.float32)
-        mean = tl.sum(x_tile, axis=1) / HW
-        centered = tl.where(tile_mask, x_tile - mean[:, None], 0.0)
+        tile_offsets = channel_offsets[:, None] + hw[None, :] * stride_hw
+        # Sums of x - x[position 0] (exact within a factor of 2), as in _looped_stats: a map on a large
+        # offset keeps its spread. From here on only the centred tile is held.
+        origin = tl.load(x_block_ptr + channel_offsets, mask=c_mask, other=0.0).to(tl.float32)
+        x_tile = tl.load(x_block_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32) - origin[:, None]
+        shifted_mean = tl.sum(tl.where(tile_mask, x_tile, 0.0), axis=1) / HW
+        centered = tl.where(tile_mask, x_tile - shifted_mean[:, None], 0.0)
         m2 = tl.sum(centered * centered, axis=1)
+        mean = shifted_mean + origin
     else:
-        mean, m2 = _looped_stats(x_row_ptr, stride_xc, stride_xhw, c_offsets, c_mask, HW, BLOCK_HW)
+        mean, m2 = _looped_stats(x_block_ptr, channel_offsets, c_mask, stride_hw, HW, BLOCK_C, BLOCK_HW, NUM_STAGES)
     std = tl.sqrt(m2 * inv_dof + eps)
-    tl.store(mean_ptr + n * C + c_offsets, mean, mask=c_mask)
-    tl.store(std_ptr + n * C + c_offsets, std, mask=c_mask)
+    stats_offsets = n * C + c_start + channels
+    tl.store(mean_ptr + stats_offsets, mean, mask=c_mask)
+    tl.store(std_ptr + stats_offsets, std, mask=c_mask)
     if WRITE_OUTPUT:
-        style_mean = tl.load(style_mean_ptr + n * stride_mn + c_offsets * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
-        style_std = tl.load(style_std_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=1.0).to(tl.float32)
+        c = c_start + channels
+        style_mean = tl.load(style_mean_ptr + n * stride_mn + c * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
+        style_std = tl.load(style_std_ptr + n * stride_sn + c * stride_sc, mask=c_mask, other=1.0).to(tl.float32)
         alpha = tl.load(alpha_ptr + n).to(tl.float32)
-        stylized_gain = alpha * style_std / std
-        stylized_shift = alpha * style_mean
-        y_row_ptr = y_ptr + n * stride_yn
+        # y = alpha * (s_std (x - mean) / std + s_mean) + (1 - alpha) x, as one FMA on the centred x:
+        # y = (x - mean) * gain + offset. Centring first keeps it exact where std is tiny (gain
+        # huge), and only the centred tile stays live in registers.
+        gain = alpha * style_std / std + (1.0 - alpha)
+        offset = alpha * style_mean + (1.0 - alpha) * mean
+        y_block_ptr = y_ptr + block_offset
         if SINGLE_TILE:
-            y = _restyle(x_tile, mean, stylized_gain, stylized_shift, alpha)
-            tl.store(y_row_ptr + c_offsets[:, None] * stride_yc + hw[None, :] * stride_yhw,
-                     y.to(y_ptr.dtype.element_ty), mask=tile_mask)
-        else:  # a second pass over x; the tiles just read for the statistics are likely still in L2
-            for start in range(0, HW, BLOCK_HW):
-                positions = start + hw
+            y = centered * gain[:, None] + offset[:, None]
+            tl.store(y_block_ptr + tile_offsets, y.to(y_ptr.dtype.element_ty), mask=tile_mask)
+        else:
+            # A second pass over x, last tile first: the tiles the statistics pass read last are the
+            # likeliest to be still in L2.
+            num_tiles = tl.cdiv(HW, BLOCK_HW)
+            for step in tl.range(0, num_tiles, num_stages=NUM_STAGES):
+                positions = (num_tiles - 1 - step) * BLOCK_HW + hw
                 mask = c_mask[:, None] & (positions[None, :] < HW)
-                x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw,
-                            mask=mask, other=0.0).to(tl.float32)
-                y = _restyle(x, mean, stylized_gain, stylized_shift, alpha)
-                tl.store(y_row_ptr + c_offsets[:, None] * stride_yc + positions[None, :] * stride_yhw,
-                         y.to(y_ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _gradient_sums(g, x, mask, mean, std):
-    """Per channel: sum(g), sum(g * x_hat) and sum(g * x) of one tile."""
-    x_hat = tl.where(mask, (x - mean[:, None]) / std[:, None], 0.0)
-    return tl.sum(g, axis=1), tl.sum(g * x_hat, axis=1), tl.sum(g * x, axis=1)
-
-
-@triton.jit
-def _grad_content(g, x, mean, std, alpha, gain, mean_g, proj):
-    x_hat = (x - mean[:, None]) / std[:, None]
-    return (1.0 - alpha) * g + gain[:, None] * (g - mean_g[:, None] - x_hat * proj[:, None])
+                offsets = channel_offsets[:, None] + positions[None, :] * stride_hw
+                x = tl.load(x_block_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+                y = (x - mean[:, None]) * gain[:, None] + offset[:, None]
+                tl.store(y_block_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _adain_bwd_kernel(
-    grad_y_ptr, stride_gn, stride_gc, stride_ghw,    # (N, C, HW) incoming gradient
-    x_ptr, stride_xn, stride_xc, stride_xhw,         # (N, C, HW) content
-    grad_x_ptr, stride_dn, stride_dc, stride_dhw,    # (N, C, HW) written
+    grad_y_ptr, x_ptr, grad_x_ptr,                    # (N, C, HW): incoming gradient, content, written gradient
+    stride_n, stride_c, stride_hw,                    # of all three alike
     style_mean_ptr, stride_mn, stride_mc,             # (N, C)
     style_std_ptr, stride_sn, stride_sc,
     alpha_ptr,                                        # (N,)
@@ -148,70 +167,83 @@ def _adain_bwd_kernel(
     grad_style_mean_ptr, grad_style_std_ptr,          # (N, C) float32, written
     grad_alpha_partial_ptr,                           # (N, num_c_blocks) float32, written
     C, HW, inv_count, inv_dof,                        # 1 / HW and 1 / max(HW - 1, 1)
-    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr, SINGLE_TILE: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     num_c_blocks = tl.cdiv(C, BLOCK_C)
-    pid = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(0)
     n = pid // num_c_blocks
     c_block = pid % num_c_blocks
-    c_offsets = c_block * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_mask = c_offsets < C
+    c_start = c_block * BLOCK_C
+    channels = tl.arange(0, BLOCK_C)
+    c_mask = c_start + channels < C
+    channel_offsets = channels * stride_c
     hw = tl.arange(0, BLOCK_HW)
-    g_row_ptr = grad_y_ptr + n * stride_gn
-    x_row_ptr = x_ptr + n * stride_xn
+    block_offset = n.to(tl.int64) * stride_n + c_start * stride_c
+    g_block_ptr = grad_y_ptr + block_offset
+    x_block_ptr = x_ptr + block_offset
 
-    mean = tl.load(mean_ptr + n * C + c_offsets, mask=c_mask, other=0.0)
-    std = tl.load(std_ptr + n * C + c_offsets, mask=c_mask, other=1.0)
-    style_mean = tl.load(style_mean_ptr + n * stride_mn + c_offsets * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
-    style_std = tl.load(style_std_ptr + n * stride_sn + c_offsets * stride_sc, mask=c_mask, other=0.0).to(tl.float32)
+    stats_offsets = n * C + c_start + channels
+    mean = tl.load(mean_ptr + stats_offsets, mask=c_mask, other=0.0)
+    std = tl.load(std_ptr + stats_offsets, mask=c_mask, other=1.0)
+    c = c_start + channels
+    style_mean = tl.load(style_mean_ptr + n * stride_mn + c * stride_mc, mask=c_mask, other=0.0).to(tl.float32)
+    style_std = tl.load(style_std_ptr + n * stride_sn + c * stride_sc, mask=c_mask, other=0.0).to(tl.float32)
     alpha = tl.load(alpha_ptr + n).to(tl.float32)
 
-    # Pass 1: sum(g), sum(g * x_hat) and sum(g * x) per channel.
+    # Pass 1: sum(g) and sum(g * (x - mean)) per channel (masked lanes load g = 0 and add nothing).
     if SINGLE_TILE:  # g and x stay in registers for pass 2: each is read once
         tile_mask = c_mask[:, None] & (hw[None, :] < HW)
-        g_tile = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + hw[None, :] * stride_ghw,
-                         mask=tile_mask, other=0.0).to(tl.float32)
-        x_tile = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + hw[None, :] * stride_xhw,
-                         mask=tile_mask, other=0.0).to(tl.float32)
-        sum_g, sum_g_xhat, sum_g_x = _gradient_sums(g_tile, x_tile, tile_mask, mean, std)
+        tile_offsets = channel_offsets[:, None] + hw[None, :] * stride_hw
+        g_tile = tl.load(g_block_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32)
+        # Held centred from here on (masked lanes: g = 0, so they add nothing to the sums).
+        centered = tl.load(x_block_ptr + tile_offsets, mask=tile_mask, other=0.0).to(tl.float32) - mean[:, None]
+        sum_g = tl.sum(g_tile, axis=1)
+        sum_g_centered = tl.sum(g_tile * centered, axis=1)
     else:
-        sum_g = tl.zeros_like(mean)
-        sum_g_xhat = tl.zeros_like(mean)
-        sum_g_x = tl.zeros_like(mean)
-        for start in range(0, HW, BLOCK_HW):
-            positions = start + hw
+        # Accumulate whole tiles and reduce once after the loop: no cross-warp reduction per tile
+        # (and no loop-carried reduction results, which Triton's thread-locality pass could not
+        # compile for sm_90 in float32).
+        lanes_g = tl.zeros((BLOCK_C, BLOCK_HW), tl.float32)
+        lanes_g_centered = tl.zeros((BLOCK_C, BLOCK_HW), tl.float32)
+        for tile in tl.range(0, tl.cdiv(HW, BLOCK_HW), num_stages=NUM_STAGES):
+            positions = tile * BLOCK_HW + hw
             mask = c_mask[:, None] & (positions[None, :] < HW)
-            g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
-            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
-            tile_sum_g, tile_sum_g_xhat, tile_sum_g_x = _gradient_sums(g, x, mask, mean, std)
-            sum_g += tile_sum_g
-            sum_g_xhat += tile_sum_g_xhat
-            sum_g_x += tile_sum_g_x
+            offsets = channel_offsets[:, None] + positions[None, :] * stride_hw
+            g = tl.load(g_block_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(x_block_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            lanes_g += g
+            lanes_g_centered += g * (x - mean[:, None])
+        sum_g = tl.sum(lanes_g, axis=1)
+        sum_g_centered = tl.sum(lanes_g_centered, axis=1)
+    sum_g_xhat = sum_g_centered / std
 
-    tl.store(grad_style_mean_ptr + n * C + c_offsets, alpha * sum_g, mask=c_mask)
-    tl.store(grad_style_std_ptr + n * C + c_offsets, alpha * sum_g_xhat, mask=c_mask)
-    # d/d alpha of alpha * (stylized - x), summed over this tile's channels.
-    grad_alpha = tl.sum(tl.where(c_mask, style_std * sum_g_xhat + style_mean * sum_g - sum_g_x, 0.0), axis=0)
+    tl.store(grad_style_mean_ptr + stats_offsets, alpha * sum_g, mask=c_mask)
+    tl.store(grad_style_std_ptr + stats_offsets, alpha * sum_g_xhat, mask=c_mask)
+    # d/d alpha of alpha * (stylized - x) = sum g * (s_std x_hat + s_mean - x) over this program's
+    # channels, with x = (x - mean) + mean: no sum of g * x, which is large when the mean is.
+    grad_alpha = tl.sum(tl.where(c_mask, style_std * sum_g_xhat + (style_mean - mean) * sum_g - sum_g_centered, 0.0), axis=0)
     tl.store(grad_alpha_partial_ptr + n * num_c_blocks + c_block, grad_alpha)
 
-    # Pass 2: dx = (1 - a) g + a * s_std / std * (g - sum(g)/M - x_hat * sum(g x_hat)/(M - 1)).
+    # Pass 2: dx = (1 - a) g + a * s_std / std * (g - sum(g)/M - x_hat * sum(g x_hat)/(M - 1)),
+    # with x_hat = (x - mean) / std: per channel, dx = g * g_gain + (x - mean) * x_gain + offset.
     gain = alpha * style_std / std
-    mean_g = sum_g * inv_count
-    proj = sum_g_xhat * inv_dof
-    grad_x_row_ptr = grad_x_ptr + n * stride_dn
+    g_gain = gain + (1.0 - alpha)
+    x_gain = -gain * sum_g_xhat * inv_dof / std
+    offset = -gain * sum_g * inv_count
+    grad_x_block_ptr = grad_x_ptr + block_offset
     if SINGLE_TILE:
-        grad_x = _grad_content(g_tile, x_tile, mean, std, alpha, gain, mean_g, proj)
-        tl.store(grad_x_row_ptr + c_offsets[:, None] * stride_dc + hw[None, :] * stride_dhw,
-                 grad_x.to(grad_x_ptr.dtype.element_ty), mask=tile_mask)
+        grad_x = g_tile * g_gain[:, None] + centered * x_gain[:, None] + offset[:, None]
+        tl.store(grad_x_block_ptr + tile_offsets, grad_x.to(grad_x_ptr.dtype.element_ty), mask=tile_mask)
     else:
-        for start in range(0, HW, BLOCK_HW):
-            positions = start + hw
+        num_tiles = tl.cdiv(HW, BLOCK_HW)
+        for step in tl.range(0, num_tiles, num_stages=NUM_STAGES):  # last tile first, as in the forward
+            positions = (num_tiles - 1 - step) * BLOCK_HW + hw
             mask = c_mask[:, None] & (positions[None, :] < HW)
-            g = tl.load(g_row_ptr + c_offsets[:, None] * stride_gc + positions[None, :] * stride_ghw, mask=mask, other=0.0).to(tl.float32)
-            x = tl.load(x_row_ptr + c_offsets[:, None] * stride_xc + positions[None, :] * stride_xhw, mask=mask, other=0.0).to(tl.float32)
-            grad_x = _grad_content(g, x, mean, std, alpha, gain, mean_g, proj)
-            tl.store(grad_x_row_ptr + c_offsets[:, None] * stride_dc + positions[None, :] * stride_dhw,
-                     grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
+            offsets = channel_offsets[:, None] + positions[None, :] * stride_hw
+            g = tl.load(g_block_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(x_block_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+            grad_x = g * g_gain[:, None] + (x - mean[:, None]) * x_gain[:, None] + offset[:, None]
+            tl.store(grad_x_block_ptr + offsets, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------- launchers
@@ -237,79 +269,192 @@ def _hw_stride(t: torch.Tensor) -> int:
     return t.stride(3) if t.shape[3] > 1 else t.stride(2)
 
 
+def _map_strides(t: torch.Tensor) -> tuple[int, int, int]:
+    """(sample, channel, position) strides of the (N, C, H*W) view; one launch's maps all share them."""
+    if t.shape[1] * t.shape[2] * t.shape[3] > 2**31 - 1:  # the kernels index inside a sample in int32
+        raise ValueError(f"a sample of {tuple(t.shape)} has more than 2**31 - 1 elements")
+    return t.stride(0), t.stride(1), _hw_stride(t)
+
+
+def _is_channels_last(t: torch.Tensor) -> bool:
+    """Channels are the contiguous axis (with one position, either layout reads the same memory)."""
+    return t.stride(1) == 1 and t.shape[2] * t.shape[3] > 1
+
+
 def _inverse_degrees_of_freedom(positions: int) -> float:
     # Unbiased variance as in the AdaIN port; a 1x1 map has none, and gets variance 0.
     return 1.0 / max(positions - 1, 1)
 
 
-def _block_shape(x: torch.Tensor) -> tuple[int, int]:
-    channels, positions = x.shape[1], x.shape[2] * x.shape[3]
-    channels_last = x.stride(1) == 1 and positions > 1
+class BlockShape(NamedTuple):
+    """How the kernels tile an (N, C, H*W) map: one program per (sample, block_c channels)."""
+
+    block_c: int
+    block_hw: int
+    single_tile: bool  # the whole map in one tile: each input element is read once
+    num_warps: int  # forward and statistics kernels
+    backward_num_warps: int
+
+
+def block_shape(channels: int, positions: int, channels_last: bool, element_size: int) -> BlockShape:
+    """The tile for ``channels`` x ``positions`` maps of a layout and element size (bytes).
+
+    The tile depends on the map's size class, the layout and 16-bit or not alone, so that the sm_90
+    check (``bench/sm90_report.py``) can compile every variant in CI; register figures below are
+    from it. Map sizes are rounded up to a power of 4, from 16: a square map's next_power_of_2(side)^2
+    is one (every image here is square, so no VGG map pays for it), and half the size classes of
+    powers of 2 mean half the variants. Tiles are not shrunk to small C: every VGG-19 relu*_1 map has
+    C * H*W >= 4096, so none idles a lane.
+    """
+    map_tile = 16
+    while map_tile < positions:
+        map_tile *= 4
     if channels_last:
-        # Channels are contiguous: a wide channel block keeps loads coalesced.
-        block_c = min(triton.next_power_of_2(channels), 64)
-        block_hw = min(triton.next_power_of_2(positions), max(_TILE_ELEMENTS // block_c, 1))
+        # Channels are contiguous, so the channel block is the coalesced axis (Triton lays threads
+        # along it): 32 bytes of channels (8 in fp32, 16 in bf16/fp16) make each position's load
+        # one whole DRAM sector. Maps up to 1024 positions are held whole, so 28 x 28 = 784 at
+        # relu4_1 for 224 px is read once: 32 KB a program in either dtype, 1/32 of a 512-channel
+        # sample. (16 fp32 channels would double the registers: 81 a thread in the forward, 127 in
+        # the backward, one program an SM.) Larger maps loop over 64 channels (>= 128 B a position)
+        # x 64 positions; the second pass re-reads what L2 still holds.
+        min_block_c = _SECTOR_BYTES // min(max(element_size, 2), 4)
+        if min_block_c * map_tile <= _MAX_SINGLE_TILE:
+            block_c, block_hw, single_tile = max(_SMALL_TILE // map_tile, min_block_c), map_tile, True
+        else:
+            block_c, block_hw, single_tile = 64, _SMALL_TILE // 64, False
     else:
-        block_hw = min(triton.next_power_of_2(positions), _TILE_ELEMENTS)
-        block_c = min(triton.next_power_of_2(channels), max(_TILE_ELEMENTS // block_hw, 1))
-    return block_c, block_hw
+        # Positions are contiguous: a channel's whole map in one tile up to 16384 positions (128 x 128;
+        # relu2_1 at 224 px has 12544), several channels a tile for small maps (a tile's rows are
+        # adjacent in memory); larger maps loop over 4096 positions of one channel.
+        if map_tile <= _MAX_SINGLE_TILE:
+            block_c, block_hw, single_tile = max(_SMALL_TILE // map_tile, 1), map_tile, True
+        else:
+            block_c, block_hw, single_tile = 1, _SMALL_TILE, False
+    elements = block_c * block_hw
+    # Up to 16 fp32 values of the tile a thread (32 in a 16384-element tile, at the 16-warp maximum):
+    # <= 100 registers a thread, no spills. (The 16 x 1024 bf16 forward takes 76, one program an SM;
+    # capped at 64 for two it spills, and at 8 warps it takes 138.)
+    num_warps = min(max(elements // 512, 4), 16)
+    # The backward holds two tiles (gradient and content), and channels_last keeps more per-channel
+    # factors a thread: its large tiles get 8 warps. The 16 x 1024 bf16 tile spills at 16 (a
+    # 512-thread program may use 128 registers a thread) and takes 228 of 255 at 8; 8 x 1024 fp32
+    # takes 128 at 8 warps, two programs an SM, where 16 warps fit one.
+    backward_num_warps = 8 if channels_last and elements >= 8192 else num_warps
+    return BlockShape(block_c, block_hw, single_tile, num_warps, backward_num_warps)
 
 
-def _launch_forward(x, style_mean, style_std, alpha, eps, write_output: bool):
-    x = _as_nchw_rows(x)
+POWER_OF_TWO_MAPS = [2**k for k in range(18)]  # map sizes that reach every tile (and the loop path) of block_shape
+
+
+def all_block_shapes(element_size: int) -> set[tuple[bool, BlockShape]]:
+    """Every (channels_last, BlockShape) :func:`block_shape` can return for an element size.
+
+    :func:`block_shape` depends on H*W's size class (a power of 4), the layout and the element size
+    alone, and is constant past the largest single tile, so powers of two up to 2**17 positions
+    reach every shape. The sm_90 check compiles each of them."""
+    return {(layout, block_shape(64, p, layout, element_size)) for layout in (False, True) for p in POWER_OF_TWO_MAPS}
+
+
+class _Launch(NamedTuple):
+    """One kernel launch, built by the launchers and run by :func:`_run` (or compiled by the sm_90 check)."""
+
+    kernel: triton.runtime.jit.JITFunction
+    grid: tuple[int]
+    args: tuple
+    meta: dict  # constexprs and launch options
+
+
+def _device_guard(device: torch.device):
+    """Launch on the tensors' device, not the current one (a tensor on cuda:1 while cuda:0 is current)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _run(launch: _Launch, device: torch.device) -> None:
+    with _device_guard(device):
+        wrap_triton(launch.kernel)[launch.grid](*launch.args, **launch.meta)
+
+
+def _forward_launch(x, style_mean, style_std, alpha, eps, write_output: bool):
+    """(launch, output, mean, std) for contiguous or channels_last ``x``; the outputs are allocated, not written."""
     n, c = x.shape[:2]
     positions = x.shape[2] * x.shape[3]
     y = torch.empty_like(x) if write_output else x  # x stands in as a never-written pointer
     mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
     std = torch.empty((n, c), device=x.device, dtype=torch.float32)
-    block_c, block_hw = _block_shape(x)
-    grid = (n * triton.cdiv(c, block_c),)
-    wrap_triton(_adain_fwd_kernel)[grid](
-        x, x.stride(0), x.stride(1), _hw_stride(x),
-        y, y.stride(0), y.stride(1), _hw_stride(y),
-        style_mean, style_mean.stride(0), style_mean.stride(1),
-        style_std, style_std.stride(0), style_std.stride(1),
-        alpha,
-        mean, std,
-        c, positions, _inverse_degrees_of_freedom(positions), eps,
-        BLOCK_C=block_c, BLOCK_HW=block_hw, SINGLE_TILE=block_hw >= positions, WRITE_OUTPUT=write_output,
-        num_warps=4 if block_c * block_hw <= 2048 else 8,
+    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
+    launch = _Launch(
+        _adain_fwd_kernel,
+        (n * triton.cdiv(c, shape.block_c),),
+        (
+            x, y, *_map_strides(x),
+            style_mean, style_mean.stride(0), style_mean.stride(1),
+            style_std, style_std.stride(0), style_std.stride(1),
+            alpha,
+            mean, std,
+            c, positions, _inverse_degrees_of_freedom(positions), eps,
+        ),
+        dict(BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
+             WRITE_OUTPUT=write_output, NUM_STAGES=_LOOP_STAGES, num_warps=shape.num_warps),
     )
+    return launch, y, mean, std
+
+
+def _launch_forward(x, style_mean, style_std, alpha, eps, write_output: bool):
+    x = _as_nchw_rows(x)
+    launch, y, mean, std = _forward_launch(x, style_mean, style_std, alpha, eps, write_output)
+    _run(launch, x.device)
     return y, mean, std
 
 
+def _stats_placeholder(x: torch.Tensor) -> torch.Tensor:
+    return torch.ones((1, 1), device=x.device, dtype=torch.float32)  # style/alpha pointers the kernel never reads
+
+
 def _launch_stats(x, eps):
-    unused = torch.ones((1, 1), device=x.device, dtype=torch.float32)  # style/alpha pointers the kernel never reads
+    unused = _stats_placeholder(x)
     _, mean, std = _launch_forward(x, unused, unused, unused, eps, write_output=False)
     return mean, std
 
 
-def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
-    x = _as_nchw_rows(x)
-    # The gradient takes x's layout so both are read along the same contiguous axis.
-    grad_y = grad_y.contiguous(memory_format=_memory_format(x))
+def _backward_launch(grad_y, x, style_mean, style_std, alpha, mean, std):
+    """(launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial); ``grad_y`` has ``x``'s layout."""
     n, c = x.shape[:2]
     positions = x.shape[2] * x.shape[3]
-    block_c, block_hw = _block_shape(x)
-    num_c_blocks = triton.cdiv(c, block_c)
+    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
+    num_c_blocks = triton.cdiv(c, shape.block_c)
     grad_x = torch.empty_like(x)
     grad_style_mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
     grad_style_std = torch.empty((n, c), device=x.device, dtype=torch.float32)
     grad_alpha_partial = torch.empty((n, num_c_blocks), device=x.device, dtype=torch.float32)
-    wrap_triton(_adain_bwd_kernel)[(n * num_c_blocks,)](
-        grad_y, grad_y.stride(0), grad_y.stride(1), _hw_stride(grad_y),
-        x, x.stride(0), x.stride(1), _hw_stride(x),
-        grad_x, grad_x.stride(0), grad_x.stride(1), _hw_stride(grad_x),
-        style_mean, style_mean.stride(0), style_mean.stride(1),
-        style_std, style_std.stride(0), style_std.stride(1),
-        alpha,
-        mean, std,
-        grad_style_mean, grad_style_std,
-        grad_alpha_partial,
-        c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
-        BLOCK_C=block_c, BLOCK_HW=block_hw, SINGLE_TILE=block_hw >= positions,
-        num_warps=4 if block_c * block_hw <= 2048 else 8,
+    launch = _Launch(
+        _adain_bwd_kernel,
+        (n * num_c_blocks,),
+        (
+            grad_y, x, grad_x, *_map_strides(x),
+            style_mean, style_mean.stride(0), style_mean.stride(1),
+            style_std, style_std.stride(0), style_std.stride(1),
+            alpha,
+            mean, std,
+            grad_style_mean, grad_style_std,
+            grad_alpha_partial,
+            c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
+        ),
+        dict(BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
+             NUM_STAGES=_LOOP_STAGES, num_warps=shape.backward_num_warps),
     )
+    return launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial
+
+
+def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
+    x = _as_nchw_rows(x)
+    # The gradient takes x's layout (and strides: the kernel reads both with one set of offsets).
+    grad_y = grad_y.contiguous(memory_format=_memory_format(x))
+    if _map_strides(grad_y) != _map_strides(x):  # only size-1 dimensions can differ here
+        grad_y = torch.empty_like(x).copy_(grad_y)
+    launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial = _backward_launch(
+        grad_y, x, style_mean, style_std, alpha, mean, std
+    )
+    _run(launch, x.device)
     return grad_x, grad_style_mean, grad_style_std, grad_alpha_partial.sum(dim=1)
 
 
