@@ -3,7 +3,8 @@
 The trainer and evaluator use only what is exported here; none of it requires importing DALI.
 
 Expected layout under ``data_root`` (each folder as its official archive extracts;
-``download_dataset(name, data_root)`` fetches them, names in ``download.ARCHIVES``):
+``python -m train.data.download`` / ``download_dataset(name, data_root)`` fetch them, every external
+file with its URL, checksum and target is listed in ``train/data/manifest.py``):
 
     cifar-10-batches-py/     data_batch_1..5, test_batch          (cifar10)
     cifar-100-python/        train, test                          (cifar100)
@@ -12,7 +13,8 @@ Expected layout under ``data_root`` (each folder as its official archive extract
     Tiny-ImageNet-C/         <corruption>/<severity>/<wnid>/*.JPEG
     demo/                    written by make_demo_dataset(data_root): cifar-10-batches-py/, synthetic.npz
 
-EDM synthetic sets (.npz with ``image`` uint8 NHWC and ``label``) can live anywhere; pass their path.
+    synthetic/<dataset>_edm_1m.npz   EDM synthetic sets (``image`` uint8 NHWC, ``label``); any path works with --synthetic
+    adain/, style_feats_adain_1000.npy, frost/   AdaIN weights, the authors' style features, frost textures
 """
 from fastnst.train.data.corrupted import corrupted_root, has_official_corruptions, load_cifar_c, load_tinyimagenet_c
 from fastnst.train.data.demo import make_demo_dataset

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _TRAIN_FILES = {"cifar10": [f"data_batch_{i}" for i in range(1, 6)], "cifar100": ["train"]}
 _TEST_FILES = {"cifar10": ["test_batch"], "cifar100": ["test"]}
 _LABEL_KEYS = {"cifar10": b"labels", "cifar100": b"fine_labels"}
-_DOWNLOAD_URLS = {
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-}
+_DOWNLOAD_URLS = {dataset: manifest.primary_url(dataset) for dataset in CIFAR_FOLDERS}  # item name = data set
 
 # (module, name) pairs a numpy array pickle needs; numpy 2 moved numpy.core to numpy._core.
 _ALLOWED_GLOBALS = {
@@ -68,8 +66,9 @@ def cifar_folder(dataset: str, data_root: str | Path) -> Path:
     missing = [name for name in _TRAIN_FILES[dataset] + _TEST_FILES[dataset] if not (folder / name).is_file()]
     if missing:
         raise MissingDataError(
-            f"{dataset}: {folder} lacks {', '.join(missing)}. Download {_DOWNLOAD_URLS[dataset]} and extract it "
-            f"into {Path(data_root)} (so that {folder} exists), or pass --download.")
+            f"{dataset}: {folder} lacks {', '.join(missing)}. Fetch it with "
+            f"`{manifest.download_command(dataset, data_root=data_root)}` (or pass --download), or download "
+            f"{_DOWNLOAD_URLS[dataset]} and extract it into {Path(data_root)} yourself.")
     return folder
 
 

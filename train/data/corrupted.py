@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.tinyimagenet import list_class_folders
 
 CORRUPTED_FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
-DOWNLOAD_URLS = {
-    "cifar10": "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar",
-    "cifar100": "https://zenodo.org/record/3555552/files/CIFAR-100-C.tar",
-    "tinyimagenet": "https://zenodo.org/record/2536630/files/Tiny-ImageNet-C.tar",
-}
+# The manifest's items "<dataset>-c" (Tiny-ImageNet-C: the fixed copy, see the manifest's note).
+DOWNLOAD_URLS = {dataset: manifest.primary_url(f"{dataset}-c") for dataset in CORRUPTED_FOLDERS}
 # The 15 benchmark corruptions (Hendrycks & Dietterich 2019); train.corruptions owns the canonical list.
 _BENCHMARK_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 
-FOLDER = "tiny-imagenet-200"
-DOWNLOAD_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+FOLDER = manifest.remote_file("tinyimagenet").target  # tiny-imagenet-200
+DOWNLOAD_URL = manifest.primary_url("tinyimagenet")
 _JPEG_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
 
 
@@ -20,8 +21,9 @@ def tinyimagenet_folder(data_root: str | Path) -> Path:
     folder = Path(data_root) / FOLDER
     if not (folder / "wnids.txt").is_file():
         raise MissingDataError(
-            f"tinyimagenet: {folder / 'wnids.txt'} not found. Download {DOWNLOAD_URL} and extract it into "
-            f"{Path(data_root)} (so that {folder} exists), or pass --download.")
+            f"tinyimagenet: {folder / 'wnids.txt'} not found. Fetch it with "
+            f"`{manifest.download_command('tinyimagenet', data_root=data_root)}` (or pass --download), or download "
+            f"{DOWNLOAD_URL} and extract it into {Path(data_root)} yourself.")
     return folder
 
 
