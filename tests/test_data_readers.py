@@ -135,7 +135,7 @@ def test_synthetic_errors_name_the_file(tmp_path):
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataFormatError, match="cut.npz"):
         load_synthetic(tmp_path / "cut.npz", 32, 10)
-    with pytest.raises(MissingDataError, match="--synthetic-path .*absent.npz"):
+    with pytest.raises(MissingDataError, match="--synthetic .*absent.npz"):
         load_synthetic(tmp_path / "absent.npz", 32, 10)
 
 

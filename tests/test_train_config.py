@@ -8,6 +8,9 @@ import yaml
 
 from fastnst.train.config import DEFAULTS, PRESET_NAMES, build_parser, load_preset, parse_config, save_config
 
+# A real data set with stylization needs these (found under --data-root after train.data.download, or given).
+STYLE_FILES = ["--styles", "styles.pt", "--vgg", "vgg.pth", "--decoder", "decoder.pth"]
+
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_every_preset_loads_and_names_its_dataset(name):
@@ -35,7 +38,7 @@ def test_no_arguments_is_the_demo():
 def test_flags_override_the_preset_and_the_preset_overrides_defaults():
     preset = load_preset("cifar100")
     config = parse_config(["--dataset", "cifar100", "--synthetic", "edm.npz", "--epochs", "7", "--lr", "0.3",
-                           "--no-swa", "--alpha-synthetic", "0.2", "0.5", "--batch-size", "64"])
+                           "--no-swa", "--alpha-synthetic", "0.2", "0.5", "--batch-size", "64", *STYLE_FILES])
     assert (config["epochs"], config["lr"], config["swa"], config["batch_size"]) == (7, 0.3, False, 64)
     assert config["alpha_synthetic"] == [0.2, 0.5]
     assert config["weight_decay"] == preset["weight_decay"] != DEFAULTS["weight_decay"]
@@ -96,10 +99,10 @@ def test_resolved_config_is_saved_as_yaml_and_json(tmp_path):
 def test_style_resolution_defaults_to_the_papers_and_native_is_a_choice():
     from fastnst.train.config import stylizer_resolution
 
-    paper = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz"])
+    paper = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz", *STYLE_FILES])
     assert stylizer_resolution(paper) == 224
     assert stylizer_resolution(parse_config([])) is None  # the CPU demo runs native
-    fast = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz", "--style-resolution", "native"])
+    fast = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz", "--style-resolution", "native", *STYLE_FILES])
     assert stylizer_resolution(fast) is None
     assert stylizer_resolution(parse_config(["--style-resolution", "128"])) == 128
     for bad in ("huge", "4"):

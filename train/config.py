@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from fastnst.train.data.stats import DATASETS, dataset_info
+from fastnst.train.fetched import resolve_fetched_paths
 from fastnst.train.models import MODEL_NAMES
 
 # Used where neither the preset nor a flag says otherwise. Units in the comments.
@@ -210,6 +211,7 @@ def resolve(flags: dict, config_file: str | None = None) -> dict:
     config["image_size"] = info.image_size
     for key in ("alpha_synthetic", "alpha_real"):
         config[key] = [float(v) for v in config[key]]
+    resolve_fetched_paths(config)  # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
     _validate(config)
     return config
 

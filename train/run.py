@@ -185,8 +185,9 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
 
 def download(config: dict) -> None:
     from fastnst.train.data import download_dataset
+    from fastnst.train.fetched import items_to_download
 
-    for name in (config["dataset"], f"{config['dataset']}-c"):
+    for name in items_to_download(config):
         print(f"--download: {name} into {config['data_root']} ...", flush=True)
         download_dataset(name, config["data_root"])
 

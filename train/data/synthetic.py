@@ -5,6 +5,10 @@ github.com/wzekai99/DM-Improves-AT) are 3 GB (CIFAR) to 12 GB (64 px). ``np.load
 inflate the member into RAM; when the member is stored uncompressed (``np.savez``) its bytes sit
 contiguously in the zip, so we map them straight from the file: the pages are read once, by the
 gather of each batch, and never copied twice.
+
+Where they are looked for under a data root (``find_synthetic``): the manifest's target
+(``synthetic/<dataset>_edm_1m.npz``, where ``python -m train.data.download`` puts them), then the
+paper authors' name for the same file, ``<DATASET>-add-1m-dm.npz`` (e.g. ``CIFAR10-add-1m-dm.npz``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 log = logging.getLogger(__name__)
@@ -65,13 +70,29 @@ def mmap_npz_member(path: str | Path, key: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", offset=data_offset, shape=shape)
 
 
+def synthetic_item(dataset: str) -> str:
+    """The manifest item of ``dataset``'s EDM set, e.g. "edm-cifar10"."""
+    return f"edm-{dataset}"
+
+
+def synthetic_candidates(dataset: str, data_root: str | Path) -> list[Path]:
+    """Where ``dataset``'s EDM set may sit under ``data_root``, in the order they are tried."""
+    name = synthetic_item(dataset)
+    return manifest.candidate_paths(name, data_root) if name in manifest.ITEMS else []
+
+
+def find_synthetic(dataset: str, data_root: str | Path) -> Path | None:
+    """The EDM set of ``dataset`` under ``data_root`` (our name or the authors'), or None."""
+    return next((path for path in synthetic_candidates(dataset, data_root) if path.is_file()), None)
+
+
 def load_synthetic(path: str | Path, image_size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """An EDM-style synthetic set -> (uint8 NHWC memmap, int64 labels), checked against the real set."""
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(
-            f"--synthetic-path {path} does not exist. Download the 1M-image EDM set for this data set from "
-            f"https://github.com/wzekai99/DM-Improves-AT (e.g. cifar10 '1m.npz') and pass its path, "
+            f"--synthetic {path} does not exist. Fetch the 1M-image EDM set with "
+            f"`python -m train.data.download edm-<dataset> --data-root DIR` (it lands in DIR/synthetic/), "
             f"or set --synthetic-ratio 0.")
     images = mmap_npz_member(path, "image")
     labels = np.asarray(mmap_npz_member(path, "label")).astype(np.int64).reshape(-1)
