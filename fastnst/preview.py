@@ -6,6 +6,15 @@
 Without ``--images`` / ``--styles`` it draws small generated pictures (shapes
 for content, stripes/checks/blobs for styles), so it runs anywhere; without
 weights the networks are random and the figure says so in its title.
+
+``--styles`` is a folder of style images, or a style bank: a ``.pt`` from
+``python -m fastnst.style_bank`` or relu4_1 feature maps (``.npy``, e.g. the
+paper authors' ``style_feats_adain_1000.npy``). A bank holds statistics, not
+pictures, so its column shows the style's name. With what
+``python -m train.data.download --for cifar10 --data-root data`` fetched:
+
+    python -m fastnst.preview --vgg data/adain/vgg_normalised.pth --decoder data/adain/decoder.pth \
+        --styles data/style_feats_adain_1000.npy --resolution 224 --out docs/img/preview.png
 """
 from __future__ import annotations
 
@@ -74,9 +83,17 @@ def style_bank_from_images(styles: list[torch.Tensor], encoder, names: list[str]
     return StyleBank(torch.cat(means), torch.cat(stds), names, image_size=image_size)
 
 
+def pick_from_bank(bank: StyleBank, count: int, seed: int) -> tuple[StyleBank, list[str]]:
+    """``count`` styles of ``bank`` drawn without replacement (repeated if the bank is smaller), and their names."""
+    chosen = torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed))
+    chosen = chosen[torch.arange(count) % len(chosen)]
+    names = [bank.names[i] for i in chosen.tolist()]
+    return StyleBank(bank.mean[chosen], bank.std[chosen], names, image_size=bank.image_size), names
+
+
 def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], alphas: list[float],
-              styles: list[torch.Tensor], title: str, out: Path) -> Path:
-    """Rows: images. Columns: original, one per alpha, the style image."""
+              styles: list[torch.Tensor | str], title: str, out: Path) -> Path:
+    """Rows: images. Columns: original, one per alpha, the style image (or its name)."""
     rows, columns = originals.shape[0], len(alphas) + 2
     figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.6), squeeze=False)
     headers = ["original", *[f"alpha={alpha:g}" for alpha in alphas], "style"]
@@ -84,8 +101,11 @@ def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], alphas: lis
         pictures = [originals[row], *[batch[row] for batch in stylized], styles[row]]
         for column, picture in enumerate(pictures):
             axis = axes[row, column]
-            picture = picture.float() / 255 if picture.dtype == torch.uint8 else picture
-            axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            if isinstance(picture, str):  # a style known only by its statistics: show its name
+                axis.text(0.5, 0.5, picture.replace("[", "\n["), ha="center", va="center", fontsize=6, wrap=True)
+            else:
+                picture = picture.float() / 255 if picture.dtype == torch.uint8 else picture
+                axis.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
@@ -111,17 +131,20 @@ def make_preview(args: argparse.Namespace) -> Path:
     else:
         contents = generated_contents(args.num_images, args.image_size, args.seed)
     count = contents.shape[0]
-    if args.styles is not None:
-        style_paths = list_style_images(args.styles)
-        if not style_paths:
-            raise FileNotFoundError(f"--styles {args.styles} holds no .jpg/.jpeg/.png images")
-        style_paths = [style_paths[i % len(style_paths)] for i in range(count)]
-        styles = [load_style_image(p, 128)[0] for p in style_paths]
-        names = [p.name for p in style_paths]
+    if args.styles is not None and args.styles.is_file():
+        bank, styles = pick_from_bank(StyleBank.load(args.styles), count, args.seed)
     else:
-        styles = generated_styles(count, seed=args.seed)
-        names = [f"generated-{i}" for i in range(count)]
-    bank = style_bank_from_images(styles, encoder, names, args.style_size)
+        if args.styles is not None:
+            style_paths = list_style_images(args.styles)
+            if not style_paths:
+                raise FileNotFoundError(f"--styles {args.styles} holds no .jpg/.jpeg/.png images")
+            style_paths = [style_paths[i % len(style_paths)] for i in range(count)]
+            styles = [load_style_image(p, 128)[0] for p in style_paths]
+            names = [p.name for p in style_paths]
+        else:
+            styles = generated_styles(count, seed=args.seed)
+            names = [f"generated-{i}" for i in range(count)]
+        bank = style_bank_from_images(styles, encoder, names, args.style_size)
     stylizer = Stylizer(bank, encoder, decoder, resolution=args.resolution).to(args.device)
     style_index = torch.arange(count)
     stylized = [stylizer.stylize(contents.to(args.device), style_index, torch.full((count,), alpha)).cpu()
@@ -137,7 +160,9 @@ def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m fastnst.preview", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("preview.png"), help="PNG file to write")
     parser.add_argument("--images", type=Path, default=None, help="folder of content images (default: generated)")
-    parser.add_argument("--styles", type=Path, default=None, help="folder of style images (default: generated)")
+    parser.add_argument("--styles", type=Path, default=None,
+                        help="folder of style images, or a style bank (.pt) or relu4_1 features (.npy) "
+                        "(default: generated)")
     parser.add_argument("--vgg", type=Path, default=None, help="vgg_normalised.pth or torchvision vgg19 weights")
     parser.add_argument("--decoder", type=Path, default=None, help="decoder.pth")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])

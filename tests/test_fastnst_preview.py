@@ -37,3 +37,25 @@ def test_generated_contents_are_varied_images():
     images = generated_contents(3, 32, seed=0)
     assert images.shape == (3, 3, 32, 32) and images.dtype == torch.uint8
     assert images.float().std() > 20 and not torch.equal(images[0], images[1])
+
+
+def test_preview_with_fetched_weights_and_the_authors_style_features(tmp_path):
+    """As the README regenerates docs/img/preview.png from what train.data.download fetched."""
+    from fastnst.preview import pick_from_bank
+    from fastnst.style_bank import StyleBank
+
+    data = tmp_path / "data"
+    (data / "adain").mkdir(parents=True)
+    torch.save(VGGEncoder().state_dict(), data / "adain" / "vgg_normalised.pth")
+    torch.save(Decoder().state_dict(), data / "adain" / "decoder.pth")
+    np.save(data / "style_feats_adain_1000.npy", np.random.default_rng(0).uniform(0, 2, (5, 512, 3, 3)).astype(np.float32))
+    out = main(["--vgg", str(data / "adain" / "vgg_normalised.pth"), "--decoder", str(data / "adain" / "decoder.pth"),
+                "--styles", str(data / "style_feats_adain_1000.npy"), "--num-images", "3", "--alphas", "0.5", "1",
+                "--resolution", "40", "--out", str(tmp_path / "preview.png"), "--device", "cpu"])
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > image.height
+    assert (data / "style_feats_adain_1000.bank.pt").is_file()  # the same cached bank train.run uses
+    bank = StyleBank.load(data / "style_feats_adain_1000.bank.pt")
+    picked, names = pick_from_bank(bank, 7, seed=0)  # more rows than styles: every style, then repeats
+    assert len(set(names)) == 5 and len(picked) == 7
+    assert all(torch.equal(picked.mean[i], bank.mean[bank.names.index(name)]) for i, name in enumerate(names))
