@@ -241,9 +241,11 @@ def download_file(urls: str | tuple[str, ...] | list[str], destination: str | Pa
         kept = partial.exists() and partial.stat().st_size > 0
         if partial.exists() and not kept:
             partial.unlink()
-        tried = "; ".join(f"{url} ({reason})" for url, reason in failures)
-        message = (f"{destination.name}: could not reach {tried}" if len(failures) == 1 else
-                   f"{destination.name}: could not download from any of {len(failures)} URLs: {tried}")
+        if len(failures) == 1:
+            message = f"{destination.name}: could not download {failures[0][0]}: {failures[0][1]}"
+        else:
+            tried = "; ".join(f"{url} ({reason})" for url, reason in failures)
+            message = f"{destination.name}: could not download from any of {len(failures)} URLs: {tried}"
         if kept:
             message += (f"; the {partial.stat().st_size} bytes received are kept in {partial} and the same "
                         f"command resumes them")
