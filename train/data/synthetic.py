@@ -6,9 +6,10 @@ inflate the member into RAM; when the member is stored uncompressed (``np.savez`
 contiguously in the zip, so we map them straight from the file: the pages are read once, by the
 gather of each batch, and never copied twice.
 
-Where they are looked for under a data root (``find_synthetic``): the manifest's target
-(``synthetic/<dataset>_edm_1m.npz``, where ``python -m train.data.download`` puts them), then the
-paper authors' name for the same file, ``<DATASET>-add-1m-dm.npz`` (e.g. ``CIFAR10-add-1m-dm.npz``).
+Where ``train.run`` looks for them under a data root when ``--synthetic`` is not given: the
+manifest's target (``synthetic/<dataset>_edm_1m.npz``, where ``python -m train.data.download``
+puts them), then the paper authors' name for the same file, ``<DATASET>-add-1m-dm.npz`` (e.g.
+``CIFAR10-add-1m-dm.npz``): ``manifest.candidate_paths(synthetic_item(dataset), data_root)``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,6 @@ def mmap_npz_member(path: str | Path, key: str) -> np.ndarray:
 def synthetic_item(dataset: str) -> str:
     """The manifest item of ``dataset``'s EDM set, e.g. "edm-cifar10"."""
     return f"edm-{dataset}"
-
-
-def synthetic_candidates(dataset: str, data_root: str | Path) -> list[Path]:
-    """Where ``dataset``'s EDM set may sit under ``data_root``, in the order they are tried."""
-    name = synthetic_item(dataset)
-    return manifest.candidate_paths(name, data_root) if name in manifest.ITEMS else []
-
-
-def find_synthetic(dataset: str, data_root: str | Path) -> Path | None:
-    """The EDM set of ``dataset`` under ``data_root`` (our name or the authors'), or None."""
-    return next((path for path in synthetic_candidates(dataset, data_root) if path.is_file()), None)
 
 
 def load_synthetic(path: str | Path, image_size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
