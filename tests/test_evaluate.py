@@ -354,3 +354,27 @@ def test_tinyimagenet_c_sets_in_class_folder_order(monkeypatch, tmp_path):
     assert result["meta"]["source"] == "official" and result["clean_accuracy"] == pytest.approx(100.0)
     for values in result["accuracy"].values():
         assert values == pytest.approx([100.0 * (8 - s) / 8 for s in SEVERITIES])
+
+
+def test_tinyimagenet_plan_reads_the_published_15_and_generates_the_4_extra(tmp_path):
+    """The published Tiny-ImageNet-C holds the 15: auto generates the extra 4 (so C-all-19 is
+    mixed); a C-bar folder in ImageNet-C-bar's layout is read, one set missing from it is named."""
+    from fastnst.train.data.corrupted import IMAGENET_C_BAR
+    from fastnst.train.evaluate import plan_evaluation
+
+    for name in CORRUPTIONS:
+        (tmp_path / "Tiny-ImageNet-C" / name / "5").mkdir(parents=True)
+    for name in list(IMAGENET_C_BAR)[1:]:
+        (tmp_path / "TinyImageNet-c-bar" / name / "5").mkdir(parents=True)
+    plan = plan_evaluation("tinyimagenet", tmp_path, "auto")
+    sources = {s.name: (s.family, s.source) for s in plan.sets}
+    assert all(sources[name] == ("C", "official") for name in CORRUPTIONS)
+    assert all(sources[name] == ("C", "generated") for name in ALL_CORRUPTIONS[15:])
+    assert plan.missing_files["spatter"].endswith("Tiny-ImageNet-C/spatter/5")
+    assert plan.c_bar_root == tmp_path / "TinyImageNet-c-bar"
+    assert all(sources[name] == ("C-bar", "official") for name in list(IMAGENET_C_BAR)[1:])
+    assert "blue_noise_sample" not in sources and "blue_noise_sample/5" in plan.not_evaluated["blue_noise_sample"]
+    assert plan.source == "mixed"
+    official = plan_evaluation("tinyimagenet", tmp_path, "official")
+    assert {s.name for s in official.sets if s.family == "C"} == set(CORRUPTIONS)
+    assert "no official file" in official.not_evaluated["speckle_noise"]

@@ -416,11 +416,14 @@ def source_lines(meta: dict) -> list[str]:
         roots = ", ".join(str(root) for root in (meta.get("official_root"), meta.get("c_bar_root")) if root)
         lines.append(f"OFFICIAL files ({len(official)} sets, {roots}): {', '.join(official)}")
     if generated:
-        why = [f"{name} (missing {missing[name]})" if name in missing and meta.get("requested_source") == "auto" else name
-               for name in generated]
+        why = [f"{name} (missing {missing[name]})" if name in missing and meta.get("official_root")
+               and meta.get("requested_source") == "auto" else name for name in generated]
         lines.append(f"GENERATED from the clean test set ({len(generated)} sets, frost: {meta.get('frost')}): {', '.join(why)}")
+    by_reason: dict[str, list[str]] = {}
     for name, reason in meta.get("not_evaluated", {}).items():
-        lines.append(f"not evaluated: {name}: {reason}")
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        lines.append(f"not evaluated: {', '.join(names)}: {reason}")
     return lines
 
 
