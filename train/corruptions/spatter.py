@@ -71,7 +71,7 @@ def canny(images: torch.Tensor, low: int, high: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=8)
-def _wavefronts(height: int, width: int, frame: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+def _wavefronts(height: int, width: int, frame: int, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     """Flat positions (in the framed buffer) of the forward pass's wavefronts 3 * row + col = t.
 
     A pixel reads its left neighbour and five neighbours in each of the two rows above,
@@ -83,7 +83,7 @@ def _wavefronts(height: int, width: int, frame: int) -> tuple[tuple[torch.Tensor
     front = (3 * rows + cols).flatten()
     framed = ((rows + frame) * stride + cols + frame).flatten()
     image = (rows * width + cols).flatten()
-    return tuple((framed[front == t], image[front == t]) for t in range(int(front.max()) + 1))
+    return tuple((framed[front == t].to(device), image[front == t].to(device)) for t in range(int(front.max()) + 1))
 
 
 def _chamfer_pass(temp: torch.Tensor, zero: torch.Tensor | None, height: int, width: int, frame: int,
@@ -91,14 +91,13 @@ def _chamfer_pass(temp: torch.Tensor, zero: torch.Tensor | None, height: int, wi
     """One raster pass over the framed (N, (H + 2F) * (W + 2F)) float32 buffer, in place."""
     stride = width + 2 * frame
     offsets = [row * stride + col for row, col, _ in steps]
-    for framed, image in _wavefronts(height, width, frame):
-        framed = framed.to(temp.device)
+    for framed, image in _wavefronts(height, width, frame, temp.device):
         best = temp[:, framed] if zero is None else None
         for offset, (_, _, weight) in zip(offsets, steps):
             candidate = temp[:, framed + offset] + weight
             best = candidate if best is None else torch.minimum(best, candidate)
         if zero is not None:
-            best = torch.where(zero[:, image.to(temp.device)], 0.0, best)
+            best = torch.where(zero[:, image], 0.0, best)
         temp[:, framed] = best
 
 
