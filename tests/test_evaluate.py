@@ -378,3 +378,27 @@ def test_tinyimagenet_plan_reads_the_published_15_and_generates_the_4_extra(tmp_
     official = plan_evaluation("tinyimagenet", tmp_path, "official")
     assert {s.name for s in official.sets if s.family == "C"} == set(CORRUPTIONS)
     assert "no official file" in official.not_evaluated["speckle_noise"]
+
+
+def test_evaluator_feeds_the_measured_layout_and_pass_size(tiny_cifar, monkeypatch):
+    """On the CPU: channels_last input (model converted too), at most EVAL_FORWARD_BATCH images per pass."""
+    from fastnst.train.evaluate import EVAL_FORWARD_BATCH, EVAL_MEMORY_FORMAT
+
+    class Probe(ConstantColourClassifier):
+        def __init__(self):
+            super().__init__("cifar10")
+            self.conv = nn.Conv2d(3, 1, 1)
+            self.seen = []
+
+        def forward(self, images):
+            self.seen.append((len(images), images.is_contiguous(memory_format=torch.channels_last)))
+            return super().forward(images)
+
+    root, _ = tiny_cifar
+    probe = Probe()
+    assert EVAL_MEMORY_FORMAT["cpu"] == torch.channels_last and EVAL_FORWARD_BATCH["cpu"] == 64
+    monkeypatch.setitem(EVAL_FORWARD_BATCH, "cpu", 3)  # smaller than the tiny test set
+    evaluate(probe, "cifar10", root, source="generated", corruptions=("brightness",), batch_size=10, progress=False)
+    assert probe.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert max(size for size, _ in probe.seen) == 3 and all(layout for _, layout in probe.seen)
+    assert sum(size for size, _ in probe.seen) == 10 * 6  # clean + 5 severities
