@@ -396,7 +396,7 @@ def test_evaluator_feeds_the_measured_layout_and_pass_size(tiny_cifar, monkeypat
 
     root, _ = tiny_cifar
     probe = Probe()
-    assert EVAL_MEMORY_FORMAT["cpu"] == torch.channels_last and EVAL_FORWARD_BATCH["cpu"] == 128
+    assert EVAL_MEMORY_FORMAT["cpu"] == torch.channels_last and EVAL_FORWARD_BATCH["cpu"] == 64
     monkeypatch.setitem(EVAL_FORWARD_BATCH, "cpu", 3)  # smaller than the tiny test set
     evaluate(probe, "cifar10", root, source="generated", corruptions=("brightness",), batch_size=10, progress=False)
     assert probe.conv.weight.is_contiguous(memory_format=torch.channels_last)

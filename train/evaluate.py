@@ -40,7 +40,7 @@ STORED_JPEG_QUALITY = {"tinyimagenet": 85}
 EVAL_MEMORY_FORMAT = {"cuda": torch.channels_last, "cpu": torch.channels_last}
 # The most images per forward pass, per device type: on the CPU smaller passes stay in cache and
 # were measured faster than --batch-size 500 (same docs section); elsewhere --batch-size decides.
-EVAL_FORWARD_BATCH = {"cpu": 128}
+EVAL_FORWARD_BATCH = {"cpu": 64}
 
 
 def score_members(dataset: str) -> dict[str, tuple[str, ...]]:
@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     group.add_argument("--batch-size", type=int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
-                            "take at most 128 images, measured faster")
+                            "take at most 64 images, measured faster")
     group.add_argument("--out", help="folder for results.json, report.md and the figures (default: next to the checkpoint)")
     return parser
 
