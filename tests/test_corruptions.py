@@ -1,6 +1,7 @@
 """The batched corruptions: contract (shape, dtype, range, device, determinism), severity
 ordering, and exact agreement with the library calls the official scripts make where those
-libraries are installed here (PIL; the sequential glass-blur loop; colorsys HSV)."""
+libraries are installed here (PIL; the sequential glass-blur loop; colorsys HSV), and with
+straight numpy transcriptions of the official extra corruptions (tests/official_corruptions.py)."""
 from __future__ import annotations
 
 import colorsys
@@ -12,14 +13,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from fastnst.train.corruptions import _ops, blur, frost as frost_module
+from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt
+from fastnst.train.corruptions import _ops, blur, frost as frost_module, spatter as spatter_module
 from fastnst.train.corruptions.frost import FROST_FILES
+from fastnst.train.corruptions.params import PARAMS
+from tests import official_corruptions as official
 
-RANDOM_CORRUPTIONS = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
+RANDOM_CORRUPTIONS = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
+                      "elastic_transform", "speckle_noise", "spatter"}
 # Official tables where every parameter gets strictly harsher with severity.
 MONOTONE_CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur",
-                        "snow", "fog", "brightness", "contrast", "pixelate", "jpeg_compression"]
+                        "snow", "fog", "brightness", "contrast", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur"]
+# Not ordered by distance in the official tables: elastic (affine jitter shrinks with severity),
+# saturate (x0.3, x0.1, then x1.5 and up) and spatter (water at 1-3, mud at 4-5).
+UNORDERED_CORRUPTIONS = {"elastic_transform", "saturate", "spatter"}
 
 
 def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
@@ -47,7 +54,7 @@ def no_frost_dir(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:frost")
 @pytest.mark.parametrize("image_size", [32, 64])
-@pytest.mark.parametrize("name", CORRUPTIONS)
+@pytest.mark.parametrize("name", ALL_CORRUPTIONS)
 def test_every_severity_keeps_contract_and_is_seeded(name, image_size):
     clean = smooth_images(4, image_size, seed=1)
     before = clean.clone()
@@ -70,10 +77,11 @@ def test_distance_from_clean_grows_with_severity(image_size):
     is non-decreasing from severity 1 to 5 (0.25-level slack for sampling noise) for every
     corruption whose official parameters all get harsher, and larger at severity 5 than 1 for
     glass blur and frost. Elastic is exempt: its official table shrinks the affine jitter
-    (8% -> 3% of the side) while the displacement grows, so its pixel distance falls."""
+    (8% -> 3% of the side) while the displacement grows, so its pixel distance falls; so are
+    saturate and spatter (see UNORDERED_CORRUPTIONS)."""
     clean = smooth_images(16, image_size, seed=2)
-    for name in CORRUPTIONS:
-        if name == "elastic_transform":
+    for name in ALL_CORRUPTIONS:
+        if name in UNORDERED_CORRUPTIONS:
             continue
         distances = [mean_distance(corrupt(clean, name, s, generator=torch.Generator().manual_seed(s)), clean) for s in SEVERITIES]
         assert distances[-1] > distances[0], f"{name}: {distances}"
@@ -201,6 +209,85 @@ def test_procedural_frost_warns():
         corrupt(smooth_images(2, 32, 0), "frost", 1)
 
 
+def _hwc(images: torch.Tensor) -> np.ndarray:
+    return images.permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_speckle_noise_equals_the_official_function_on_the_same_draws(image_size):
+    clean = smooth_images(3, image_size, seed=10)
+    for severity in (1, 5):
+        ours = corrupt(clean, "speckle_noise", severity, generator=torch.Generator().manual_seed(severity))
+        # the batched version draws one standard normal per value first: redraw it
+        normal = torch.randn(clean.shape, generator=torch.Generator().manual_seed(severity)).permute(0, 2, 3, 1).double().numpy()
+        std = PARAMS[image_size]["speckle_noise"][severity - 1]
+        for index, image in enumerate(_hwc(clean)):
+            expected = official.to_uint8(official.speckle_noise(image, std, normal[index]))
+            difference = np.abs(_hwc(ours)[index].astype(int) - expected.astype(int))
+            assert difference.max() <= 1 and difference.mean() < 0.01  # float32 noise in ours, float64 there
+
+
+@pytest.mark.parametrize("name", ["gaussian_blur", "saturate"])
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_deterministic_extras_equal_the_official_functions(name, image_size):
+    clean = smooth_images(3, image_size, seed=11)
+    clean[0, :, :4, :4] = 128  # grey pixels: hue 0 in skimage, so saturate's offset turns them red
+    clean[0, :, 4:8, :4] = 0
+    function = getattr(official, name)
+    for severity in SEVERITIES:
+        ours = _hwc(corrupt(clean, name, severity))
+        expected = np.stack([official.to_uint8(function(image, PARAMS[image_size][name][severity - 1])) for image in _hwc(clean)])
+        difference = np.abs(ours.astype(int) - expected.astype(int))
+        if name == "saturate":  # skimage's HSV formulas, operation for operation: identical
+            np.testing.assert_array_equal(ours, expected, err_msg=f"{name} severity {severity}")
+        else:  # a float64 blur summed in another order: a value a hair under a level boundary truncates down
+            assert difference.max() <= 1 and difference.mean() < 0.005, f"{name} severity {severity}"
+
+
+def test_spatter_opencv_steps_equal_the_sequential_opencv_code():
+    rng = np.random.default_rng(0)
+    liquid = official.gaussian_filter(rng.normal(0.65, 0.3, (3, 32, 32)).transpose(1, 2, 0), 1.0).transpose(2, 0, 1)
+    liquid = np.where(liquid < 0.62, 0, liquid)
+    liquid_u8 = (liquid * 255).astype(np.uint8)
+    batch = torch.from_numpy(liquid_u8)
+    edges = spatter_module.canny(batch, 50, 150)
+    distances = spatter_module.distance_to_zero(torch.where(edges, 0, 255).to(torch.uint8))
+    for index in range(3):
+        expected_edges = official.canny(liquid_u8[index], 50, 150)
+        assert expected_edges.any() and not expected_edges.all()
+        np.testing.assert_array_equal(edges[index].numpy(), expected_edges > 0)
+        np.testing.assert_array_equal(distances[index].numpy(), official.distance_transform(255 - expected_edges))
+    levels = torch.randint(0, 21, (2, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    kernel = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    for index in range(2):
+        image = levels[index].numpy()
+        equalized = official.equalize_hist(image)
+        np.testing.assert_array_equal(spatter_module.equalize_hist(levels)[index].numpy(), equalized)
+        np.testing.assert_array_equal(spatter_module.emboss_uint8(torch.from_numpy(equalized)[None])[0].numpy(),
+                                      official.filter2d_uint8(equalized, kernel))
+        np.testing.assert_array_equal(spatter_module.box_blur3_uint8(torch.from_numpy(equalized)[None])[0].numpy(),
+                                      official.blur3(equalized))
+    constant = torch.full((1, 8, 8), 7, dtype=torch.uint8)
+    assert torch.equal(spatter_module.equalize_hist(constant), constant)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_spatter_equals_the_official_function_on_the_same_liquid(image_size):
+    """Water (severities 1-3, the OpenCV chain) and mud (4-5) on the same liquid layers."""
+    clean = smooth_images(2, image_size, seed=12)
+    for severity in SEVERITIES:
+        params = PARAMS[image_size]["spatter"][severity - 1]
+        ours = corrupt(clean, "spatter", severity, generator=torch.Generator().manual_seed(severity))
+        liquid = params[0] + params[1] * torch.randn(2, image_size, image_size, dtype=torch.float64,
+                                                     generator=torch.Generator().manual_seed(severity))
+        for index, image in enumerate(_hwc(clean)):
+            expected = official.to_uint8(official.spatter(image, params, liquid[index].numpy().copy()))
+            difference = np.abs(_hwc(ours)[index].astype(int) - expected.astype(int))
+            # water: identical; mud: a float32 blur summed in another order may cross 0.8 or a level
+            assert difference.max() <= (0 if params[5] == 0 else 1) and difference.mean() < 0.01, f"severity {severity}"
+            assert np.abs(expected.astype(int) - image.astype(int)).mean() > 0.05  # the layer did something
+
+
 @pytest.mark.parametrize(
     "images, name, severity, message",
     [
@@ -219,7 +306,7 @@ def test_bad_input_is_a_clear_error(images, name, severity, message):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.filterwarnings("ignore:frost")
-@pytest.mark.parametrize("name", CORRUPTIONS)
+@pytest.mark.parametrize("name", ALL_CORRUPTIONS)
 def test_cuda_matches_cpu(name):
     """Same code on the GPU: deterministic corruptions agree with the CPU within float
     rounding (JPEG: nvJPEG vs libjpeg); random ones keep the contract and their strength."""

@@ -1,6 +1,6 @@
 """train.evaluate and train.report on tiny data sets written in the real on-disk layouts
-(CIFAR-10 python pickles, CIFAR-10-C .npy files), with classifiers whose predictions are known,
-so every accuracy is checked exactly."""
+(CIFAR-10 python pickles, CIFAR-10-C and CIFAR-10-C-Bar .npy files), with classifiers whose
+predictions are known, so every accuracy and every score is checked exactly."""
 from __future__ import annotations
 
 import json
@@ -13,9 +13,13 @@ from PIL import Image
 from torch import nn
 
 from fastnst.train.checkpoint import save_atomic
-from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES
+import warnings
+
+from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
+from fastnst.train.corruptions import frost as frost_module
 from fastnst.train.data import dataset_info
-from fastnst.train.evaluate import evaluate, main, relative_to
+from fastnst.train.data.corrupted import CIFAR_C_BAR
+from fastnst.train.evaluate import evaluate, format_summary, main, relative_to
 from fastnst.train.models import create_model
 from fastnst.train.report import write_report
 
@@ -68,17 +72,33 @@ def correct_count(corruption_index: int, severity: int) -> int:
     return (corruption_index * 3 + severity) % 11  # 0..10 of 10 images right
 
 
-def write_cifar10_c(root, labels: np.ndarray) -> None:
+def write_corruption_npy(path, index: int, labels: np.ndarray) -> None:
+    """Five severity blocks of grey images, correct_count(index, severity) of them on their class level."""
+    blocks = []
+    for severity in SEVERITIES:
+        right = correct_count(index, severity)
+        levels = [LEVELS[label] if i < right else LEVELS[(label + 1) % 10] for i, label in enumerate(labels)]
+        blocks.append(grey_images(levels))
+    np.save(path, np.concatenate(blocks))
+
+
+def write_cifar10_c(root, labels: np.ndarray, corruptions=ALL_CORRUPTIONS) -> None:
+    """The CIFAR-10-C archive's layout: 19 corruption files (the 15 and the 4 extra) and labels.npy."""
     folder = root / "CIFAR-10-C"
     folder.mkdir(parents=True)
     np.save(folder / "labels.npy", np.tile(labels, 5).astype(np.uint8))  # official: uint8, 5 blocks
-    for index, name in enumerate(CORRUPTIONS):
-        blocks = []
-        for severity in SEVERITIES:
-            right = correct_count(index, severity)
-            levels = [LEVELS[label] if i < right else LEVELS[(label + 1) % 10] for i, label in enumerate(labels)]
-            blocks.append(grey_images(levels))
-        np.save(folder / f"{name}.npy", np.concatenate(blocks))
+    for name in corruptions:
+        write_corruption_npy(folder / f"{name}.npy", ALL_CORRUPTIONS.index(name), labels)
+
+
+def write_cifar10_c_bar(root, labels: np.ndarray | None) -> None:
+    """make_cifar10_c_bar.py's layout: CIFAR-10-C-Bar/<name>.npy (5 severity blocks), labels.npy (int64)."""
+    folder = root / "CIFAR-10-C-Bar"
+    folder.mkdir(parents=True)
+    if labels is not None:
+        np.save(folder / "labels.npy", np.tile(labels, 5).astype(np.int64))
+    for index, name in enumerate(CIFAR_C_BAR):
+        write_corruption_npy(folder / f"{name}.npy", 19 + index, np.arange(10) % 10)
 
 
 @pytest.fixture
@@ -89,20 +109,140 @@ def tiny_cifar(tmp_path):
     return tmp_path, labels
 
 
-def test_official_files_give_exact_accuracies(tiny_cifar):
+def authors_scores(accuracy_by_name: dict[str, float]) -> dict[str, float]:
+    """The authors' formulas (experiments/eval_corruptions.py:78-81) on their list: 19 -C then 10 C-bar."""
+    accs_c = list(accuracy_by_name.values())
+    assert len(accs_c) == 29
+    return {"Acc_C-all-19": sum(accs_c[0:19]) / 19, "Acc_C-original-15": sum(accs_c[0:15]) / 15,
+            "Acc_C-bar-10": sum(accs_c[19:29]) / 10,
+            "Acc_all-ex-pixelwise-noise-24": (sum(accs_c[3:15]) + sum(accs_c[16:19]) + sum(accs_c[20:29])) / 24}
+
+
+def expected_accuracy(index: int) -> list[float]:
+    return [10.0 * correct_count(index, s) for s in SEVERITIES]
+
+
+def test_official_files_give_exact_accuracies_and_the_authors_scores(tiny_cifar):
     root, labels = tiny_cifar
     write_cifar10_c(root, labels)
+    write_cifar10_c_bar(root, labels=None)  # no labels.npy: the test labels, as the authors read C-bar
     result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, batch_size=4, progress=False)
     assert result["meta"]["source"] == "official"
     assert result["clean_accuracy"] == pytest.approx(70.0)
-    expected = {name: [10.0 * correct_count(i, s) for s in SEVERITIES] for i, name in enumerate(CORRUPTIONS)}
-    assert list(result["accuracy"]) == list(CORRUPTIONS)
-    for name in CORRUPTIONS:
+    names = ALL_CORRUPTIONS + tuple(CIFAR_C_BAR)
+    expected = {name: expected_accuracy(i) for i, name in enumerate(names)}
+    assert list(result["accuracy"]) == list(names)
+    for name in names:
         assert result["accuracy"][name] == pytest.approx(expected[name]), name
-    every = [v for values in expected.values() for v in values]
+        assert result["meta"]["sources"][name] == "official"
+    every = [v for name in CORRUPTIONS for v in expected[name]]
     assert result["mean_corruption_accuracy"] == pytest.approx(sum(every) / 75)
     assert result["severity_mean"] == pytest.approx([np.mean([expected[n][s] for n in CORRUPTIONS]) for s in range(5)])
     assert result["num_sets"] == 75
+    reference = authors_scores({name: np.mean(values) for name, values in expected.items()})
+    assert set(result["scores"]) == set(reference)
+    for name, value in reference.items():
+        assert result["scores"][name]["value"] == pytest.approx(value), name
+        assert result["scores"][name]["source"] == "official" and result["scores"][name]["official_only"] is None
+
+
+def test_c_bar_labels_must_match_the_test_set(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels)
+    write_cifar10_c_bar(root, labels=(labels + 1) % 10)
+    with pytest.raises(ValueError, match="labels differ"):
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, corruptions=("lines",), progress=False)
+
+
+def test_without_c_bar_files_its_scores_are_not_computed_and_it_says_why(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels)
+    result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, batch_size=4, progress=False)
+    assert result["meta"]["source"] == "official" and result["meta"]["c_bar_root"] is None
+    assert result["scores"]["Acc_C-bar-10"]["value"] is None and len(result["scores"]["Acc_C-bar-10"]["missing"]) == 10
+    assert "never generated" in result["meta"]["not_evaluated"]["lines"]
+    assert result["scores"]["Acc_C-all-19"]["value"] == pytest.approx(np.mean([np.mean(expected_accuracy(i)) for i in range(19)]))
+
+
+def test_partial_official_set_names_the_missing_file_and_flags_mixed_scores(tiny_cifar, tmp_path, monkeypatch):
+    """fog.npy missing: auto reads 18 sets, generates fog, names fog.npy, and no score that
+    includes fog passes for official; results.json records the source of every set."""
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels, corruptions=[name for name in ALL_CORRUPTIONS if name != "fog"])
+    with pytest.warns(UserWarning, match=r"fog \(.*CIFAR-10-C/fog\.npy\) GENERATED"):
+        result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, batch_size=5, progress=False)
+    meta = result["meta"]
+    assert meta["source"] == "mixed" and meta["sources"]["fog"] == "generated"
+    assert all(meta["sources"][name] == "official" for name in ALL_CORRUPTIONS if name != "fog")
+    assert meta["missing_files"]["fog"].endswith("CIFAR-10-C/fog.npy")
+    for name in ("Acc_C-original-15", "Acc_C-all-19"):
+        score = result["scores"][name]
+        members = CORRUPTIONS if name.endswith("15") else ALL_CORRUPTIONS
+        official = [np.mean(expected_accuracy(ALL_CORRUPTIONS.index(n))) for n in members if n != "fog"]
+        assert score["source"] == "mixed" and score["official_only"] == pytest.approx(np.mean(official))
+        assert score["value"] == pytest.approx(np.mean(official + [result["corruption_mean"]["fog"]]))
+    printed = format_summary({"meta": meta, "results": {"model": result}})
+    assert "MIXED" in printed and "fog (missing" in printed and "fog.npy" in printed
+    write_report(result, tmp_path / "report")
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert saved["meta"]["sources"]["fog"] == "generated" and saved["meta"]["sources"]["snow"] == "official"
+    assert saved["results"]["model"]["scores"]["Acc_C-original-15"]["source"] == "mixed"
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| fog | generated |" in markdown and "| snow | official |" in markdown and "MIXED" in markdown
+
+
+def test_source_official_with_a_missing_benchmark_file_names_it(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels, corruptions=[name for name in ALL_CORRUPTIONS if name != "fog"])
+    with pytest.raises(FileNotFoundError, match=r"CIFAR-10-C/fog\.npy"):
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, source="official", progress=False)
+
+
+def test_source_official_skips_missing_extra_sets_and_says_so(tiny_cifar):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels, corruptions=CORRUPTIONS)  # the 15, like Tiny-ImageNet-C
+    result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, source="official", progress=False)
+    assert result["meta"]["source"] == "official" and "spatter" not in result["accuracy"]
+    assert "spatter.npy" in result["meta"]["not_evaluated"]["spatter"]
+    assert result["scores"]["Acc_C-original-15"]["value"] is not None
+    assert result["scores"]["Acc_C-all-19"]["value"] is None
+
+
+def _frost_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if "frost" in str(w.message)]
+
+
+def test_no_frost_warning_when_official_files_feed_every_number(tiny_cifar, tmp_path, monkeypatch):
+    """The example grid draws generated frost with the stand-in, but no reported number uses it."""
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    monkeypatch.setattr(frost_module, "_warned", False)
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels)
+    checkpoint = _checkpoint(tmp_path / "run.pt", seed=0, with_swa=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = main(["--checkpoint", str(checkpoint), "--data-root", str(root), "--batch-size", "5",
+                       "--out", str(tmp_path / "report"), "--device", "cpu", "--corruptions", "frost,fog"])
+    assert report["meta"]["frost"] == "official files"
+    assert _frost_warnings(caught) == []
+    assert "stand-in" not in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_frost_warning_names_what_the_generated_stand_in_feeds(tiny_cifar, monkeypatch):
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    monkeypatch.setattr(frost_module, "_warned", False)
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels, corruptions=[name for name in ALL_CORRUPTIONS if name != "frost"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, batch_size=5, progress=False)
+    messages = _frost_warnings(caught)
+    stand_in = [m for m in messages if "stand-in" in m]
+    assert len(stand_in) == 1, messages  # ours, once; not also the generic one from train.corruptions
+    assert "frost's accuracy" in stand_in[0] and "Acc_C-original-15" in stand_in[0] and "Acc_C-all-19" in stand_in[0]
+    assert "Acc_C-bar-10" not in stand_in[0]
+    assert result["meta"]["frost"] == "procedural stand-in" and result["meta"]["warnings"] == stand_in
 
 
 def test_official_files_with_other_labels_are_rejected(tiny_cifar):
@@ -126,6 +266,7 @@ def test_generated_when_no_official_files(tiny_cifar, monkeypatch):
     result = evaluate(AlwaysClass(3), "cifar10", root, batch_size=3, max_images=5, seed=1, progress=False)
     meta = result["meta"]
     assert meta["source"] == "generated" and meta["frost"] == "procedural stand-in" and meta["num_images"] == 5
+    assert set(meta["sources"]) == set(ALL_CORRUPTIONS) and set(meta["sources"].values()) == {"generated"}
     chosen = np.sort(np.random.default_rng(1).choice(10, size=5, replace=False))
     expected = 100.0 * np.mean(labels[chosen] == 3)
     assert result["clean_accuracy"] == pytest.approx(expected)
@@ -165,6 +306,7 @@ def test_cli_evaluates_swa_and_baseline_and_writes_the_report(tiny_cifar, tmp_pa
     assert set(report["results"]) == {"model", "swa_model"} and set(report["baseline"]) == {"model"}
     assert set(report["relative"]) == {"model", "swa_model"}
     assert list(report["results"]["model"]["accuracy"]) == ["gaussian_noise", "fog"]  # official order
+    assert report["results"]["model"]["scores"]["Acc_C-original-15"]["value"] is None  # 2 of 15: not the score
     assert report["results"]["model"]["num_sets"] == 10
     printed = capsys.readouterr().out
     assert "OFFICIAL" in printed and "swa_model" in printed
@@ -186,7 +328,7 @@ def test_report_says_when_corruptions_were_generated(tmp_path):
     written = write_report(result, tmp_path)
     markdown = written["markdown"].read_text()
     assert "GENERATED" in markdown and "procedural stand-in" in markdown
-    assert "| **mean** | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** |" in markdown
+    assert "| **mean of the 15** | | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** |" in markdown
     assert "examples" not in written and written["bars"].is_file()
 
 
@@ -206,9 +348,57 @@ def test_tinyimagenet_c_sets_in_class_folder_order(monkeypatch, tmp_path):
         return images, labels[by_class]
 
     monkeypatch.setattr(evaluate_module, "load_test_set", lambda dataset, root: (clean, labels))
-    monkeypatch.setattr(evaluate_module, "has_official_corruptions", lambda dataset, root: True)
+    monkeypatch.setattr(evaluate_module, "missing_official_files", lambda dataset, root, names: {})
     monkeypatch.setattr(evaluate_module, "load_tinyimagenet_c", stand_in_c)
     result = evaluate(ConstantColourClassifier("tinyimagenet"), "tinyimagenet", tmp_path, progress=False)
     assert result["meta"]["source"] == "official" and result["clean_accuracy"] == pytest.approx(100.0)
     for values in result["accuracy"].values():
         assert values == pytest.approx([100.0 * (8 - s) / 8 for s in SEVERITIES])
+
+
+def test_tinyimagenet_plan_reads_the_published_15_and_generates_the_4_extra(tmp_path):
+    """The published Tiny-ImageNet-C holds the 15: auto generates the extra 4 (so C-all-19 is
+    mixed); a C-bar folder in ImageNet-C-bar's layout is read, one set missing from it is named."""
+    from fastnst.train.data.corrupted import IMAGENET_C_BAR
+    from fastnst.train.evaluate import plan_evaluation
+
+    for name in CORRUPTIONS:
+        (tmp_path / "Tiny-ImageNet-C" / name / "5").mkdir(parents=True)
+    for name in list(IMAGENET_C_BAR)[1:]:
+        (tmp_path / "TinyImageNet-c-bar" / name / "5").mkdir(parents=True)
+    plan = plan_evaluation("tinyimagenet", tmp_path, "auto")
+    sources = {s.name: (s.family, s.source) for s in plan.sets}
+    assert all(sources[name] == ("C", "official") for name in CORRUPTIONS)
+    assert all(sources[name] == ("C", "generated") for name in ALL_CORRUPTIONS[15:])
+    assert plan.missing_files["spatter"].endswith("Tiny-ImageNet-C/spatter/5")
+    assert plan.c_bar_root == tmp_path / "TinyImageNet-c-bar"
+    assert all(sources[name] == ("C-bar", "official") for name in list(IMAGENET_C_BAR)[1:])
+    assert "blue_noise_sample" not in sources and "blue_noise_sample/5" in plan.not_evaluated["blue_noise_sample"]
+    assert plan.source == "mixed"
+    official = plan_evaluation("tinyimagenet", tmp_path, "official")
+    assert {s.name for s in official.sets if s.family == "C"} == set(CORRUPTIONS)
+    assert "no official file" in official.not_evaluated["speckle_noise"]
+
+
+def test_evaluator_feeds_the_measured_layout_and_pass_size(tiny_cifar, monkeypatch):
+    """On the CPU: channels_last input (model converted too), at most EVAL_FORWARD_BATCH images per pass."""
+    from fastnst.train.evaluate import EVAL_FORWARD_BATCH, EVAL_MEMORY_FORMAT
+
+    class Probe(ConstantColourClassifier):
+        def __init__(self):
+            super().__init__("cifar10")
+            self.conv = nn.Conv2d(3, 1, 1)
+            self.seen = []
+
+        def forward(self, images):
+            self.seen.append((len(images), images.is_contiguous(memory_format=torch.channels_last)))
+            return super().forward(images)
+
+    root, _ = tiny_cifar
+    probe = Probe()
+    assert EVAL_MEMORY_FORMAT["cpu"] == torch.channels_last and EVAL_FORWARD_BATCH["cpu"] == 64
+    monkeypatch.setitem(EVAL_FORWARD_BATCH, "cpu", 3)  # smaller than the tiny test set
+    evaluate(probe, "cifar10", root, source="generated", corruptions=("brightness",), batch_size=10, progress=False)
+    assert probe.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert max(size for size, _ in probe.seen) == 3 and all(layout for _, layout in probe.seen)
+    assert sum(size for size, _ in probe.seen) == 10 * 6  # clean + 5 severities

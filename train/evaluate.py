@@ -1,18 +1,22 @@
-"""Corruption-robustness evaluation: clean accuracy, accuracy per corruption and severity,
-and the paper's metric, the mean corruption accuracy over the 15 x 5 benchmark sets.
+"""Corruption-robustness evaluation as the paper's authors report it: clean accuracy, accuracy per
+corruption and severity, and their scores ``Acc_C-original-15``, ``Acc_C-all-19``, ``Acc_C-bar-10``
+(and ``Acc_all-ex-pixelwise-noise-24``).
 
     python -m train.evaluate --checkpoint runs/x/last.pt --dataset cifar10 [--baseline runs/base/last.pt]
 
-Uses the official -C files (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C) when they are under
-``--data-root``, else generates the corruptions from the clean test set with
-``train.corruptions`` (on the GPU when there is one). Which one was used is printed and
-stored in the results. Accuracies are in percent.
+-C sets: the official files (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C) under ``--data-root`` where
+they exist, the others generated from the clean test set by ``train.corruptions`` (on the GPU when
+there is one); every set records its source, missing files are named, and a score over sets of both
+sources is flagged as mixed, with its mean over the official sets beside it. C-bar sets are read from
+their files when present and never generated. Accuracies are in percent.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +25,117 @@ from torch import nn
 from tqdm import tqdm
 
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
-from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES, corrupt, frost_source
+from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
-from fastnst.train.data import dataset_info, has_official_corruptions, load_test_set, normalize
-from fastnst.train.data.corrupted import corrupted_root, load_cifar_c, load_tinyimagenet_c
+from fastnst.train.corruptions.frost import stand_in_warning_suppressed
+from fastnst.train.data import dataset_info, load_test_set, normalize
+from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, c_bar_root, corrupted_root,
+                                          load_cifar_c, load_tinyimagenet_c, missing_c_bar_files, missing_official_files)
 
 SOURCES = ("auto", "official", "generated")
 # Tiny-ImageNet-C was saved as JPEG, quality 85 (make_tinyimagenet_c.py); generated sets repeat that.
 STORED_JPEG_QUALITY = {"tinyimagenet": 85}
+# The layout the evaluator feeds the model, per device type: channels_last wherever it was measured
+# faster (docs/corruptions.md, "Evaluator throughput": CPU and, as in the trainer, CUDA).
+EVAL_MEMORY_FORMAT = {"cuda": torch.channels_last, "cpu": torch.channels_last}
+# The most images per forward pass, per device type: on the CPU smaller passes stay in cache and
+# were measured faster than --batch-size 500 (same docs section); elsewhere --batch-size decides.
+EVAL_FORWARD_BATCH = {"cpu": 64}
 
 
-def resolve_source(dataset: str, data_root: str | os.PathLike, source: str) -> str:
+def score_members(dataset: str) -> dict[str, tuple[str, ...]]:
+    """The authors' scores and the corruptions each one averages.
+
+    Their list is the 19 -C corruptions (data/c-labels.txt:1-19) then the 10 C-bar ones, and the
+    scores are accs_c[0:19] / 19, accs_c[0:15] / 15, accs_c[19:29] / 10 and
+    (accs_c[3:15] + accs_c[16:19] + accs_c[20:29]) / 24 (experiments/eval_corruptions.py:78-86, named in
+    experiments/utils.py:543), where each accs_c entry is the accuracy on the five severities
+    together (experiments/data.py:598-605: five equal blocks, so the mean of the five accuracies).
+    """
+    bar = C_BAR_CORRUPTIONS.get(dataset, ())
+    every = ALL_CORRUPTIONS + bar
+    return {
+        "Acc_C-original-15": CORRUPTIONS,
+        "Acc_C-all-19": ALL_CORRUPTIONS,
+        "Acc_C-bar-10": bar,
+        "Acc_all-ex-pixelwise-noise-24": every[3:15] + every[16:19] + every[20:29] if bar else (),
+    }
+
+
+@dataclass(frozen=True)
+class CorruptionSet:
+    """One corruption at all five severities: where its images come from."""
+    name: str
+    family: str  # "C" or "C-bar"
+    source: str  # "official" (read from root) or "generated"
+    root: Path | None = None
+
+
+@dataclass
+class EvaluationPlan:
+    sets: list[CorruptionSet]
+    official_root: Path | None
+    c_bar_root: Path | None
+    missing_files: dict[str, str]  # corruption -> the file that is not on disk
+    not_evaluated: dict[str, str]  # corruption -> why
+
+    @property
+    def source(self) -> str:
+        sources = {s.source for s in self.sets}
+        return "mixed" if len(sources) > 1 else next(iter(sources), "none")
+
+
+def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=None) -> EvaluationPlan:
+    """Decide, set by set, what is read and what is generated.
+
+    auto: official where its file exists, generated where not (the missing files are named);
+    official: an error naming the missing files if any of the 15 benchmark sets lacks one, and
+    extra sets without a file are not evaluated; generated: every -C set generated. C-bar sets are
+    read where their files exist, under any source, and never generated.
+    """
     if source not in SOURCES:
         raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
-    official = has_official_corruptions(dataset, data_root)
-    if source == "official" and not official:
-        raise FileNotFoundError(
-            f"--source official: no complete official corruption set for {dataset} under {data_root} "
-            f"(expected {corrupted_root(dataset, data_root) if dataset != 'demo' else 'none: the demo set has none'})"
-        )
-    if source == "auto":
-        return "official" if official else "generated"
-    return source
+    bar_names = C_BAR_CORRUPTIONS.get(dataset, ())
+    wanted = set(ALL_CORRUPTIONS + bar_names) if corruptions is None else set(corruptions)
+    c_names = [name for name in ALL_CORRUPTIONS if name in wanted]
+    official_root = corrupted_root(dataset, data_root) if dataset in CORRUPTED_FOLDERS else None
+    if official_root is None:
+        missing = {name: "none: the demo set has no official corruption files" for name in c_names}
+    else:
+        missing = {name: str(path) for name, path in missing_official_files(dataset, official_root, c_names).items()}
+    if source == "official":
+        if official_root is None:
+            raise FileNotFoundError(f"--source official: {dataset} has no official corruption set")
+        lacking = [name for name in c_names if name in missing and name in CORRUPTIONS]
+        if lacking:
+            raise FileNotFoundError(
+                f"--source official: {len(lacking)} of the 15 benchmark sets of {dataset} are not under {official_root}: "
+                + ", ".join(missing[name] for name in lacking) + " (use --source auto to generate them, flagged)")
+    sets, not_evaluated = [], {}
+    for name in c_names:
+        if source == "generated":
+            sets.append(CorruptionSet(name, "C", "generated"))
+        elif name not in missing:
+            sets.append(CorruptionSet(name, "C", "official", official_root))
+        elif source == "official":
+            not_evaluated[name] = f"no official file ({missing[name]}) and --source official"
+        else:
+            sets.append(CorruptionSet(name, "C", "generated"))
+    bar_root = c_bar_root(dataset, data_root)
+    bar_wanted = [name for name in bar_names if name in wanted]
+    if bar_wanted and bar_root is None:
+        for name in bar_wanted:
+            not_evaluated[name] = (f"no C-bar folder under {data_root} (looked for {', '.join(C_BAR_FOLDERS[dataset])}); "
+                                   "C-bar is read from its files, never generated")
+    elif bar_wanted:
+        bar_missing = missing_c_bar_files(dataset, bar_root, bar_wanted)
+        for name in bar_wanted:
+            if name in bar_missing:
+                missing[name] = str(bar_missing[name])
+                not_evaluated[name] = f"no file {bar_missing[name]} (C-bar is never generated)"
+            else:
+                sets.append(CorruptionSet(name, "C-bar", "official", bar_root))
+    return EvaluationPlan(sets, official_root, bar_root, missing, not_evaluated)
 
 
 def _subset(count: int, max_images: int | None, seed: int) -> np.ndarray:
@@ -57,29 +150,35 @@ def _subset(count: int, max_images: int | None, seed: int) -> np.ndarray:
 @torch.inference_mode()
 def _count_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, dataset: str,
                    batch_size: int, correct: dict[str, int]) -> None:
-    for start in range(0, len(images), batch_size):
-        batch = normalize(images[start : start + batch_size], dataset)
-        if batch.is_cuda:  # the trainer's layout; on CPU it is slower
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        targets = labels[start : start + batch_size]
+    memory_format = EVAL_MEMORY_FORMAT.get(images.device.type, torch.contiguous_format)
+    step = min(batch_size, EVAL_FORWARD_BATCH.get(images.device.type, batch_size))
+    for start in range(0, len(images), step):
+        batch = normalize(images[start : start + step], dataset).contiguous(memory_format=memory_format)
+        targets = labels[start : start + step]
         for name, model in models.items():
             correct[name] += int((model(batch).argmax(dim=1) == targets).sum())
 
 
-def _official_set(dataset: str, data_root, corruption: str, severity: int, test_labels: np.ndarray, indices: np.ndarray):
+def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, test_labels: np.ndarray, indices: np.ndarray):
     """Rows ``indices`` of one official set, after checking it holds the clean test set's images.
 
-    CIFAR-C files keep the test set's order, so their labels must equal the test labels.
-    Tiny-ImageNet-C stores each set by class folder, not in val order: the same images in
-    another order, so only the class counts must agree (and the subset is drawn in its order).
+    CIFAR-C files keep the test set's order, so their labels must equal the test labels (a C-bar
+    folder without labels.npy takes the test labels, as the authors do). Tiny-ImageNet-C stores each
+    set by class folder, not in val order: the same images in another order, so only the class
+    counts must agree (and the subset is drawn in its order).
     """
-    root = corrupted_root(dataset, data_root)
-    loader = load_tinyimagenet_c if dataset == "tinyimagenet" else load_cifar_c
-    images, labels = loader(root, corruption, severity)
+    root, corruption = corruption_set.root, corruption_set.name
     if dataset == "tinyimagenet":
+        images, labels = load_tinyimagenet_c(root, corruption, severity)
         classes = max(int(labels.max(initial=0)), int(test_labels.max(initial=0))) + 1
         same = np.array_equal(np.bincount(labels, minlength=classes), np.bincount(test_labels, minlength=classes))
     else:
+        images, labels = load_cifar_c(root, corruption, severity, labels_optional=corruption_set.family == "C-bar")
+        if labels is None:
+            if len(images) != len(test_labels):
+                raise ValueError(f"{root / (corruption + '.npy')}: {len(images)} rows per severity, but the test set has "
+                                 f"{len(test_labels)} images")
+            labels = test_labels
         same = np.array_equal(labels, test_labels)
     if not same:
         raise ValueError(f"{corruption} severity {severity}: labels differ from the clean test set's; "
@@ -96,40 +195,88 @@ def generate_corrupted(images: torch.Tensor, dataset: str, corruption: str, seve
                        seed: int, frost_dir=None) -> torch.Tensor:
     """The (corruption, severity) version of uint8 test images, generated batch by batch on their device."""
     generator = torch.Generator(device=images.device)
-    generator.manual_seed(seed * 1_000_003 + CORRUPTIONS.index(corruption) * 10 + severity)
+    generator.manual_seed(seed * 1_000_003 + ALL_CORRUPTIONS.index(corruption) * 10 + severity)
     image_size = dataset_info(dataset).image_size
     parts = []
-    for start in range(0, len(images), batch_size):
-        part = corrupt(images[start : start + batch_size], corruption, severity, image_size=image_size,
-                       generator=generator, frost_dir=frost_dir)
-        if dataset in STORED_JPEG_QUALITY:
-            part = jpeg_compression(part, STORED_JPEG_QUALITY[dataset])
-        parts.append(part)
+    with stand_in_warning_suppressed():  # evaluate_models says once what a stand-in frost feeds
+        for start in range(0, len(images), batch_size):
+            part = corrupt(images[start : start + batch_size], corruption, severity, image_size=image_size,
+                           generator=generator, frost_dir=frost_dir)
+            if dataset in STORED_JPEG_QUALITY:
+                part = jpeg_compression(part, STORED_JPEG_QUALITY[dataset])
+            parts.append(part)
     return torch.cat(parts)
 
 
-def summarize(clean_correct: int, correct: dict[tuple[str, int], int], count: int) -> dict:
-    """Counts of correct predictions -> accuracies in percent and their means."""
-    accuracy = {name: [100.0 * correct[(name, s)] / count for s in SEVERITIES] for name in CORRUPTIONS if (name, 1) in correct}
-    every = [value for values in accuracy.values() for value in values]
+def _mean(values) -> float | None:
+    values = list(values)
+    return float(np.mean(values)) if values else None
+
+
+def summarize(clean_correct: int, correct: dict[tuple[str, int], int], count: int, dataset: str = "cifar10",
+              sources: dict[str, str] | None = None) -> dict:
+    """Counts of correct predictions -> accuracies in percent, their means and the authors' scores.
+
+    ``mean_corruption_accuracy`` and ``severity_mean`` are over the evaluated sets of the 15
+    benchmark corruptions (the paper's metric when all 75 are there). Each score is computed only when
+    all its corruptions were evaluated; ``source`` says whether its sets are official, generated or
+    mixed, and a mixed score carries ``official_only``, its mean over the official sets alone."""
+    evaluated = [name for name in ALL_CORRUPTIONS + C_BAR_CORRUPTIONS.get(dataset, ()) if (name, 1) in correct]
+    accuracy = {name: [100.0 * correct[(name, s)] / count for s in SEVERITIES] for name in evaluated}
+    corruption_mean = {name: float(np.mean(values)) for name, values in accuracy.items()}
+    benchmark = [name for name in CORRUPTIONS if name in accuracy]
+    sources = sources or {}
+    scores = {}
+    for score, members in score_members(dataset).items():
+        missing = [name for name in members if name not in accuracy]
+        member_sources = {sources.get(name, "generated") for name in members if name in accuracy}
+        source = "mixed" if len(member_sources) > 1 else next(iter(member_sources), None)
+        scores[score] = {
+            "value": None if missing or not members else _mean(corruption_mean[name] for name in members),
+            "source": source,
+            "corruptions": len(members),
+            "missing": missing,
+            "official_only": _mean(corruption_mean[name] for name in members
+                                   if name in accuracy and sources.get(name) == "official") if source == "mixed" else None,
+        }
     return {
         "clean_accuracy": 100.0 * clean_correct / count,
         "accuracy": accuracy,  # corruption -> [severity 1..5]
-        "corruption_mean": {name: float(np.mean(values)) for name, values in accuracy.items()},
-        "severity_mean": [float(np.mean([accuracy[n][i] for n in accuracy])) for i in range(len(SEVERITIES))],
-        "mean_corruption_accuracy": float(np.mean(every)),
-        "num_sets": len(every),
+        "corruption_mean": corruption_mean,
+        "severity_mean": [float(np.mean([accuracy[n][i] for n in benchmark])) if benchmark else None
+                          for i in range(len(SEVERITIES))],
+        "mean_corruption_accuracy": _mean(value for name in benchmark for value in accuracy[name]),
+        "num_sets": len(benchmark) * len(SEVERITIES),
+        "scores": scores,
     }
+
+
+def _frost_notice(plan: EvaluationPlan, frost_dir, dataset: str) -> str | None:
+    """A warning when generated frost with the stand-in texture feeds reported numbers, naming them."""
+    if not any(s.name == "frost" and s.source == "generated" for s in plan.sets) or "procedural" not in frost_source(frost_dir):
+        return None
+    fed = ["frost's accuracy"] + [score for score, members in score_members(dataset).items() if "frost" in members]
+    return ("frost is GENERATED with a procedural stand-in texture (official textures not found: set FASTNST_FROST_DIR "
+            f"or --frost-dir); it feeds {', '.join(fed)}, which are therefore not comparable to published numbers")
 
 
 def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, device="cpu", batch_size: int = 500,
                     source: str = "auto", max_images: int | None = None, seed: int = 0,
-                    corruptions: tuple[str, ...] = CORRUPTIONS, frost_dir=None, progress: bool = True) -> dict:
+                    corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True) -> dict:
     """Evaluate several classifiers on the same clean and corrupted images (generated once)."""
     device = torch.device(device)
-    source = resolve_source(dataset, data_root, source)
+    plan = plan_evaluation(dataset, data_root, source, corruptions)
+    generated = [s.name for s in plan.sets if s.source == "generated"]
+    if source == "auto" and any(s.source == "official" for s in plan.sets) and generated:
+        warnings.warn(f"{dataset}-C is partly missing under {plan.official_root}: "
+                      + ", ".join(f"{name} ({plan.missing_files[name]})" for name in generated)
+                      + " GENERATED instead; scores over both sources are flagged as mixed", stacklevel=2)
+    frost_notice = _frost_notice(plan, frost_dir, dataset)
+    if frost_notice:
+        warnings.warn(frost_notice, stacklevel=2)
+    memory_format = EVAL_MEMORY_FORMAT.get(device.type, torch.contiguous_format)
     for model in models.values():
-        model.to(device).eval()
+        model.to(device, memory_format=memory_format).eval()
     test_images, test_labels = load_test_set(dataset, data_root)
     indices = _subset(len(test_labels), max_images, seed)
     clean, labels = _to_device(test_images[indices], test_labels[indices], device)
@@ -138,56 +285,77 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     _count_correct(models, clean, labels, dataset, batch_size, clean_correct)
     correct = {name: {} for name in models}
     started = time.perf_counter()
-    pairs = [(c, s) for c in corruptions for s in SEVERITIES]
-    for corruption, severity in tqdm(pairs, desc=f"{dataset}-C ({source})", disable=not progress, unit="set"):
-        if source == "official":
-            images, set_labels = _to_device(*_official_set(dataset, data_root, corruption, severity, test_labels,
-                                                           indices), device)
+    pairs = [(corruption_set, s) for corruption_set in plan.sets for s in SEVERITIES]
+    for corruption_set, severity in tqdm(pairs, desc=f"{dataset}-C ({plan.source})", disable=not progress, unit="set"):
+        if corruption_set.source == "official":
+            images, set_labels = _to_device(*_official_set(dataset, corruption_set, severity, test_labels, indices), device)
         else:
-            images = generate_corrupted(clean, dataset, corruption, severity, batch_size=batch_size, seed=seed,
+            images = generate_corrupted(clean, dataset, corruption_set.name, severity, batch_size=batch_size, seed=seed,
                                         frost_dir=frost_dir)
             set_labels = labels
         counts = dict.fromkeys(models, 0)
         _count_correct(models, images, set_labels, dataset, batch_size, counts)
         for name in models:
-            correct[name][(corruption, severity)] = counts[name]
+            correct[name][(corruption_set.name, severity)] = counts[name]
 
+    sources = {s.name: s.source for s in plan.sets}
+    frost = ("not evaluated" if "frost" not in sources else "official files" if sources["frost"] == "official"
+             else frost_source(frost_dir))
     meta = {
         "dataset": dataset,
-        "source": source,
-        "frost": frost_source(frost_dir) if source == "generated" else "official files",
+        "source": plan.source,  # official, generated or mixed
+        "requested_source": source,
+        "sources": sources,  # corruption -> official | generated
+        "official_root": str(plan.official_root) if plan.official_root else None,
+        "c_bar_root": str(plan.c_bar_root) if plan.c_bar_root else None,
+        "missing_files": plan.missing_files,
+        "not_evaluated": plan.not_evaluated,
+        "frost": frost,
+        "warnings": [notice for notice in (frost_notice,) if notice],
         "num_images": int(len(indices)),
         "image_size": dataset_info(dataset).image_size,
         "seed": seed,
         "batch_size": batch_size,
         "device": str(device),
+        "memory_format": str(memory_format).replace("torch.", ""),
         "seconds": time.perf_counter() - started,
     }
-    return {"meta": meta, "models": {name: summarize(clean_correct[name], correct[name], len(indices)) for name in models}}
+    results = {name: summarize(clean_correct[name], correct[name], len(indices), dataset, sources) for name in models}
+    return {"meta": meta, "models": results}
 
 
 def evaluate(model: nn.Module, dataset: str, data_root, *, device="cpu", batch_size: int = 500, source: str = "auto",
-             max_images: int | None = None, seed: int = 0, frost_dir=None, progress: bool = True) -> dict:
+             max_images: int | None = None, seed: int = 0, corruptions: tuple[str, ...] | None = None, frost_dir=None,
+             progress: bool = True) -> dict:
     """One classifier -> {clean_accuracy, accuracy[corruption][severity-1], corruption_mean, severity_mean,
-    mean_corruption_accuracy, meta: {source, frost, num_images, ...}}; accuracies in percent."""
+    mean_corruption_accuracy, scores, meta: {source, sources, frost, num_images, ...}}; accuracies in percent."""
     results = evaluate_models({"model": model}, dataset, data_root, device=device, batch_size=batch_size, source=source,
-                              max_images=max_images, seed=seed, frost_dir=frost_dir, progress=progress)
+                              max_images=max_images, seed=seed, corruptions=corruptions, frost_dir=frost_dir,
+                              progress=progress)
     return {**results["models"]["model"], "meta": results["meta"]}
 
 
 def relative_to(result: dict, baseline: dict) -> dict:
     """Differences in percentage points, and corruption errors relative to the baseline's
-    (Hendrycks & Dietterich's CE with the baseline in AlexNet's place; below 1 is better)."""
+    (Hendrycks & Dietterich's CE with the baseline in AlexNet's place; below 1 is better; the
+    mean is over the 15 benchmark corruptions evaluated, as their mCE)."""
     per_corruption_ce = {
         name: sum(100 - a for a in result["accuracy"][name]) / max(sum(100 - a for a in baseline["accuracy"][name]), 1e-9)
-        for name in result["accuracy"]
+        for name in result["accuracy"] if name in baseline["accuracy"]
     }
+
+    def delta(ours, theirs):
+        return None if ours is None or theirs is None else ours - theirs
+
     return {
         "clean_accuracy_delta": result["clean_accuracy"] - baseline["clean_accuracy"],
-        "mean_corruption_accuracy_delta": result["mean_corruption_accuracy"] - baseline["mean_corruption_accuracy"],
-        "corruption_mean_delta": {n: result["corruption_mean"][n] - baseline["corruption_mean"][n] for n in result["corruption_mean"]},
+        "mean_corruption_accuracy_delta": delta(result["mean_corruption_accuracy"], baseline["mean_corruption_accuracy"]),
+        "score_delta": {name: delta(score["value"], baseline.get("scores", {}).get(name, {}).get("value"))
+                        for name, score in result.get("scores", {}).items()},
+        "corruption_mean_delta": {n: result["corruption_mean"][n] - baseline["corruption_mean"][n]
+                                  for n in result["corruption_mean"] if n in baseline["corruption_mean"]},
         "corruption_error": per_corruption_ce,
-        "mean_corruption_error": float(np.mean(list(per_corruption_ce.values()))),
+        "mean_corruption_error": _mean(ce for name, ce in per_corruption_ce.items() if name in CORRUPTIONS),
     }
 
 
@@ -225,39 +393,87 @@ def evaluate_checkpoint(checkpoint, dataset: str | None, data_root, *, baseline=
     return report
 
 
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.2f} %"
+
+
+def format_score(score: dict) -> str:
+    """One score for people: its value, its source, and what is wrong with it if anything."""
+    if score["corruptions"] == 0:
+        return "n/a (no such sets for this data set)"
+    if score["value"] is None:
+        return f"not computed ({len(score['missing'])} of {score['corruptions']} sets not evaluated)"
+    if score["source"] == "mixed":
+        return (f"{score['value']:.2f} % MIXED official+generated (official sets only: "
+                f"{_percent(score['official_only'])})")
+    return f"{score['value']:.2f} % ({score['source']})"
+
+
+def source_lines(meta: dict) -> list[str]:
+    """Which sets were read and which generated, and why: for the summary and the report."""
+    sources = meta.get("sources", {})
+    official = [name for name, source in sources.items() if source == "official"]
+    generated = [name for name, source in sources.items() if source == "generated"]
+    missing = meta.get("missing_files", {})
+    lines = []
+    if official:
+        roots = ", ".join(str(root) for root in (meta.get("official_root"), meta.get("c_bar_root")) if root)
+        lines.append(f"OFFICIAL files ({len(official)} sets, {roots}): {', '.join(official)}")
+    if generated:
+        why = [f"{name} (missing {missing[name]})" if name in missing and meta.get("official_root")
+               and meta.get("requested_source") == "auto" else name for name in generated]
+        lines.append(f"GENERATED from the clean test set ({len(generated)} sets, frost: {meta.get('frost')}): {', '.join(why)}")
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in meta.get("not_evaluated", {}).items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        lines.append(f"not evaluated: {', '.join(names)}: {reason}")
+    return lines
+
+
 def format_summary(report: dict) -> str:
     meta = report["meta"]
-    lines = [f"{meta['dataset']}-C from {meta['source'].upper()} files" if meta["source"] == "official"
-             else f"{meta['dataset']}-C GENERATED from the clean test set (frost: {meta['frost']})",
-             f"{meta['num_images']} images per set, {meta['seconds']:.1f} s"]
+    lines = [f"{meta['dataset']}-C: {meta['source'].upper()}"] + [f"  {line}" for line in source_lines(meta)]
+    lines += [f"  warning: {notice}" for notice in meta.get("warnings", [])]
+    lines.append(f"{meta['num_images']} images per set, {meta['seconds']:.1f} s")
     for name, result in report["results"].items():
-        lines.append(f"{name:>10}: clean {result['clean_accuracy']:6.2f} %   mean corruption accuracy "
-                     f"{result['mean_corruption_accuracy']:6.2f} % (over {result['num_sets']} sets)")
+        lines.append(f"{name:>10}: clean {result['clean_accuracy']:6.2f} %")
+        for score_name, score in result.get("scores", {}).items():
+            lines.append(f"{'':>10}  {score_name:30s} {format_score(score)}")
         if "relative" in report:
             relative = report["relative"][name]
-            lines.append(f"{'':>10}  vs baseline: clean {relative['clean_accuracy_delta']:+.2f} pp, "
-                         f"corruption {relative['mean_corruption_accuracy_delta']:+.2f} pp, "
-                         f"relative mCE {relative['mean_corruption_error']:.3f}")
+            corruption_delta = relative["mean_corruption_accuracy_delta"]
+            mce = relative["mean_corruption_error"]
+            lines.append(f"{'':>10}  vs baseline: clean {relative['clean_accuracy_delta']:+.2f} pp, corruption "
+                         + ("n/a" if corruption_delta is None else f"{corruption_delta:+.2f} pp")
+                         + ", relative mCE " + ("n/a" if mce is None else f"{mce:.3f}"))
     return "\n".join(lines)
 
 
 def example_grid(dataset: str, data_root, *, seed: int = 0, frost_dir=None) -> torch.Tensor:
-    """uint8 (15, 6, 3, H, W): one test image clean and at severities 1..5 of every corruption (generated)."""
+    """uint8 (19, 6, 3, H, W): one test image clean and at severities 1..5 of every -C corruption,
+    generated (an illustration, whatever the evaluation read; frost's stand-in is not warned about here)."""
     images, _ = load_test_set(dataset, data_root)
     image = torch.from_numpy(np.ascontiguousarray(images[seed % len(images)][None])).permute(0, 3, 1, 2).contiguous()
     rows = []
-    for name in CORRUPTIONS:
-        generator = torch.Generator().manual_seed(seed)
-        rows.append(torch.cat([image] + [corrupt(image, name, s, generator=generator, frost_dir=frost_dir) for s in SEVERITIES]))
+    with stand_in_warning_suppressed():
+        for name in ALL_CORRUPTIONS:
+            generator = torch.Generator().manual_seed(seed)
+            rows.append(torch.cat([image] + [corrupt(image, name, s, generator=generator, frost_dir=frost_dir)
+                                             for s in SEVERITIES]))
     return torch.stack(rows)
 
 
-def parse_corruptions(text: str) -> tuple[str, ...]:
+def parse_corruptions(text: str | None) -> tuple[str, ...] | None:
+    """--corruptions: None (every -C and C-bar set) or the named ones, in the official order."""
+    if text is None:
+        return None
+    known = ALL_CORRUPTIONS + tuple(dict.fromkeys(name for names in C_BAR_CORRUPTIONS.values() for name in names))
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in CORRUPTIONS]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise SystemExit(f"--corruptions: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(CORRUPTIONS)}")
-    return tuple(name for name in CORRUPTIONS if name in names)
+        raise SystemExit(f"--corruptions: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(known)}")
+    return tuple(name for name in known if name in names)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,16 +485,20 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--dataset", help="cifar10, cifar100, tinyimagenet or demo (default: the checkpoint's)")
     group.add_argument("--data-root", default="data", help="folder holding the clean test set and the official -C files")
     group.add_argument("--source", default="auto", choices=SOURCES,
-                       help="official -C files, generated corruptions, or auto: official when present")
+                       help="-C sets: official files, generated, or auto: each set official when its file is there, else "
+                            "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
     group.add_argument("--max-images", type=int, help="evaluate a seeded random subset of this many test images")
     group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: $FASTNST_FROST_DIR, "
                        "else a procedural stand-in, flagged in the results)")
     group.add_argument("--seed", type=int, default=0, help="seed of the subset and of the generated corruptions")
-    group.add_argument("--corruptions", default=",".join(CORRUPTIONS),
-                       help="comma-separated subset for a quick look (the benchmark mean needs all 15)")
+    group.add_argument("--corruptions", default=None,
+                       help="comma-separated subset for a quick look (default: the 19 -C and the 10 C-bar sets; "
+                            "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    group.add_argument("--batch-size", type=int, default=500)
+    group.add_argument("--batch-size", type=int, default=500,
+                       help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
+                            "take at most 64 images, measured faster")
     group.add_argument("--out", help="folder for results.json, report.md and the figures (default: next to the checkpoint)")
     return parser
 

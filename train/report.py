@@ -1,8 +1,13 @@
 """Write an evaluation (train.evaluate) to disk: results.json, report.md, and two figures.
 
+- ``results.json``: everything train.evaluate returns, including the authors' scores
+  (``scores``) and the source of every set (``meta.sources``);
+- ``report.md``: the scores per model with their source (a score over official and generated
+  sets is marked MIXED, with its mean over the official sets beside it), then the accuracy per
+  corruption and severity with each set's source;
 - ``corruption_accuracy.png``: mean accuracy per corruption (over severities 1..5), one bar
   per evaluated model, baseline bars beside them when there is a baseline;
-- ``examples.png``: one test image clean and at severities 1..5 of each corruption.
+- ``examples.png``: one test image clean and at severities 1..5 of each -C corruption.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fastnst.train.corruptions import CORRUPTIONS, SEVERITIES
+from fastnst.train.corruptions import ALL_CORRUPTIONS, SEVERITIES
 
 
 def _as_report(results: dict) -> dict:
@@ -23,46 +28,76 @@ def _as_report(results: dict) -> dict:
     return {"meta": results.get("meta", {}), "results": {"model": {k: v for k, v in results.items() if k != "meta"}}}
 
 
-def _source_line(meta: dict) -> str:
-    if meta.get("source") == "official":
-        return f"Corruptions: the official {meta.get('dataset', '')}-C files."
-    line = "Corruptions: GENERATED from the clean test set by train.corruptions (not the official files)"
+def _source_lines(meta: dict) -> list[str]:
+    from fastnst.train.evaluate import source_lines
+
+    if "sources" not in meta:  # a result written before sets had their own source
+        meta = {**meta, "sources": {}}
+    lines = ["Corruptions:"] + [f"- {line}" for line in source_lines(meta)]
+    if meta.get("source") == "generated" and len(lines) == 1:
+        lines.append("- GENERATED from the clean test set by train.corruptions (not the official files)")
     if "procedural" in str(meta.get("frost", "")):
-        line += "; frost uses a procedural stand-in texture, so Frost is not comparable to published numbers"
-    return line + "."
+        lines.append("- frost uses a procedural stand-in texture (procedural stand-in), so Frost and every score that "
+                     "includes it are not comparable to published numbers")
+    if meta.get("source") == "mixed":
+        lines.append("- **Official and generated sets are mixed**: each score says which it averages; a MIXED "
+                     "score also gives its mean over the official sets alone.")
+    return lines
+
+
+def _value(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _score_cell(score: dict | None) -> str:
+    if score is None or score["corruptions"] == 0:
+        return "n/a"
+    if score["value"] is None:
+        return f"not computed ({len(score['missing'])} sets missing)"
+    if score["source"] == "mixed":
+        return f"{score['value']:.2f} MIXED (official only: {_value(score['official_only'])})"
+    return f"{score['value']:.2f} ({score['source']})"
 
 
 def markdown(report: dict, baseline: dict | None) -> str:
     meta = report["meta"]
-    lines = [f"# Corruption robustness: {meta.get('dataset', '?')}", "", _source_line(meta),
-             f"{meta.get('num_images', '?')} test images per set; accuracies in percent; "
-             "mean corruption accuracy = mean over the 15 corruptions x 5 severities.", ""]
-    header = "| model | clean | mean corruption accuracy |"
-    rule = "| --- | --- | --- |"
+    first = next(iter(report["results"].values()))
+    score_names = list(first.get("scores", {}))
+    lines = [f"# Corruption robustness: {meta.get('dataset', '?')}", ""] + _source_lines(meta) + [
+        "", f"{meta.get('num_images', '?')} test images per set; accuracies in percent. Scores as the paper's authors "
+        "report them (experiments/eval_corruptions.py:78-86): the mean over their corruptions of the accuracy over "
+        "severities 1-5; mean corruption accuracy = the mean over the evaluated sets of the 15 benchmark corruptions.", ""]
+    header = "| model | clean | mean corruption accuracy |" + "".join(f" {name} |" for name in score_names)
+    rule = "| --- | --- | --- |" + " --- |" * len(score_names)
     if "relative" in report:
         header += " clean vs baseline (pp) | corruption vs baseline (pp) | relative mCE |"
         rule += " --- | --- | --- |"
     lines += [header, rule]
-    num_sets = next(iter(report["results"].values())).get("num_sets", 75)
+    num_sets = first.get("num_sets", 75)
     if num_sets != 75:
-        lines[-2:-2] = [f"**Only {num_sets} of the 75 corruption sets were evaluated: the mean is not the benchmark's.**", ""]
+        lines[-2:-2] = [f"**Only {num_sets} of the 75 benchmark corruption sets were evaluated: the mean is not the benchmark's.**", ""]
     for name, result in report["results"].items():
-        row = f"| {name} | {result['clean_accuracy']:.2f} | {result['mean_corruption_accuracy']:.2f} |"
+        row = (f"| {name} | {result['clean_accuracy']:.2f} | {_value(result['mean_corruption_accuracy'])} |"
+               + "".join(f" {_score_cell(result['scores'][n])} |" for n in score_names))
         if "relative" in report:
             relative = report["relative"][name]
-            row += (f" {relative['clean_accuracy_delta']:+.2f} | {relative['mean_corruption_accuracy_delta']:+.2f} |"
-                    f" {relative['mean_corruption_error']:.3f} |")
+            row += (f" {relative['clean_accuracy_delta']:+.2f} | {_value(relative['mean_corruption_accuracy_delta'])} |"
+                    f" {_value(relative['mean_corruption_error'])} |")
         lines.append(row)
     for name, result in (baseline or {}).items():
-        lines.append(f"| baseline {name} | {result['clean_accuracy']:.2f} | {result['mean_corruption_accuracy']:.2f} |"
+        lines.append(f"| baseline {name} | {result['clean_accuracy']:.2f} | {_value(result['mean_corruption_accuracy'])} |"
+                     + "".join(f" {_score_cell(result.get('scores', {}).get(n))} |" for n in score_names)
                      + (" | | |" if "relative" in report else ""))
+    sources = meta.get("sources", {})
     for name, result in report["results"].items():
         lines += ["", f"## {name}: accuracy per corruption and severity", "",
-                  "| corruption | " + " | ".join(f"s{s}" for s in SEVERITIES) + " | mean |",
-                  "| --- |" + " --- |" * (len(SEVERITIES) + 1)]
+                  "| corruption | source | " + " | ".join(f"s{s}" for s in SEVERITIES) + " | mean |",
+                  "| --- | --- |" + " --- |" * (len(SEVERITIES) + 1)]
         for corruption, values in result["accuracy"].items():
-            lines.append(f"| {corruption} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {result['corruption_mean'][corruption]:.2f} |")
-        lines.append("| **mean** | " + " | ".join(f"{v:.2f}" for v in result["severity_mean"]) + f" | **{result['mean_corruption_accuracy']:.2f}** |")
+            lines.append(f"| {corruption} | {sources.get(corruption, meta.get('source', '?'))} | "
+                         + " | ".join(f"{v:.2f}" for v in values) + f" | {result['corruption_mean'][corruption]:.2f} |")
+        lines.append("| **mean of the 15** | | " + " | ".join(_value(v) for v in result["severity_mean"])
+                     + f" | **{_value(result['mean_corruption_accuracy'])}** |")
     return "\n".join(lines) + "\n"
 
 
@@ -74,15 +109,18 @@ def plot_corruption_bars(report: dict, baseline: dict | None, path: Path) -> Non
 
     series = {name: r for name, r in report["results"].items()}
     series.update({f"baseline {name}": r for name, r in (baseline or {}).items()})
-    names = [c for c in CORRUPTIONS if c in next(iter(series.values()))["corruption_mean"]]
+    names = list(next(iter(series.values()))["corruption_mean"])
     positions = np.arange(len(names) + 1)
     width = 0.8 / len(series)
-    figure, axes = plt.subplots(figsize=(12, 4.5))
+    figure, axes = plt.subplots(figsize=(max(12, 0.5 * len(positions)), 4.5))
     for index, (label, result) in enumerate(series.items()):
-        values = [result["corruption_mean"][c] for c in names] + [result["mean_corruption_accuracy"]]
+        values = [result["corruption_mean"].get(c, np.nan) for c in names] + [result["mean_corruption_accuracy"] or np.nan]
         hatch = "//" if label.startswith("baseline") else None
         axes.bar(positions + (index - (len(series) - 1) / 2) * width, values, width, label=label, hatch=hatch)
-    axes.set_xticks(positions, [c.replace("_", " ") for c in names] + ["MEAN"], rotation=40, ha="right")
+    sources = report["meta"].get("sources", {})
+    labels = [c.replace("_", " ") + (" (gen.)" if sources.get(c) == "generated" and report["meta"].get("source") == "mixed" else "")
+              for c in names]
+    axes.set_xticks(positions, labels + ["MEAN of 15"], rotation=40, ha="right")
     axes.set_ylabel("accuracy (%), mean over severities")
     axes.set_ylim(0, 100)
     axes.grid(axis="y", alpha=0.3)
@@ -95,8 +133,9 @@ def plot_corruption_bars(report: dict, baseline: dict | None, path: Path) -> Non
     plt.close(figure)
 
 
-def plot_examples(examples: torch.Tensor, path: Path, names=CORRUPTIONS) -> None:
-    """examples: uint8 (corruptions, 1 + severities, 3, H, W)."""
+def plot_examples(examples: torch.Tensor, path: Path, names=None) -> None:
+    """examples: uint8 (corruptions, 1 + severities, 3, H, W); names default to the -C corruptions in order."""
+    names = ALL_CORRUPTIONS[: examples.shape[0]] if names is None else names
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,5 @@
-"""The 15 common corruptions of Hendrycks & Dietterich (ICLR 2019), batched in PyTorch.
+"""The 15 common corruptions of Hendrycks & Dietterich (ICLR 2019) and their 4 extra
+("validation") corruptions, batched in PyTorch.
 
 ``corrupt(images, name, severity, image_size=32|64, generator=...)`` takes and
 returns uint8 (N, 3, H, W) on any device; every operation runs on that
@@ -12,7 +13,7 @@ import os
 
 import torch
 
-from fastnst.train.corruptions import blur, digital, noise, weather
+from fastnst.train.corruptions import blur, digital, noise, spatter, weather
 from fastnst.train.corruptions.frost import FROST_DIR_ENV, frost_source
 from fastnst.train.corruptions.params import FROST_TEXTURE_SCALE, PARAMS, severity_params
 
@@ -34,9 +35,14 @@ CORRUPTIONS: tuple[str, ...] = (
     "pixelate",
     "jpeg_compression",
 )
+# The scripts' four extra corruptions, in the order of their listings (make_cifar_c.py:439-442);
+# they ship in CIFAR-10-C / CIFAR-100-C, and the authors' Acc_C-all-19 adds them to the 15.
+EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ALL_CORRUPTIONS: tuple[str, ...] = CORRUPTIONS + EXTRA_CORRUPTIONS
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-_RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
+_RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
+           "elastic_transform", "speckle_noise", "spatter"}
 _FUNCTIONS = {
     "gaussian_noise": noise.gaussian_noise,
     "shot_noise": noise.shot_noise,
@@ -53,6 +59,10 @@ _FUNCTIONS = {
     "elastic_transform": digital.elastic_transform,
     "pixelate": digital.pixelate,
     "jpeg_compression": digital.jpeg_compression,
+    "speckle_noise": noise.speckle_noise,
+    "gaussian_blur": blur.gaussian_blur,
+    "spatter": spatter.spatter,
+    "saturate": digital.saturate,
 }
 
 
@@ -82,7 +92,7 @@ def corrupt(
     if image_size != height:
         raise ValueError(f"image_size={image_size} but the images are {height}x{width}; the official tables are per resolution")
     if name not in _FUNCTIONS:
-        raise ValueError(f"unknown corruption {name!r}; expected one of {', '.join(CORRUPTIONS)}")
+        raise ValueError(f"unknown corruption {name!r}; expected one of {', '.join(ALL_CORRUPTIONS)}")
     if generator is not None and generator.device.type != images.device.type:
         raise ValueError(f"generator is on {generator.device} but images are on {images.device}")
     params = severity_params(name, severity, image_size)
@@ -98,4 +108,4 @@ def corrupt(
     return _FUNCTIONS[name](images, *params, **keywords)
 
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "PARAMS", "corrupt", "frost_source", "FROST_DIR_ENV"]
+__all__ = ["CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "SEVERITIES", "PARAMS", "corrupt", "frost_source", "FROST_DIR_ENV"]

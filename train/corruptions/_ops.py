@@ -53,19 +53,19 @@ def _pad(x: torch.Tensor, pad_h: int, pad_w: int, mode: str) -> torch.Tensor:
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
-def gaussian_kernel1d(sigma: float, truncate: float, device) -> torch.Tensor:
+def gaussian_kernel1d(sigma: float, truncate: float, device, dtype=torch.float32) -> torch.Tensor:
     """scipy.ndimage.gaussian_filter1d's taps: radius int(truncate * sigma + 0.5), normalized."""
     radius = int(truncate * float(sigma) + 0.5)
     if sigma <= 0 or radius == 0:
-        return torch.ones(1, device=device)
+        return torch.ones(1, device=device, dtype=dtype)
     positions = torch.arange(-radius, radius + 1, device=device, dtype=torch.float64)
     taps = torch.exp(-0.5 * (positions / float(sigma)) ** 2)
-    return (taps / taps.sum()).float()
+    return (taps / taps.sum()).to(dtype)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
-    """skimage.filters.gaussian per channel (defaults: mode='nearest', truncate=4)."""
-    taps = gaussian_kernel1d(sigma, truncate, x.device)
+    """skimage.filters.gaussian per channel (defaults: mode='nearest', truncate=4), in x's float dtype."""
+    taps = gaussian_kernel1d(sigma, truncate, x.device, x.dtype)
     radius = taps.numel() // 2
     if radius == 0:
         return x

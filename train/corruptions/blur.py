@@ -1,4 +1,4 @@
-"""Blur corruptions: defocus, glass, motion, zoom."""
+"""Blur corruptions: defocus, glass, motion, zoom, and the extra gaussian blur."""
 from __future__ import annotations
 
 import numpy as np
@@ -96,3 +96,9 @@ def zoom_blur(images: torch.Tensor, start: float, stop: float, step: float) -> t
         total += matrix @ unit @ matrix.T
     return to_uint8(total / (len(zoom_factors(start, stop, step)) + 1))
 
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """skimage.filters.gaussian(x / 255, sigma, multichannel=True): mode 'nearest', truncate 4,
+    in float64 like the scripts, so only values a float epsilon from a level boundary can differ."""
+    return to_uint8(_ops.gaussian_blur(images.double() / 255.0, sigma))

@@ -1,4 +1,4 @@
-"""Digital corruptions: brightness, contrast, elastic transform, pixelate, JPEG."""
+"""Digital corruptions: brightness, contrast, elastic transform, pixelate, JPEG, and the extra saturate."""
 from __future__ import annotations
 
 import warnings
@@ -19,6 +19,41 @@ def brightness(images: torch.Tensor, shift: float) -> torch.Tensor:
     new_value = (value + shift).clamp(max=1.0)
     scaled = unit * (new_value / value.clamp(min=1e-12))
     return to_uint8(torch.where(value > 0, scaled, new_value.expand_as(unit)))
+
+
+def _rgb_to_hsv(unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """skimage.color.rgb2hsv on (N, 3, H, W) float64, operation for operation (hue 0 for greys;
+    where channels tie for the maximum, blue wins over green over red, as skimage's assignments)."""
+    red, green, blue = unit.unbind(1)
+    value = unit.amax(dim=1)
+    delta = value - unit.amin(dim=1)
+    grey = delta == 0
+    safe_delta = torch.where(grey, 1.0, delta)
+    saturation = torch.where(grey, 0.0, delta / torch.where(value == 0, 1.0, value))
+    hue = torch.where(blue == value, 4.0 + (red - green) / safe_delta,
+                      torch.where(green == value, 2.0 + (blue - red) / safe_delta, (green - blue) / safe_delta))
+    hue = torch.where(grey, 0.0, torch.remainder(hue / 6.0, 1.0))
+    return hue, saturation, value
+
+
+def _hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb, operation for operation: (N, H, W) x 3 -> (N, 3, H, W)."""
+    sector = torch.floor(hue * 6)
+    fraction = hue * 6 - sector
+    p = value * (1 - saturation)
+    q = value * (1 - fraction * saturation)
+    t = value * (1 - (1 - fraction) * saturation)
+    # skimage's np.choose over the six sectors, as an index into (v, t, p, q) per output channel
+    table = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]], device=hue.device)
+    pick = table[sector.to(torch.int64).remainder(6)].permute(0, 3, 1, 2)  # (N, 3, H, W)
+    return torch.stack([value, t, p, q], dim=1).gather(1, pick)
+
+
+def saturate(images: torch.Tensor, factor: float, offset: float) -> torch.Tensor:
+    """rgb -> HSV, S = clip(S * factor + offset, 0, 1), HSV -> rgb, with skimage's formulas in
+    float64 (greys have hue 0, so they turn reddish when offset > 0, as in the scripts)."""
+    hue, saturation, value = _rgb_to_hsv(images.double() / 255.0)
+    return to_uint8(_hsv_to_rgb(hue, (saturation * factor + offset).clamp(0.0, 1.0), value))
 
 
 def contrast(images: torch.Tensor, factor: float) -> torch.Tensor:

@@ -14,6 +14,8 @@ published Frost accuracies; every result produced with it says so.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import warnings
 from functools import lru_cache
@@ -115,6 +117,19 @@ def procedural_frost(n: int, size: int, generator, device) -> torch.Tensor:
 
 
 _warned = False
+# Set while a caller (train.evaluate) reports the stand-in itself, with what it feeds.
+_stand_in_warning_quiet = contextvars.ContextVar("fastnst_frost_stand_in_quiet", default=False)
+
+
+@contextlib.contextmanager
+def stand_in_warning_suppressed():
+    """Within this block the stand-in texture is used without its generic warning (and without
+    using up the one-time warning for later direct calls)."""
+    token = _stand_in_warning_quiet.set(True)
+    try:
+        yield
+    finally:
+        _stand_in_warning_quiet.reset(token)
 
 
 def frost_layers(n: int, size: int, scale: float, folder: str | os.PathLike | None, generator, device) -> torch.Tensor:
@@ -122,7 +137,7 @@ def frost_layers(n: int, size: int, scale: float, folder: str | os.PathLike | No
     resolved = frost_dir(folder)
     if resolved is not None:
         return official_frost_crops(n, size, scale, resolved, generator, device)
-    if not _warned:
+    if not _warned and not _stand_in_warning_quiet.get():
         warnings.warn(
             f"frost: official textures not found (set {FROST_DIR_ENV} or --frost-dir); using a procedural "
             "stand-in, so Frost numbers are NOT comparable to published ones",

@@ -1,4 +1,4 @@
-"""Noise corruptions: gaussian, shot (Poisson), impulse (salt and pepper)."""
+"""Noise corruptions: gaussian, shot (Poisson), impulse (salt and pepper), and the extra speckle."""
 from __future__ import annotations
 
 import torch
@@ -25,3 +25,10 @@ def impulse_noise(images: torch.Tensor, amount: float, generator=None) -> torch.
     salt = torch.rand(unit.shape, generator=generator, device=unit.device) <= 0.5
     unit = torch.where(hit & salt, 1.0, torch.where(hit, 0.0, unit))
     return to_uint8(unit)
+
+
+def speckle_noise(images: torch.Tensor, std: float, generator=None) -> torch.Tensor:
+    # the scripts' x + x * N(0, std): multiplicative noise, so dark pixels barely change
+    unit = to_unit(images)
+    noise = torch.randn(unit.shape, generator=generator, device=unit.device)
+    return to_uint8(unit + unit * (std * noise))

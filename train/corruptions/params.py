@@ -1,4 +1,4 @@
-"""Official per-resolution severity parameters of the 15 benchmark corruptions.
+"""Official per-resolution severity parameters of the 15 benchmark corruptions and the 4 extra ones.
 
 Copied value for value from Hendrycks & Dietterich's generation scripts
 (github.com/hendrycks/robustness, folder ImageNet-C/create_c/):
@@ -8,6 +8,11 @@ Copied value for value from Hendrycks & Dietterich's generation scripts
 
 Each entry lists the five severities in order; the tuple layout of each
 corruption is written next to its name. Nothing here is tuned by us.
+
+The last four entries of each table (speckle_noise, gaussian_blur, spatter,
+saturate) are the scripts' four extra "validation" corruptions, which ship in
+CIFAR-10-C / CIFAR-100-C and which the paper's authors add to the 15 for their
+``Acc_C-all-19`` score. Line numbers are those of the scripts at commit 8190fe3.
 """
 from __future__ import annotations
 
@@ -40,6 +45,17 @@ PARAMS_32: dict[str, list] = {
     ],
     "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],  # downscale factor (PIL box filter both ways)
     "jpeg_compression": [80, 65, 58, 50, 40],  # JPEG quality
+    # the four extra corruptions (make_cifar_c.py:152, :159, :279-283, :353)
+    "speckle_noise": [0.06, 0.1, 0.12, 0.16, 0.2],  # std of the multiplicative noise x + x * N(0, c)
+    "gaussian_blur": [0.4, 0.6, 0.7, 0.8, 1],  # skimage gaussian sigma
+    "spatter": [  # (liquid mean, liquid std, liquid blur sigma, threshold, strength (water) or mud blur sigma, mud?)
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+        (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    ],
+    "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],  # HSV saturation * c0 + c1
 }
 
 # name -> five severities, for 64 px images (source: make_tinyimagenet_c.py)
@@ -71,6 +87,17 @@ PARAMS_64: dict[str, list] = {
     ],
     "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
     "jpeg_compression": [65, 58, 50, 40, 25],
+    # the four extra corruptions (make_tinyimagenet_c.py:270, :277, :397-401, :471)
+    "speckle_noise": [0.15, 0.2, 0.25, 0.3, 0.35],
+    "gaussian_blur": [0.5, 0.75, 1, 1.25, 1.5],
+    "spatter": [
+        (0.62, 0.1, 0.7, 0.7, 0.6, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.6, 0),
+        (0.65, 0.3, 1, 0.69, 0.6, 0),
+        (0.65, 0.1, 0.7, 0.68, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.67, 0.6, 1),
+    ],
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
 }
 
 # How the frost texture is prepared: the scripts shrink each texture by this

@@ -1,9 +1,19 @@
-"""The official common-corruption sets: CIFAR-10-C / CIFAR-100-C (.npy) and TinyImageNet-C (JPEG folders).
+"""The official common-corruption sets: CIFAR-10-C / CIFAR-100-C (.npy) and TinyImageNet-C (JPEG
+folders), and the C-bar sets of Mintun et al. (facebookresearch/augmentation-corruption).
 
 CIFAR-C: ``<root>/<corruption>.npy`` is (50000, 32, 32, 3) uint8, severities 1..5 stacked in blocks
 of 10000 rows; ``<root>/labels.npy`` repeats the test labels 5 times. Both are memory-mapped, so
-reading one severity touches 30 MB, not 150.
-TinyImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``, 64x64.
+reading one severity touches 30 MB, not 150. The archives hold the 15 benchmark corruptions and
+the 4 extra ones (speckle_noise, gaussian_blur, spatter, saturate).
+TinyImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``, 64x64; the published archive
+holds the 15 benchmark corruptions only.
+
+CIFAR-10-C-Bar: what augmentation-corruption's ``imagenet_c_bar/make_cifar10_c_bar.py`` writes,
+``<root>/<corruption>.npy`` (50000, 32, 32, 3) uint8, one block of 10000 rows per severity value of
+its csv row, in the row's order, and ``labels.npy``. Nobody publishes the files; that script (or
+the authors' copy of them) makes them. CIFAR-100-C-bar: the same layout (the authors read
+``CIFAR100-c-bar/<corruption>.npy``, experiments/data.py:597). Tiny-ImageNet C-bar has no official
+set (augmentation-corruption issue 5); one generated in ImageNet-C-bar's folder layout is read.
 """
 from __future__ import annotations
 
@@ -24,6 +34,43 @@ _BENCHMARK_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
     "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression")
 
+# C-bar: folder names tried in order (the generator's own name first, then the authors',
+# experiments/data.py:597 and :620, which read <data>/<dataset>-c-bar/).
+C_BAR_FOLDERS = {
+    "cifar10": ("CIFAR-10-C-Bar", "CIFAR-10-C-bar", "CIFAR10-c-bar"),
+    "cifar100": ("CIFAR-100-C-Bar", "CIFAR-100-C-bar", "CIFAR100-c-bar"),
+    "tinyimagenet": ("Tiny-ImageNet-C-Bar", "Tiny-ImageNet-C-bar", "TinyImageNet-c-bar"),
+}
+# The 10 C-bar corruptions -> their 5 severity values, block by block in each file: the authors'
+# data/cifar_c_bar.csv:1-10 (the same rows as augmentation-corruption's imagenet_c_bar/cifar10_c_bar.csv,
+# in another order) and data/imagenet_c_bar.csv:1-10 for TinyImageNet. The file name is the csv's
+# first column; the authors' result tables print blue_noise_sample as "blue_noise" (data/c-bar-labels-cifar.txt:1).
+CIFAR_C_BAR = {
+    "blue_noise_sample": (0.7, 1.4, 2.1, 3.5, 4.2),
+    "brownish_noise": (2.5, 4.0, 5.5, 6.5, 7.0),
+    "checkerboard_cutout": (1.0, 2.0, 3.0, 4.0, 5.0),
+    "circular_motion_blur": (2.8, 3.6, 4.4, 5.2, 6.0),
+    "inverse_sparkles": (1.0, 1.5, 2.5, 4.5, 5.0),
+    "lines": (0.5, 1.0, 1.5, 2.0, 2.5),
+    "pinch_and_twirl": (5.5, 6.0, 6.5, 8.5, 10.0),
+    "ripple": (5.5, 6.0, 6.5, 7.5, 8.0),
+    "sparkles": (0.7, 3.5, 5.6, 6.3, 7.0),
+    "transverse_chromatic_abberation": (1.0, 2.0, 5.0, 9.0, 10.0),
+}
+IMAGENET_C_BAR = {
+    "blue_noise_sample": (0.8, 1.6, 2.4, 4.0, 5.6),
+    "brownish_noise": (1.0, 2.0, 3.0, 4.0, 5.0),
+    "caustic_refraction": (2.35, 3.2, 4.9, 6.6, 9.15),
+    "checkerboard_cutout": (2.0, 3.0, 4.0, 5.0, 6.0),
+    "cocentric_sine_waves": (3.0, 5.0, 8.0, 9.0, 10.0),
+    "inverse_sparkles": (1.0, 2.0, 4.0, 9.0, 10.0),
+    "perlin_noise": (4.6, 5.2, 5.8, 7.6, 8.8),
+    "plasma_noise": (4.75, 7.0, 8.5, 9.25, 10.0),
+    "single_frequency_greyscale": (1.0, 1.5, 2.0, 4.5, 5.0),
+    "sparkles": (1.0, 2.0, 3.0, 5.0, 6.0),
+}
+C_BAR_CORRUPTIONS = {"cifar10": tuple(CIFAR_C_BAR), "cifar100": tuple(CIFAR_C_BAR), "tinyimagenet": tuple(IMAGENET_C_BAR)}
+
 
 def corrupted_root(dataset: str, data_root: str | Path) -> Path:
     """Where the extracted official corruption archive of ``dataset`` is expected."""
@@ -41,6 +88,45 @@ def has_official_corruptions(dataset: str, data_root: str | Path) -> bool:
     if dataset == "tinyimagenet":
         return all((root / name / "5").is_dir() for name in _BENCHMARK_CORRUPTIONS)
     return (root / "labels.npy").is_file() and all((root / f"{name}.npy").is_file() for name in _BENCHMARK_CORRUPTIONS)
+
+
+def official_file(dataset: str, root: str | Path, corruption: str) -> Path:
+    """The file (CIFAR) or folder of its highest severity (Tiny-ImageNet) that must exist for ``corruption``."""
+    root = Path(root)
+    return root / corruption / "5" if dataset == "tinyimagenet" else root / f"{corruption}.npy"
+
+
+def missing_official_files(dataset: str, root: str | Path, corruptions) -> dict[str, Path]:
+    """corruption -> the missing file that keeps it from being read from ``root`` (empty when all are there).
+    A CIFAR-C folder without labels.npy lacks every set (the labels tie the rows to the test set)."""
+    root = Path(root)
+    if dataset != "tinyimagenet" and not (root / "labels.npy").is_file():
+        return {name: root / "labels.npy" for name in corruptions}
+    missing = {}
+    for name in corruptions:
+        path = official_file(dataset, root, name)
+        if not (path.is_dir() if dataset == "tinyimagenet" else path.is_file()):
+            missing[name] = path
+    return missing
+
+
+def c_bar_root(dataset: str, data_root: str | Path) -> Path | None:
+    """The C-bar folder of ``dataset`` under ``data_root`` (first of C_BAR_FOLDERS that exists), else None."""
+    for name in C_BAR_FOLDERS.get(dataset, ()):
+        if (Path(data_root) / name).is_dir():
+            return Path(data_root) / name
+    return None
+
+
+def missing_c_bar_files(dataset: str, root: Path, corruptions) -> dict[str, Path]:
+    """Like missing_official_files for a C-bar folder, where labels.npy is optional (the authors take
+    the labels from the clean test set, experiments/custom_datasets.py:163)."""
+    missing = {}
+    for name in corruptions:
+        path = official_file(dataset, root, name)
+        if not (path.is_dir() if dataset == "tinyimagenet" else path.is_file()):
+            missing[name] = path
+    return missing
 
 
 def _check_severity(severity: int) -> None:
@@ -62,23 +148,26 @@ def _mmap_npy(path: Path) -> np.ndarray:
         raise DataFormatError(f"{path}: not a readable .npy file ({error})") from error
 
 
-def load_cifar_c(root: str | Path, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of one severity of ``<root>/<corruption>.npy`` -> (uint8 NHWC memmap view, int64 labels)."""
+def load_cifar_c(root: str | Path, corruption: str, severity: int, *,
+                 labels_optional: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of one severity of ``<root>/<corruption>.npy`` -> (uint8 NHWC memmap view, int64 labels).
+    With ``labels_optional`` (C-bar) a missing labels.npy gives None labels."""
     _check_severity(severity)
     root = Path(root)
     images_path, labels_path = root / f"{corruption}.npy", root / "labels.npy"
     for path in (images_path, labels_path):
-        if not path.is_file():
+        if not path.is_file() and not (path == labels_path and labels_optional):
             raise _missing(root, path)
-    images, labels = _mmap_npy(images_path), _mmap_npy(labels_path)
+    images = _mmap_npy(images_path)
+    labels = _mmap_npy(labels_path) if labels_path.is_file() else None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise DataFormatError(f"{images_path}: expected uint8 (N, 32, 32, 3), got {images.dtype} {images.shape}")
-    if len(images) % 5 or len(labels) != len(images):
-        raise DataFormatError(f"{images_path}: {len(images)} rows and {len(labels)} labels; expected 5 equal "
-                              f"severity blocks with one label per row")
+    if len(images) % 5 or (labels is not None and len(labels) != len(images)):
+        raise DataFormatError(f"{images_path}: {len(images)} rows and {'no' if labels is None else len(labels)} labels; "
+                              f"expected 5 equal severity blocks with one label per row")
     rows_per_severity = len(images) // 5  # 10000 in the official files
     rows = slice((severity - 1) * rows_per_severity, severity * rows_per_severity)
-    return images[rows], np.asarray(labels[rows], dtype=np.int64)
+    return images[rows], None if labels is None else np.asarray(labels[rows], dtype=np.int64)
 
 
 def load_tinyimagenet_c(root: str | Path, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
