@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,8 @@ def test_block_shapes_come_from_the_compiled_set(positions, channels_last):
 # whose std is tiny); the interpreter warns about the cast. Stored values are checked below.
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, channels_last, device, triton_interpreter):
-    generator = torch.Generator().manual_seed(hash((shape, str(dtype), channels_last)) % 2**31)
+    # zlib.crc32, not hash(): str hashes change per process (PYTHONHASHSEED), and so would the inputs.
+    generator = torch.Generator().manual_seed(zlib.crc32(repr((shape, str(dtype), channels_last)).encode()))
     content, style_mean, style_std, alpha = _random_inputs(shape, dtype, channels_last, device, generator)
     inputs = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
 
