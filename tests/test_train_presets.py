@@ -214,3 +214,18 @@ def test_every_preset_trains_a_schedule_that_ends_with_swa(name):
     assert len(rates) == config["epochs"] and max(rates) == config["lr"]
     assert rates[-1] == pytest.approx(config["lr"] * config["swa_lr_factor"])
     assert 0 < swa_start_epoch(config) < config["epochs"]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"grad_clip_norm": -1.0}, "--grad-clip-norm must be positive or None"),
+    ({"lr_cycle_epochs": 0}, "--lr-cycle-epochs must be a positive integer"),
+    ({"input_noise": {"gaussian": 0.1}}, "unknown input noise type 'gaussian'"),
+    ({"input_noise": {"uniform-l2": "5e0"}}, "--input-noise must be a mapping of noise type to a positive eps_max"),
+    ({"noise_patch_scale": [0.0, 0.7]}, "--noise-patch-scale must be LOW HIGH"),
+    ({"activation": "gelu"}, "--activation must be one of relu, silu"),
+])
+def test_bad_recipe_values_name_the_option(tmp_path, values, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"dataset": "demo", **values}))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_config(["--config", str(path)])

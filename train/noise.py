@@ -190,13 +190,15 @@ class PnormNoise:
         impulse = torch.where(hit, (draw.impulse_value - mean) / std, x)
         noisy = torch.where(sample_code == 2, impulse, added)
 
-        if self.patch_scale == (1.0, 1.0):  # the whole image (noise.py:22-23)
-            return noisy
-        top, left, h, w = (t[group].view(-1, 1, 1, 1) for t in self.patch_boxes(draw, height, width))
-        rows = torch.arange(height, device=device).view(1, 1, -1, 1)
-        cols = torch.arange(width, device=device).view(1, 1, 1, -1)
-        inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
-        return torch.where(inside, noisy, x)
+        if self.patch_scale != (1.0, 1.0):  # else the whole image (noise.py:22-23)
+            top, left, h, w = (t[group].view(-1, 1, 1, 1) for t in self.patch_boxes(draw, height, width))
+            rows = torch.arange(height, device=device).view(1, 1, -1, 1)
+            cols = torch.arange(width, device=device).view(1, 1, 1, -1)
+            inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+            noisy = torch.where(inside, noisy, x)
+        if x.is_contiguous(memory_format=torch.channels_last):  # keep the layout the classifier runs in
+            noisy = noisy.contiguous(memory_format=torch.channels_last)
+        return noisy
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.apply(x, self.draw(x.shape, x.device))
