@@ -29,6 +29,7 @@ from fastnst.train.trainer import (
     fit,
     restore_rng,
     seed_everything,
+    lr_per_epoch,
     swa_start_epoch,
 )
 
@@ -120,24 +121,26 @@ def test_tiny_run_writes_checkpoint_logs_and_swa(tmp_path):
 
     state = load_checkpoint(result.checkpoint)
     assert state["finished"] and state["epoch"] == 4 and state["config"]["model"] == "wrn10_1"
-    # SWA phase: cosine reached lr * swa_lr_factor at the SWA start and SWALR held it there.
-    assert swa_start_epoch(state["config"]) == 2  # weights after epochs 3 and 4 are averaged
-    assert math.isclose(rows[1]["lr"], 0.05 * 0.2, rel_tol=1e-6)
-    assert math.isclose(rows[-1]["lr"], 0.05 * 0.2, rel_tol=1e-6)
+    # The demo preset's schedule: cosine cycles of 2 then 4 epochs, SWA from epoch 2 (2 + 1 > 0.5 * 4), where
+    # SWALR ramps linearly from the cosine's 0.05 (a restart) to 0.05 * 0.2 in swa_anneal_epochs = 2 epochs.
+    assert swa_start_epoch(state["config"]) == 2
+    assert [row["lr"] for row in rows] == pytest.approx([0.05, 0.025, 0.05, 0.03], rel=1e-9)
+    assert [row["lr"] for row in rows] == lr_per_epoch(state["config"])
     # The averaged model is not the last weights, and its BN statistics were recomputed.
     model, _ = model_from_checkpoint(result.checkpoint, "model")
     swa_model, _ = model_from_checkpoint(result.checkpoint, "swa_model")
-    assert not torch.equal(model.fc.weight, swa_model.fc.weight)
-    assert not torch.equal(model.bn.running_mean, swa_model.bn.running_mean)
+    assert not torch.equal(model.linear.weight, swa_model.linear.weight)
+    assert not torch.equal(model.bn1.running_mean, swa_model.bn1.running_mean)
     assert result.final["swa_test_acc"] > 0.3  # 10 classes; chance is 0.1
 
 
-def test_no_swa_cosine_ends_at_zero(tmp_path):
-    result = run_standin(tmp_path, epochs=2, swa=False)
+def test_no_swa_steps_the_warm_restarts_every_epoch(tmp_path):
+    result = run_standin(tmp_path, epochs=3, swa=False, lr_cycle_epochs=2, lr_cycle_mult=1)
     state = load_checkpoint(result.checkpoint)
     assert state["swa_model"] is None and result.swa_model is None
-    assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
-    assert result.history[0]["lr"] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 0.5)), rel=1e-6)
+    # T_0 = 2, T_mult = 1: 0.05, 0.05 (1 + cos(pi / 2)) / 2, restart.
+    assert [row["lr"] for row in result.history] == pytest.approx([0.05, 0.025, 0.05], rel=1e-9)
+    assert state["scheduler"]["T_cur"] == 1 and state["scheduler"]["last_epoch"] == 3
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fastnst.atomic import save_atomic  # re-exported: the trainer writes checkpoints through it
-from fastnst.train.models import create_model
+from fastnst.train.models import model_from_config
 
 __all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
 
@@ -44,6 +44,6 @@ def model_from_checkpoint(path: str | os.PathLike, which: str = "model", map_loc
     if state.get(which) is None:
         raise ValueError(f"checkpoint {path} holds no {which}")
     config = state["config"]
-    model = create_model(config["model"], config["num_classes"])
+    model = model_from_config(config)  # activation, stride placement: as the run was configured
     model.load_state_dict(state[which])
     return model, config

@@ -34,6 +34,7 @@ DEFAULTS: dict = {
     # Model
     "model": "wrn28_4",
     "dropout": 0.0,
+    "activation": "silu",         # "silu" or "relu" (the authors' configs: silu)
     "amp": "auto",                # "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16", "none"
     "compile": False,             # torch.compile the classifier
     # Optimizer
@@ -47,9 +48,29 @@ DEFAULTS: dict = {
     "swa": True,
     "swa_start": 0.85,            # fraction of the epochs after which weights are averaged
     "swa_lr_factor": 0.2,         # SWA learning rate = lr * swa_lr_factor
+    "swa_anneal_epochs": 5,       # SWALR's linear ramp from the cosine's lr to the SWA lr, in epochs
+    "lr_cycle_epochs": 40,        # CosineAnnealingWarmRestarts T_0: epochs of the first cosine cycle
+    "lr_cycle_mult": 2,           # T_mult: each cycle this many times longer (1: equal cycles)
+    "grad_clip_norm": 1.0,        # clip the gradients' global L2 norm to this (None: no clipping)
+    # Noise and mixing (the authors' ct_model.py / noise.py / mixup.py)
+    "input_noise": {},            # noise type -> eps_max in [0, 1] pixel units, e.g. {"uniform-linf": 0.1}
+    "noise_group_size": 8,        # consecutive images sharing one input-noise draw
+    "noise_sparsity": 1.0,        # per group, a share U(0, this) of the noise elements is dropped
+    "noise_patch_scale": [0.2, 0.7],  # input noise only inside one rectangle of this area share per group
+    "manifold_noise": False,      # per batch k ~ U{0,1,2}: input noise (k=0) or feature noise after layer k
+    "mixup_alpha": 0.2,
+    "mixup_p": 0.0,               # per batch: CutMix with cutmix_p, else Mixup with mixup_p
+    "cutmix_alpha": 1.0,
+    "cutmix_p": 0.0,
     # Augmentation
     "trivial_augment": True,
     "random_erasing_prob": 0.3,
+    # The loader's keys (train/data implements them; listed here so that the presets load)
+    "random_erasing_scale": [0.02, 0.33],  # area share range of an erased box
+    "crop_padding": 4,            # zero padding of the random crop, in pixels
+    "ta_or_style_real": False,    # stylized real samples skip TrivialAugmentWide ("TAorStyle")
+    "ta_or_style_synthetic": False,  # the same for synthetic samples
+    "nst_probability": 1.0,       # share of the samples chosen for stylization that are actually stylized
     # Stylization
     "stylize": True,
     "styles": None,               # style bank file (fastnst.StyleBank); demo: built from generated styles
@@ -209,8 +230,10 @@ def resolve(flags: dict, config_file: str | None = None) -> dict:
     info = dataset_info(dataset)
     config["num_classes"] = info.num_classes
     config["image_size"] = info.image_size
-    for key in ("alpha_synthetic", "alpha_real"):
+    for key in ("alpha_synthetic", "alpha_real", "noise_patch_scale", "random_erasing_scale"):
         config[key] = [float(v) for v in config[key]]
+    if isinstance(config["input_noise"], dict):
+        config["input_noise"] = {str(name): eps for name, eps in config["input_noise"].items()}
     resolve_fetched_paths(config)  # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
     _validate(config)
     return config
@@ -235,6 +258,7 @@ def _validate(config: dict) -> None:
         low, high = config[key]
         check(len(config[key]) == 2 and 0.0 <= low <= high <= 1.0, key, "LOW HIGH with 0 <= LOW <= HIGH <= 1")
     check(config["amp"] in ("auto", "bf16", "fp16", "none"), "amp", "auto, bf16, fp16 or none")
+    _validate_recipe(config, check)
     resolution = config["style_resolution"]
     check(resolution == "native" or (isinstance(resolution, int) and resolution >= 8), "style_resolution",
           "a side in pixels (>= 8) or 'native'")
@@ -243,6 +267,36 @@ def _validate(config: dict) -> None:
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "
             "pass --synthetic-ratio 0 to train on real images only"
         )
+
+
+def _validate_recipe(config: dict, check) -> None:
+    """Schedule, noise and mixing options (train.trainer, train.noise, train.mixup)."""
+    from fastnst.train.models import ACTIVATIONS
+    from fastnst.train.noise import noise_kind
+
+    check(config["activation"] in ACTIVATIONS, "activation", f"one of {', '.join(ACTIVATIONS)}")
+    check(isinstance(config["lr_cycle_epochs"], int) and config["lr_cycle_epochs"] >= 1, "lr_cycle_epochs",
+          "a positive integer")
+    check(isinstance(config["lr_cycle_mult"], int) and config["lr_cycle_mult"] >= 1, "lr_cycle_mult",
+          "a positive integer")
+    check(isinstance(config["swa_anneal_epochs"], int) and config["swa_anneal_epochs"] >= 0, "swa_anneal_epochs",
+          "an integer >= 0")
+    check(config["grad_clip_norm"] is None or config["grad_clip_norm"] > 0, "grad_clip_norm", "positive or None")
+    noise = config["input_noise"]
+    check(isinstance(noise, dict) and all(isinstance(v, (int, float)) and v > 0 for v in noise.values()),
+          "input_noise", "a mapping of noise type to a positive eps_max")
+    for name in noise:
+        try:
+            noise_kind(name)
+        except ValueError as error:
+            raise ConfigError(f"--input-noise: {error}") from None
+    check(isinstance(config["noise_group_size"], int) and config["noise_group_size"] >= 1, "noise_group_size",
+          "a positive integer")
+    check(0.0 <= config["noise_sparsity"] <= 1.0, "noise_sparsity", "in [0, 1]")
+    low, high = config["noise_patch_scale"]
+    check(0.0 < low <= high <= 1.0, "noise_patch_scale", "LOW HIGH with 0 < LOW <= HIGH <= 1")
+    for key in ("mixup_p", "cutmix_p", "mixup_alpha", "cutmix_alpha"):
+        check(config[key] >= 0, key, ">= 0")
 
 
 def parse_config(argv: list[str] | None = None) -> dict:

@@ -23,7 +23,7 @@ from fastnst.train import distributed
 from fastnst.train.config import ConfigError, parse_config, save_config, stylizer_resolution
 from fastnst.train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
-from fastnst.train.models import create_model
+from fastnst.train.models import model_from_config
 from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, TrainingDiverged, autocast_dtype, clean_accuracy, fit
 
 # The demo's generated data set (CIFAR-10 layout) and style images: small enough for a 2-core CPU.
@@ -45,7 +45,7 @@ DEMO_BANNER = """\
    --synthetic FILE    EDM-generated images (.npz, e.g. the 1M CIFAR-10 set of Wang et al. 2023)
    --styles FILE       a style bank: python -m fastnst.style_bank --styles PAINTINGS --out FILE
    --vgg vgg_normalised.pth --decoder decoder.pth   the public AdaIN weights
-   a GPU (300 epochs of WRN-28-4), and CIFAR-10-C / CIFAR-100-C / TinyImageNet-C
+   a GPU (600 epochs of WRN-28-4), and CIFAR-10-C / CIFAR-100-C / TinyImageNet-C
    under the data root for the official corruption benchmark.
 ================================================================================"""
 
@@ -222,7 +222,7 @@ def run(config: dict) -> dict:
         evaluate_clean = lambda model: clean_accuracy(model, eval_loader, amp_dtype)  # noqa: E731
 
     torch.manual_seed(config["seed"])  # identical initial weights on every rank
-    model = create_model(config["model"], config["num_classes"], dropout=config["dropout"])
+    model = model_from_config(config)
     result = fit(config, model, loader, out_dir=out_dir, dist_info=dist_info, stylizer=stylizer,
                  evaluate_clean=evaluate_clean, resume_from=resume_path(config))
 

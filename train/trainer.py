@@ -1,15 +1,26 @@
-"""The training loop: SGD Nesterov, per-step cosine annealing, SWA, label smoothing, AMP, DDP, resume.
+"""The training loop of the authors' recipe: SGD Nesterov, cosine warm restarts, SWA, gradient clipping,
+label smoothing, input / feature noise, Mixup / CutMix, AMP, DDP, resume.
 
     result = fit(config, model, train_loader, out_dir="runs/x", dist_info=setup(), stylizer=meter)
 
-Reads top to bottom: schedule, state capture / restore (checkpoints), one epoch, the whole run.
+Reads top to bottom: schedule, noise and mixing, state capture / restore (checkpoints), one epoch, the run.
+Sources are github.com/Georgsiedel/model-based-data-augmentation at 07e47c1, ``experiments/train.py``.
 
-Learning-rate schedule, per step: cosine from ``lr`` down to the SWA learning rate
-(``lr * swa_lr_factor``) over the epochs before SWA starts, then held there by
-``torch.optim.swa_utils.SWALR`` while ``AveragedModel`` averages the weights once per epoch
-(Izmailov et al. 2018's schedule with cosine in place of the linear decay). Without SWA: cosine
-from ``lr`` to 0 over the whole run. At the end the averaged model's BatchNorm statistics are
-recomputed with ``update_bn`` over the (augmented) training loader, as SWA requires.
+Learning-rate schedule, per epoch as the authors step it (``train.py:314-315, 379-387``):
+``CosineAnnealingWarmRestarts(T_0=lr_cycle_epochs, T_mult=lr_cycle_mult)`` (eta_min 0) is stepped after
+every epoch until SWA starts: with 40 and 2 the cycles are 40, 80, 160, 320 epochs, restarting at epochs 40,
+120 and 280. From the first epoch e with ``e + 1 > swa_start * epochs`` (540 of 600) the weights are averaged
+(``AveragedModel``) after each epoch and ``SWALR(swa_lr=lr * swa_lr_factor, anneal_epochs=5, "linear")`` is
+stepped instead (``train.py:320-323``): it moves the learning rate linearly from wherever the cosine left it
+(0.0084 at epoch 540) to the SWA value (0.02) in 5 epochs and holds it there. So the rate *rises* during SWA,
+as in the authors' runs. At the end the averaged model's BatchNorm statistics are recomputed with
+``update_bn`` over the augmented training loader, in float32 and without noise, as ``train.py:402-408`` does.
+
+Each step (``train.py:177-201``): forward and loss under autocast, ``GradScaler`` (fp16 only), unscale, clip
+the gradients' global norm to ``grad_clip_norm`` (1.0), optimizer step. Noise and mixing per batch follow
+``ct_model.py:98-166``: with ``manifold_noise`` a site k ~ U{0, 1, 2} is drawn; k = 0 mixes (if on) and adds
+the input p-norm noise (``train.noise.PnormNoise``) to the input, k = 1 or 2 mixes and adds the feature noise
+(``train.noise.FeatureNoise``) to the output of layer k. Without ``manifold_noise`` k is always 0.
 
 Exact resume: a checkpoint is written after every epoch and holds the model, optimizer,
 schedulers, SWA state, GradScaler, the number of finished epochs and every rank's python /
@@ -36,12 +47,16 @@ from tqdm import tqdm
 from fastnst.train import distributed
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
+from fastnst.train.data.stats import dataset_info
 from fastnst.train.distributed import DistInfo
 from fastnst.train.metrics_log import MetricsLog
+from fastnst.train.mixup import MixupCutmix
+from fastnst.train.noise import FeatureNoise, PnormNoise
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that must match between a checkpoint and the run resuming it.
 RESUME_MUST_MATCH = ("dataset", "model", "epochs", "batch_size", "lr", "swa", "swa_start", "swa_lr_factor", "seed",
+                     "lr_cycle_epochs", "lr_cycle_mult", "swa_anneal_epochs",
                      "amp")  # amp: an fp16 GradScaler cannot continue from a bf16 run's empty scaler state
 
 
@@ -100,11 +115,15 @@ class FitResult:
 # ----------------------------------------------------------------------------- schedule
 
 def swa_start_epoch(config: dict) -> int:
-    """First epoch (0-based) whose end weights are averaged; ``epochs`` when SWA is off."""
+    """First epoch (0-based) whose end weights are averaged; ``epochs`` when SWA is off.
+
+    The authors' test, literally: ``(epoch + 1) > epochs * start_factor`` (``train.py:322, 379``), so 540 of 600.
+    """
     epochs = config["epochs"]
     if not config["swa"]:
         return epochs
-    return min(epochs - 1, max(1, round(config["swa_start"] * epochs))) if epochs > 1 else 0
+    threshold = epochs * config["swa_start"]
+    return next((epoch for epoch in range(epochs) if epoch + 1 > threshold), epochs)
 
 
 def make_optimizer(model: nn.Module, config: dict) -> torch.optim.SGD:
@@ -117,19 +136,99 @@ def make_optimizer(model: nn.Module, config: dict) -> torch.optim.SGD:
     )
 
 
-def make_schedulers(optimizer, config: dict, steps_per_epoch: int):
-    """(per-step cosine scheduler, per-epoch SWALR or None)."""
-    swa_lr = config["lr"] * config["swa_lr_factor"] if config["swa"] else 0.0
-    cosine_steps = max(1, swa_start_epoch(config) * steps_per_epoch)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cosine_steps, eta_min=swa_lr)
-    swa_scheduler = SWALR(optimizer, swa_lr=swa_lr, anneal_epochs=1, anneal_strategy="cos") if config["swa"] else None
+def make_schedulers(optimizer, config: dict):
+    """(CosineAnnealingWarmRestarts, SWALR or None), both stepped once per epoch (see ``step_schedulers``).
+
+    Built in the authors' order (``train.py:314-323``): SWALR's constructor leaves the rate at ``lr``.
+    """
+    cosine = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, T_0=config["lr_cycle_epochs"], T_mult=config["lr_cycle_mult"])
+    swa_scheduler = None
+    if config["swa"]:
+        swa_scheduler = SWALR(optimizer, swa_lr=config["lr"] * config["swa_lr_factor"],
+                              anneal_epochs=config["swa_anneal_epochs"], anneal_strategy="linear")
     return cosine, swa_scheduler
+
+
+def step_schedulers(epoch: int, first_swa_epoch: int, cosine, swa_scheduler) -> None:
+    """After training epoch ``epoch``: SWALR in the SWA phase, else the cosine (``train.py:379-387``)."""
+    if swa_scheduler is not None and epoch >= first_swa_epoch:
+        swa_scheduler.step()
+    else:
+        cosine.step()
+
+
+def lr_per_epoch(config: dict) -> list[float]:
+    """The learning rate of every epoch of ``config``, from the very schedulers ``fit`` steps (no training)."""
+    optimizer = make_optimizer(nn.Linear(1, 1), config)
+    cosine, swa_scheduler = make_schedulers(optimizer, config)
+    first_swa_epoch = swa_start_epoch(config)
+    rates = []
+    for epoch in range(config["epochs"]):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # no gradients: a no-op that keeps the schedulers' order check quiet
+        step_schedulers(epoch, first_swa_epoch, cosine, swa_scheduler)
+    return rates
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+
+
+# ----------------------------------------------------------------------------- noise and mixing
+
+class Perturbation:
+    """Per-batch noise and mixing of the authors' ``CtModel.forward_noise_mixup`` (``ct_model.py:98-166``).
+
+    ``perturbation(model, images, labels, is_synthetic) -> (images, targets, forward_kwargs)``: ``targets``
+    are the labels, or mixed probabilities when the batch was mixed; ``forward_kwargs`` carry the feature
+    hook (``perturb_stage``, ``perturb``) for the model's forward.
+    """
+
+    def __init__(self, input_noise: PnormNoise | None, feature_noise: FeatureNoise | None,
+                 mixing: MixupCutmix | None):
+        self.input_noise, self.feature_noise, self.mixing = input_noise, feature_noise, mixing
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Perturbation | None":
+        info = dataset_info(config["dataset"])
+        input_noise = None
+        if config["input_noise"]:
+            input_noise = PnormNoise(config["input_noise"], info.mean, info.std, group_size=config["noise_group_size"],
+                                     sparsity=config["noise_sparsity"], patch_scale=config["noise_patch_scale"])
+        feature_noise = FeatureNoise() if config["manifold_noise"] else None
+        mixing = MixupCutmix(config["num_classes"], config["mixup_alpha"], config["mixup_p"], config["cutmix_alpha"],
+                             config["cutmix_p"])
+        mixing = mixing if mixing.enabled else None
+        if input_noise is None and feature_noise is None and mixing is None:
+            return None
+        return cls(input_noise, feature_noise, mixing)
+
+    def draw_site(self) -> int:
+        """k ~ U{0, 1, 2} per batch with feature noise on, else 0 (``ct_model.py:98-103``); a host draw."""
+        return int(torch.randint(3, ()).item()) if self.feature_noise is not None else 0
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                 is_synthetic: torch.Tensor | None):
+        site = self.draw_site()
+        batch, _, height, width = images.shape
+        if site == 0:  # mix, then input noise (ct_model.py:115-122)
+            draw = self.mixing.draw(batch, height, width, is_synthetic, images.device) if self.mixing else None
+            images = MixupCutmix.apply(images, draw)
+            if self.input_noise is not None:
+                images = self.input_noise(images)
+            return images, self.mixing.targets(labels, draw) if self.mixing else labels, {}
+        size = model.stage_output_size(site, height)  # mix and noise the output of layer k (ct_model.py:145-166)
+        draw = self.mixing.draw(batch, size, size, is_synthetic, images.device) if self.mixing else None
+        feature_noise = self.feature_noise
+
+        def perturb(features: torch.Tensor) -> torch.Tensor:
+            return feature_noise(MixupCutmix.apply(features, draw))
+
+        targets = self.mixing.targets(labels, draw) if self.mixing else labels
+        return images, targets, {"perturb_stage": site, "perturb": perturb}
 
 
 @torch.no_grad()
@@ -197,26 +296,35 @@ def _check_resumable(saved: dict, config: dict, path: Path) -> None:
 # ----------------------------------------------------------------------------- one epoch
 
 def _train_one_epoch(
-    forward_model, optimizer, scaler, cosine, criterion, loader, *, epoch, use_cosine, amp_dtype,
+    model, forward_model, optimizer, scaler, criterion, loader, *, epoch, perturbation, grad_clip_norm, amp_dtype,
     dist_info, log_every, show_progress, checkpoint_path,
 ):
-    """Train for one epoch; returns on-device sums (loss, correct, samples). Raises TrainingDiverged."""
+    """Train for one epoch; returns on-device sums (loss, correct, samples). Raises TrainingDiverged.
+
+    ``loader`` yields ``(images, labels)`` or ``(images, labels, is_synthetic)``; the flags (host bool)
+    keep Mixup / CutMix partners within one source.
+    """
     device = dist_info.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     samples = 0
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show_progress, dynamic_ncols=True)
-    for step, (images, labels) in enumerate(bar):
+    for step, batch in enumerate(bar):
+        images, labels = batch[0], batch[1]
+        targets, forward_kwargs = labels, {}
+        if perturbation is not None:
+            images, targets, forward_kwargs = perturbation(model, images, labels, batch[2] if len(batch) > 2 else None)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = forward_model(images)
-            loss = criterion(logits, labels)
+            logits = forward_model(images, **forward_kwargs)
+            loss = criterion(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if grad_clip_norm is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones (train.py:196-198)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip_norm)
         scaler.step(optimizer)
         scaler.update()
-        if use_cosine:
-            cosine.step()
         detached = loss.detach().float()
         nonfinite |= ~torch.isfinite(detached)
         loss_sum += detached.double() * labels.shape[0]
@@ -254,7 +362,8 @@ def fit(
     """Train ``model`` (unwrapped, freshly built) on ``train_loader`` as ``config`` says.
 
     ``train_loader``: ``len()`` steps per epoch, ``set_epoch(epoch)``, yields ``(images, labels)``
-    already normalized, on the device. ``stylizer``: the StylizerMeter given to the loader, for
+    already normalized, on the device, or ``(images, labels, is_synthetic)`` with host flags (needed for
+    Mixup / CutMix on mixed real + synthetic batches). ``stylizer``: the StylizerMeter given to the loader, for
     its per-epoch seconds (None: no stylization). ``evaluate_clean(model) -> accuracy`` is called
     on rank 0 every ``eval_every`` epochs and at the end. ``resume_from``: a checkpoint path.
     """
@@ -274,7 +383,8 @@ def fit(
         torch.backends.cudnn.benchmark = True
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    cosine, swa_scheduler = make_schedulers(optimizer, config, steps_per_epoch)
+    cosine, swa_scheduler = make_schedulers(optimizer, config)
+    perturbation = Perturbation.from_config(config)
     swa_model = AveragedModel(model) if config["swa"] else None
     amp_dtype = autocast_dtype(config["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -317,17 +427,19 @@ def fit(
                 stylizer.set_epoch(epoch)
             model.train()
             started = time.perf_counter()
+            epoch_lr = optimizer.param_groups[0]["lr"]
             sums = _train_one_epoch(
-                forward_model, optimizer, scaler, cosine, criterion, train_loader,
-                epoch=epoch, use_cosine=epoch < first_swa_epoch, amp_dtype=amp_dtype, dist_info=dist_info,
-                log_every=config["log_every"], show_progress=show_progress, checkpoint_path=checkpoint_path,
+                model, forward_model, optimizer, scaler, criterion, train_loader,
+                epoch=epoch, perturbation=perturbation, grad_clip_norm=config["grad_clip_norm"], amp_dtype=amp_dtype,
+                dist_info=dist_info, log_every=config["log_every"], show_progress=show_progress,
+                checkpoint_path=checkpoint_path,
             )
             if swa_model is not None and epoch >= first_swa_epoch:
                 swa_model.update_parameters(model)
-                swa_scheduler.step()
+            step_schedulers(epoch, first_swa_epoch, cosine, swa_scheduler)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            metrics = _epoch_metrics(epoch, optimizer, sums, stylizer, time.perf_counter() - started, dist_info)
+            metrics = _epoch_metrics(epoch, epoch_lr, sums, stylizer, time.perf_counter() - started, dist_info)
             if evaluate_clean is not None and dist_info.is_main and (
                 epoch + 1 == epochs or (config["eval_every"] > 0 and (epoch + 1) % config["eval_every"] == 0)
             ):
@@ -338,7 +450,7 @@ def fit(
             history.append(metrics)
 
         if swa_model is not None and not finished:
-            _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, amp_dtype, dist_info, show_progress)
+            _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, dist_info, show_progress)
         if not finished:
             _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
                   epochs, dist_info, finished=True)
@@ -355,7 +467,7 @@ def fit(
     return FitResult(model, swa_model.module if swa_model is not None else None, checkpoint_path, history, final)
 
 
-def _epoch_metrics(epoch, optimizer, sums, stylizer, epoch_seconds, dist_info) -> dict:
+def _epoch_metrics(epoch, lr, sums, stylizer, epoch_seconds, dist_info) -> dict:
     """The epoch's row of the table: sums over ranks, throughput over the epoch's wall time."""
     loss_sum, correct, samples = sums
     stylize_seconds, num_stylized = stylizer.totals() if stylizer is not None else (0.0, 0)
@@ -365,7 +477,7 @@ def _epoch_metrics(epoch, optimizer, sums, stylizer, epoch_seconds, dist_info) -
         distributed.all_reduce_sum(totals, dist_info).tolist()
     return {
         "epoch": epoch + 1,
-        "lr": optimizer.param_groups[0]["lr"],
+        "lr": lr,  # the rate this epoch trained with
         "train_loss": loss_total / samples_total,
         "train_acc": correct_total / samples_total,
         "test_acc": None,
@@ -376,15 +488,16 @@ def _epoch_metrics(epoch, optimizer, sums, stylizer, epoch_seconds, dist_info) -
     }
 
 
-def _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, amp_dtype, dist_info, show_progress) -> None:
-    """Averaged weights need their own BatchNorm statistics: one pass over the (augmented) training data."""
+def _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, dist_info, show_progress) -> None:
+    """Averaged weights need their own BatchNorm statistics: one pass over the (augmented) training data.
+
+    As the authors' ``update_bn`` call (``train.py:407``): train mode (dropout on), float32, no noise, no mixing.
+    """
     train_loader.set_epoch(epochs)  # an epoch index of its own: reproducible, distinct from training
     if stylizer is not None:
         stylizer.set_epoch(epochs)
     bar = tqdm(train_loader, desc="SWA BatchNorm statistics", leave=False, disable=not show_progress)
-    device_type = dist_info.device.type
-    with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        update_bn(bar, swa_model)
+    update_bn(bar, swa_model)
     distributed.average_buffers(swa_model, dist_info)  # each rank saw its own shard
 
 

@@ -1,9 +1,9 @@
-"""Classifier models by name: ``create_model("wrn28_4", num_classes=10)``."""
+"""Classifier models by name: ``create_model("wrn28_4", num_classes=10)``, or ``model_from_config(config)``."""
 from __future__ import annotations
 
 from torch import nn
 
-from fastnst.train.models.wrn import WideResNet
+from fastnst.train.models.wrn import ACTIVATIONS, WideResNet
 
 # name -> (depth, widen factor)
 _WRN_VARIANTS = {
@@ -16,12 +16,26 @@ _WRN_VARIANTS = {
 MODEL_NAMES = tuple(_WRN_VARIANTS)
 
 
-def create_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
-    """Build a classifier by name (one of ``MODEL_NAMES``)."""
+def create_model(name: str, num_classes: int, dropout: float = 0.0, activation: str = "silu",
+                 first_stride: int = 1) -> nn.Module:
+    """Build a classifier by name (one of ``MODEL_NAMES``); see ``WideResNet`` for the arguments."""
     if name not in _WRN_VARIANTS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     depth, widen = _WRN_VARIANTS[name]
-    return WideResNet(depth, widen, num_classes, dropout)
+    return WideResNet(depth, widen, num_classes, dropout, activation=activation, first_stride=first_stride)
 
 
-__all__ = ["MODEL_NAMES", "WideResNet", "create_model"]
+def first_stride_for(image_size: int) -> int:
+    """Stride of layer1's first block: the authors' ``factor`` (CIFAR 1, TinyImageNet 2; ``data.py:119-126``),
+    i.e. the one that brings every supported image size to the same 32 px grid after layer1."""
+    return max(1, image_size // 32)
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """The classifier a resolved run configuration describes (also used to rebuild it from a checkpoint)."""
+    return create_model(config["model"], config["num_classes"], dropout=config.get("dropout", 0.0),
+                        activation=config.get("activation", "silu"),
+                        first_stride=first_stride_for(config.get("image_size", 32)))
+
+
+__all__ = ["ACTIVATIONS", "MODEL_NAMES", "WideResNet", "create_model", "first_stride_for", "model_from_config"]
