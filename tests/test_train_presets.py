@@ -150,7 +150,8 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "train" / "presets"
 
 
 def _resolved(argv):
-    return parse_config(argv + ["--synthetic", "edm.npz"])
+    # Every input named, so that nothing is looked up under a data root.
+    return parse_config(argv + ["--synthetic", "edm.npz", "--styles", "s.pt", "--vgg", "v.pth", "--decoder", "d.pth"])
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "tinyimagenet"])

@@ -33,7 +33,8 @@ def closed_form(lr0, epochs, t0, t_mult, swa_start, swa_lr, anneal):
 
 
 def _config(argv):
-    return parse_config(argv + ["--synthetic", "edm.npz"])
+    # Every input named, so that nothing is looked up under a data root.
+    return parse_config(argv + ["--synthetic", "edm.npz", "--styles", "s.pt", "--vgg", "v.pth", "--decoder", "d.pth"])
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "tinyimagenet"])
