@@ -15,7 +15,8 @@ only ever slows a run down), for the comparison and for a saved baseline alike.
 
 Exit status: 0 no regression, 1 regression (or missing with ``--fail-on-missing``),
 2 unusable input (unreadable file, or run and baseline made in different bench modes,
-whose workloads differ in size and cannot be compared).
+whose workloads differ in size and cannot be compared), reported as one line
+``python -m bench.compare: error: ...`` by fastnst's shared handler (``--debug``: the traceback).
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from fastnst.cli import FileFormatError, UsageError, add_debug_flag, program_name, run_cli
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 # extra_info figures printed side by side under the table (not part of the pass/fail rule).
@@ -34,7 +37,7 @@ METRICS = ("median", "min", "mean")
 OK, REGRESSION, UNUSABLE = 0, 1, 2
 
 
-class BenchFileError(ValueError):
+class BenchFileError(FileFormatError):
     """A results file that is missing, not JSON, or not pytest-benchmark's layout."""
 
 
@@ -79,7 +82,7 @@ def best_of(runs: list[dict], metric: str = "median") -> dict:
     """
     modes = {environment(results).get("bench_mode") for results in runs}
     if len(modes) > 1:
-        raise ValueError(f"the runs were made in different bench modes {sorted(map(str, modes))}: combine runs of one mode")
+        raise UsageError(f"the runs were made in different bench modes {sorted(map(str, modes))}: combine runs of one mode")
     best: dict[str, dict] = {}
     for results in runs:
         for benchmark in results["benchmarks"]:
@@ -118,9 +121,9 @@ def _seconds(benchmark: dict, metric: str) -> float:
 def compare_results(current: dict, baseline: dict, *, threshold: float, metric: str = "median") -> list[Comparison]:
     """One Comparison per benchmark in either run, in the baseline's order then the new ones."""
     if threshold < 0:
-        raise ValueError(f"--threshold must be >= 0 (a fraction, 0.15 = 15 %), got {threshold}")
+        raise UsageError(f"--threshold must be >= 0 (a fraction, 0.15 = 15 %), got {threshold}")
     if metric not in METRICS:
-        raise ValueError(f"--metric must be one of {METRICS}, got {metric!r}")
+        raise UsageError(f"--metric must be one of {METRICS}, got {metric!r}")
     current_by_name = {benchmark["fullname"]: benchmark for benchmark in current["benchmarks"]}
     baseline_by_name = {benchmark["fullname"]: benchmark for benchmark in baseline["benchmarks"]}
     comparisons = []
@@ -216,7 +219,7 @@ def default_baseline(current: dict) -> Path:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program_name("bench.compare"), description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "runs", type=Path, nargs="+", metavar="run",
         help="pytest-benchmark JSON of the new run (--benchmark-json); with several, each benchmark's best median counts",
@@ -232,31 +235,27 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--update-baseline", type=Path, metavar="PATH", default=None,
         help="instead of comparing, write the run (trimmed) to PATH as the new baseline",
     )
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Compare (or save a baseline); returns OK or REGRESSION, raises on unusable input (``cli``: exit 2)."""
     args = _parse_args(argv)
-    try:
-        current = best_of([load_results(path) for path in args.runs], args.metric)
-        if args.update_baseline is not None:
-            args.update_baseline.parent.mkdir(parents=True, exist_ok=True)
-            args.update_baseline.write_text(json.dumps(trimmed_for_baseline(current), indent=2) + "\n", encoding="utf-8")
-            print(f"wrote baseline {args.update_baseline} ({len(current['benchmarks'])} benchmarks)")
-            return OK
-        baseline_path = args.baseline or default_baseline(current)
-        baseline = load_results(baseline_path)
-        comparisons = compare_results(current, baseline, threshold=args.threshold, metric=args.metric)
-    except (BenchFileError, ValueError) as error:
-        print(f"bench.compare: {error}", file=sys.stderr)
-        return UNUSABLE
+    current = best_of([load_results(path) for path in args.runs], args.metric)
+    if args.update_baseline is not None:
+        args.update_baseline.parent.mkdir(parents=True, exist_ok=True)
+        args.update_baseline.write_text(json.dumps(trimmed_for_baseline(current), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote baseline {args.update_baseline} ({len(current['benchmarks'])} benchmarks)")
+        return OK
+    baseline_path = args.baseline or default_baseline(current)
+    baseline = load_results(baseline_path)
+    comparisons = compare_results(current, baseline, threshold=args.threshold, metric=args.metric)
     errors, warnings = incompatibilities(current, baseline)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if errors:
-        for error in errors:
-            print(f"bench.compare: {error}", file=sys.stderr)
-        return UNUSABLE
+        raise UsageError(f"{', '.join(map(str, args.runs))} vs baseline {baseline_path}: {'; '.join(errors)}")
     print(f"run {', '.join(map(str, args.runs))} vs baseline {baseline_path}")
     print(format_table(comparisons, metric=args.metric, threshold=args.threshold))
     for line in headline_lines(current, baseline):
@@ -264,5 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     return exit_status(comparisons, fail_on_missing=args.fail_on_missing)
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Exit status: OK, REGRESSION, or UNUSABLE (2) with one line on stderr."""
+    return run_cli(main, argv, prog=program_name("bench.compare"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

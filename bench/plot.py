@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.compare import BenchFileError, environment, format_seconds, load_results  # noqa: E402
+from fastnst.cli import add_debug_flag, program_name, run_cli  # noqa: E402
 
 THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
 RATIO_KEY = re.compile(r"ratio|speedup|overhead|_over_")
@@ -81,7 +82,7 @@ def plot_results(results: dict, out_path: str | Path, *, title: str | None = Non
     """Write the figure for one results file to ``out_path`` (PNG) and return its path."""
     benchmarks = sorted(results["benchmarks"], key=lambda benchmark: benchmark["fullname"])
     if not benchmarks:
-        raise ValueError("the results hold no benchmarks: nothing to plot")
+        raise BenchFileError("the results hold no benchmarks: nothing to plot")
     colour_of_file = _colours(benchmarks)
     # Headline first: the ratios with reference marks (a training step with / without
     # stylization), other ratios, throughputs; then every benchmark's time. One panel per key.
@@ -154,26 +155,28 @@ def markdown_table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.plot", description=__doc__.split("\n\n")[0])
+    """Plot (and print the table); raises on an unusable results file (``cli``: one line, exit 2)."""
+    parser = argparse.ArgumentParser(prog=program_name("bench.plot"), description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="pytest-benchmark JSON (a run or a saved baseline)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures.png", help="PNG to write")
     parser.add_argument("--title", default=None, help="figure title (default: mode, device, date, commit)")
     parser.add_argument("--table", action="store_true", help="also print the figures as a Markdown table")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    results = load_results(args.results)
     try:
-        results = load_results(args.results)
         path = plot_results(results, args.out, title=args.title)
-    except BenchFileError as error:
-        print(f"bench.plot: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:
-        print(f"bench.plot: {args.results}: {error}", file=sys.stderr)
-        return 2
+    except BenchFileError as error:  # plot_results' own checks of the contents (e.g. no benchmarks)
+        raise BenchFileError(f"{args.results}: {error}") from error
     print(f"wrote {path}")
     if args.table:
         print(markdown_table(results))
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, argv, prog=program_name("bench.plot"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -19,6 +19,7 @@ pictures, so its column shows the style's name. With what
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 import torchvision.transforms.functional as TF  # noqa: E402
 
 from fastnst import kernels  # noqa: E402
+from fastnst.cli import FileFormatError, MissingFileError, add_debug_flag, program_name, run_cli  # noqa: E402
 from fastnst.style_bank import DEFAULT_STYLE_SIZE, StyleBank, list_style_images, load_style_image  # noqa: E402
 from fastnst.stylizer import Stylizer  # noqa: E402
 from fastnst.weights import load_decoder, load_encoder  # noqa: E402
@@ -118,14 +120,22 @@ def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], alphas: lis
     return out
 
 
+def _read_image(path: Path, size: int) -> torch.Tensor:
+    try:
+        return load_style_image(path, size)
+    except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        raise FileFormatError(f"image {path} cannot be read ({type(error).__name__}); remove it or pick "
+                              "another folder") from error
+
+
 def make_preview(args: argparse.Namespace) -> Path:
     encoder, decoder = load_encoder(args.vgg), load_decoder(args.decoder)
     if args.images is not None:
-        paths = list_style_images(args.images)[: args.num_images]
+        paths = list_style_images(args.images, "--images folder")[: args.num_images]
         if not paths:
-            raise FileNotFoundError(f"--images {args.images} holds no .jpg/.jpeg/.png images")
+            raise MissingFileError(f"--images {args.images} holds no .jpg/.jpeg/.png images")
         contents = torch.stack([
-            TF.center_crop(TF.resize((load_style_image(p, args.image_size)[0] * 255).round().to(torch.uint8),
+            TF.center_crop(TF.resize((_read_image(p, args.image_size)[0] * 255).round().to(torch.uint8),
                                      args.image_size, antialias=True), args.image_size)
             for p in paths])
     else:
@@ -135,11 +145,11 @@ def make_preview(args: argparse.Namespace) -> Path:
         bank, styles = pick_from_bank(StyleBank.load(args.styles), count, args.seed)
     else:
         if args.styles is not None:
-            style_paths = list_style_images(args.styles)
+            style_paths = list_style_images(args.styles, "--styles folder")
             if not style_paths:
-                raise FileNotFoundError(f"--styles {args.styles} holds no .jpg/.jpeg/.png images")
+                raise MissingFileError(f"--styles {args.styles} holds no .jpg/.jpeg/.png images")
             style_paths = [style_paths[i % len(style_paths)] for i in range(count)]
-            styles = [load_style_image(p, 128)[0] for p in style_paths]
+            styles = [_read_image(p, 128)[0] for p in style_paths]
             names = [p.name for p in style_paths]
         else:
             styles = generated_styles(count, seed=args.seed)
@@ -157,7 +167,7 @@ def make_preview(args: argparse.Namespace) -> Path:
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(prog="python -m fastnst.preview", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program_name("fastnst.preview"), description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("preview.png"), help="PNG file to write")
     parser.add_argument("--images", type=Path, default=None, help="folder of content images (default: generated)")
     parser.add_argument("--styles", type=Path, default=None,
@@ -172,10 +182,15 @@ def main(argv=None) -> Path:
     parser.add_argument("--resolution", type=int, default=None, help="stylize at this side (paper: 224); native if unset")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
+    add_debug_flag(parser)
     out = make_preview(parser.parse_args(argv))
     print(f"wrote {out}")
     return out
 
 
+def cli(argv=None) -> int:
+    return run_cli(main, argv, prog=program_name("fastnst.preview"))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

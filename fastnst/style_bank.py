@@ -38,7 +38,9 @@ from tqdm import tqdm
 
 from fastnst import kernels
 from fastnst.atomic import save_atomic
+from fastnst.cli import FileFormatError, MissingFileError, add_debug_flag, program_name, run_cli
 from fastnst.networks import FEATURE_CHANNELS
+from fastnst.safe_load import safe_torch_load
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DEFAULT_STYLE_SIZE = 256
@@ -88,16 +90,14 @@ class StyleBank:
         if path.suffix == FEATURES_SUFFIX:
             return load_features_bank(path)
         if not path.is_file():
-            raise FileNotFoundError(f"style bank {path} does not exist; build one with python -m fastnst.style_bank")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"style bank {path} could not be read: {exc}") from exc
+            raise MissingFileError(f"style bank {path} does not exist; build one with python -m fastnst.style_bank")
+        state = safe_torch_load(path, "style bank")
         missing = [key for key in ("mean", "std", "names") if not isinstance(state, dict) or key not in state]
         if missing:
-            raise ValueError(f"style bank {path} lacks {', '.join(missing)}: not a fastnst style bank")
+            raise FileFormatError(f"style bank {path} lacks {', '.join(missing)}: not a fastnst style bank")
         if state["mean"].shape[-1] != FEATURE_CHANNELS:
-            raise ValueError(f"style bank {path}: {state['mean'].shape[-1]} channels, expected {FEATURE_CHANNELS} (relu4_1)")
+            raise FileFormatError(f"style bank {path}: {state['mean'].shape[-1]} channels, expected {FEATURE_CHANNELS} "
+                                  "(relu4_1)")
         return cls(
             mean=state["mean"].float(),
             std=state["std"].float(),
@@ -111,14 +111,14 @@ def read_style_features(path: str | os.PathLike) -> np.ndarray:
     """The (N, 512, h, w) float array of ``path``, memory-mapped; raises with the file's name if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"style features {path} do not exist (the authors' file is fetched by "
+        raise MissingFileError(f"style features {path} do not exist (the authors' file is fetched by "
                                 "python -m train.data.download style-feats --data-root DIR)")
     try:
         features = np.load(path, mmap_mode="r")
     except (ValueError, OSError) as exc:  # bad header, truncated file, a pickled object array
-        raise ValueError(f"style features {path} could not be read as a .npy array: {exc}") from exc
+        raise FileFormatError(f"style features {path} could not be read as a .npy array: {exc}") from exc
     if features.ndim != 4 or features.shape[1] != FEATURE_CHANNELS or features.dtype.kind != "f" or not len(features):
-        raise ValueError(f"style features {path}: expected float relu4_1 maps of shape (N, {FEATURE_CHANNELS}, h, w), "
+        raise FileFormatError(f"style features {path}: expected float relu4_1 maps of shape (N, {FEATURE_CHANNELS}, h, w), "
                          f"got {features.dtype} {features.shape}")
     return features
 
@@ -145,7 +145,7 @@ def bank_from_features(path: str | os.PathLike, batch_size: int = 16,
     mean, std = torch.cat(means), torch.cat(stds)
     bad = ~(torch.isfinite(mean).all(dim=1) & torch.isfinite(std).all(dim=1))
     if bad.any():
-        raise ValueError(f"style features {path}: map {int(bad.nonzero()[0])} holds non-finite values "
+        raise FileFormatError(f"style features {path}: map {int(bad.nonzero()[0])} holds non-finite values "
                          f"({int(bad.sum())} of {count} maps)")
     names = [f"{path.name}[{index}]" for index in range(count)]
     return StyleBank(mean, std, names, image_size=RELU4_1_STRIDE * min(features.shape[2:]))
@@ -191,10 +191,11 @@ def load_features_bank(path: str | os.PathLike) -> StyleBank:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def list_style_images(folder: str | os.PathLike) -> list[Path]:
+def list_style_images(folder: str | os.PathLike, what: str = "style folder") -> list[Path]:
+    """Every .jpg/.jpeg/.png under ``folder``, sorted; ``what`` names the folder in the error."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"style folder {folder} does not exist or is not a folder")
+        raise MissingFileError(f"{what} {folder} does not exist or is not a folder")
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -238,7 +239,7 @@ def encode_style_folder(
     folder = Path(folder)
     paths = list_style_images(folder)
     if not paths:
-        raise FileNotFoundError(f"style folder {folder} holds no .jpg/.jpeg/.png images")
+        raise MissingFileError(f"style folder {folder} holds no .jpg/.jpeg/.png images")
     encoder = encoder.to(device).eval()
     # batch_size=None: images keep their own sizes, one encoder call each.
     loader = torch.utils.data.DataLoader(_StyleImages(paths, image_size), batch_size=None, num_workers=workers)
@@ -254,14 +255,14 @@ def encode_style_folder(
         stds.append(std.cpu())
         names.append(name)
     if not names:
-        raise ValueError(f"style folder {folder}: none of its {len(paths)} images could be read")
+        raise FileFormatError(f"style folder {folder}: none of its {len(paths)} images could be read")
     return StyleBank(torch.cat(means), torch.cat(stds), names, image_size=image_size, skipped=skipped)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> StyleBank:
     from fastnst.weights import load_encoder
 
-    parser = argparse.ArgumentParser(prog="python -m fastnst.style_bank", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program_name("fastnst.style_bank"), description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--styles", type=Path, help="folder of style images (searched recursively)")
     source.add_argument("--features", type=Path,
@@ -271,18 +272,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=DEFAULT_STYLE_SIZE, help="shorter side of a style image, px")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding processes")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.features is not None:
         bank = bank_from_features(args.features, device=args.device)
         bank.save(args.out)
         print(f"wrote {len(bank)} styles to {args.out}")
-        return
+        return bank
     bank = encode_style_folder(args.styles, load_encoder(args.vgg), args.image_size, args.device, args.workers)
     bank.save(args.out)
     print(f"wrote {len(bank)} styles to {args.out}")
     if bank.skipped:
         print(f"skipped {len(bank.skipped)} unreadable image(s):", *bank.skipped, sep="\n  ", file=sys.stderr)
+    return bank
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, argv, prog=program_name("fastnst.style_bank"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

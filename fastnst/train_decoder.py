@@ -19,6 +19,7 @@ Both are written atomically.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ from tqdm import tqdm
 
 from fastnst import kernels
 from fastnst.atomic import save_atomic
+from fastnst.cli import MissingFileError, add_debug_flag, program_name, run_cli
+from fastnst.safe_load import safe_torch_load
 from fastnst.style_bank import list_style_images
 from fastnst.weights import load_decoder, load_encoder
 
@@ -39,9 +42,9 @@ class ImageFolderFlat(Dataset):
     """Every JPEG/PNG under a folder (nested or not), as float RGB crops in [0, 1]."""
 
     def __init__(self, folder: Path, load_size: int, image_size: int):
-        self.paths = list_style_images(folder)
+        self.paths = list_style_images(folder, "image folder")
         if not self.paths:
-            raise FileNotFoundError(f"image folder {folder} holds no .jpg/.jpeg/.png images")
+            raise MissingFileError(f"image folder {folder} holds no .jpg/.jpeg/.png images")
         self.transform = T.Compose([
             T.ToImage(),
             T.Resize((load_size, load_size), antialias=True),
@@ -81,7 +84,7 @@ def style_loss(decoded_features, style_features) -> torch.Tensor:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fastnst.train_decoder", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program_name("fastnst.train_decoder"), description=__doc__.split("\n\n")[0])
     group = parser.add_argument_group("Data")
     group.add_argument("--content", required=True, type=Path, help="folder of content images")
     group.add_argument("--styles", required=True, type=Path, help="folder of style images")
@@ -105,6 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="continue from OUT/train_state.pt when it exists")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     group.add_argument("--seed", type=int, default=0)
+    add_debug_flag(group)
     args = parser.parse_args(argv)
     if args.image_size > args.load_size:
         parser.error(f"--image-size {args.image_size} is larger than --load-size {args.load_size}")
@@ -120,7 +124,7 @@ def train(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(decoder.parameters(), lr=args.lr)
     start = 0
     if args.resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = safe_torch_load(state_path, "decoder training state", map_location=device)
         decoder.load_state_dict(state["decoder"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
@@ -173,5 +177,9 @@ def main(argv=None) -> dict:
     return train(parse_args(argv))
 
 
+def cli(argv=None) -> int:
+    return run_cli(main, argv, prog=program_name("fastnst.train_decoder"))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

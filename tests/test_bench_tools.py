@@ -132,18 +132,18 @@ def test_cli_prints_the_headline_ratio_of_both_runs(tmp_path, capsys):
 def test_cli_rejects_unusable_input_naming_the_file(tmp_path, capsys):
     baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0}))
     full_mode = _write(tmp_path / "full.json", _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"}))
-    assert compare.main([str(full_mode), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(full_mode), "--baseline", str(baseline)]) == compare.UNUSABLE
     assert "bench mode differs" in capsys.readouterr().err
 
-    assert compare.main([str(tmp_path / "absent.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "absent.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
     assert "absent.json: no such file" in capsys.readouterr().err
 
     (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
-    assert compare.main([str(tmp_path / "broken.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "broken.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
     assert "broken.json: not a readable JSON file" in capsys.readouterr().err
 
     _write(tmp_path / "no_stats.json", {"benchmarks": [{"fullname": STEP}]})
-    assert compare.main([str(tmp_path / "no_stats.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "no_stats.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
     assert "benchmarks[0] lacks" in capsys.readouterr().err
 
 
@@ -162,7 +162,7 @@ def test_update_baseline_writes_a_trimmed_file_that_compares_equal(tmp_path, mon
     assert compare.main([str(run)]) == compare.OK
     assert "2 ok" in capsys.readouterr().out
     other = _write(tmp_path / "gpu.json", _results({STEP: 2.0}, env={**CPU_ENV, "device_kind": "nvidia-h100"}))
-    assert compare.main([str(other)]) == compare.UNUSABLE
+    assert compare.cli([str(other)]) == compare.UNUSABLE
     error = capsys.readouterr().err
     assert "nvidia-h100" in error and "cpu-2core.json" in error  # says what exists
 
@@ -234,9 +234,10 @@ def test_markdown_table_has_a_row_per_benchmark_with_its_figures():
 
 def test_plot_refuses_an_empty_or_missing_file(tmp_path, capsys):
     empty = _write(tmp_path / "empty.json", {"benchmarks": []})
-    assert plot.main([str(empty), "--out", str(tmp_path / "x.png")]) == 2
-    assert "empty.json: the results hold no benchmarks" in capsys.readouterr().err
-    assert plot.main([str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")]) == 2
+    assert plot.cli([str(empty), "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m bench.plot: error: ") and "empty.json: the results hold no benchmarks" in error
+    assert plot.cli([str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")]) == 2
     assert "missing.json: no such file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 

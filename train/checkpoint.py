@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from fastnst.atomic import save_atomic  # re-exported: the trainer writes checkpoints through it
+from fastnst.cli import FileFormatError
+from fastnst.safe_load import safe_torch_load
 from fastnst.train.models import model_from_config
 
 __all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
@@ -24,15 +25,11 @@ __all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated file, wrong format, unsafe pickle
-        raise ValueError(f"checkpoint {path} could not be read: {exc}") from exc
-    missing = [key for key in ("config", "model") if key not in state]
+    state = safe_torch_load(path, "checkpoint", map_location=map_location)
+    missing = [key for key in ("config", "model") if not isinstance(state, dict) or key not in state]
     if missing:
-        raise ValueError(f"checkpoint {path} lacks {', '.join(missing)}: not a fastnst checkpoint")
+        raise FileFormatError(f"checkpoint {path} lacks {', '.join(missing)}: not a checkpoint written by "
+                              "python -m train.run")
     return state
 
 
@@ -42,7 +39,7 @@ def model_from_checkpoint(path: str | os.PathLike, which: str = "model", map_loc
     if which not in ("model", "swa_model"):
         raise ValueError(f"which must be 'model' or 'swa_model', got {which!r}")
     if state.get(which) is None:
-        raise ValueError(f"checkpoint {path} holds no {which}")
+        raise FileFormatError(f"checkpoint {path} holds no {which}")
     config = state["config"]
     model = model_from_config(config)  # activation, stride placement: as the run was configured
     model.load_state_dict(state[which])

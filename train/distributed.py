@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from fastnst.cli import UsageError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -34,10 +36,10 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was given but no CUDA device is available")
+            raise UsageError("--device cuda was given but no CUDA device is available; pass --device cpu (or auto)")
         return torch.device("cuda", local_rank)
     if requested != "cpu":
-        raise ValueError(f"--device must be auto, cpu or cuda, got {requested!r}")
+        raise UsageError(f"--device must be auto, cpu or cuda, got {requested!r}")
     return torch.device("cpu")
 
 

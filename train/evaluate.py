@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,11 +25,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
 from fastnst.train.corruptions.frost import stand_in_warning_suppressed
-from fastnst.train.data import dataset_info, load_test_set, normalize
+from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, normalize
 from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, c_bar_root, corrupted_root,
                                           load_cifar_c, load_tinyimagenet_c, missing_c_bar_files, missing_official_files)
 
@@ -105,10 +107,10 @@ def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=N
         missing = {name: str(path) for name, path in missing_official_files(dataset, official_root, c_names).items()}
     if source == "official":
         if official_root is None:
-            raise FileNotFoundError(f"--source official: {dataset} has no official corruption set")
+            raise MissingDataError(f"--source official: {dataset} has no official corruption set")
         lacking = [name for name in c_names if name in missing and name in CORRUPTIONS]
         if lacking:
-            raise FileNotFoundError(
+            raise MissingDataError(
                 f"--source official: {len(lacking)} of the 15 benchmark sets of {dataset} are not under {official_root}: "
                 + ", ".join(missing[name] for name in lacking) + " (use --source auto to generate them, flagged)")
     sets, not_evaluated = [], {}
@@ -176,13 +178,13 @@ def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, te
         images, labels = load_cifar_c(root, corruption, severity, labels_optional=corruption_set.family == "C-bar")
         if labels is None:
             if len(images) != len(test_labels):
-                raise ValueError(f"{root / (corruption + '.npy')}: {len(images)} rows per severity, but the test set has "
-                                 f"{len(test_labels)} images")
+                raise DataFormatError(f"{root / (corruption + '.npy')}: {len(images)} rows per severity, but the test set has "
+                                      f"{len(test_labels)} images")
             labels = test_labels
         same = np.array_equal(labels, test_labels)
     if not same:
-        raise ValueError(f"{corruption} severity {severity}: labels differ from the clean test set's; "
-                         f"the files under {root} belong to another test set")
+        raise DataFormatError(f"{corruption} severity {severity}: labels differ from the clean test set's; "
+                              f"the files under {root} belong to another test set")
     return np.ascontiguousarray(images[indices]), labels[indices]
 
 
@@ -373,12 +375,14 @@ def evaluate_checkpoint(checkpoint, dataset: str | None, data_root, *, baseline=
     models, config = _checkpoint_models(checkpoint, device)
     dataset = dataset or config["dataset"]
     if config.get("dataset") not in (None, dataset):
-        raise ValueError(f"--dataset {dataset} but {checkpoint} was trained on {config['dataset']}")
+        raise UsageError(f"--dataset {dataset} but {checkpoint} was trained on {config['dataset']}; "
+                         f"pass --dataset {config['dataset']} (or leave it out) or the checkpoint of a {dataset} run")
     everything = dict(models)
     if baseline is not None:
         baseline_models, baseline_config = _checkpoint_models(baseline, device)
         if baseline_config.get("dataset") not in (None, dataset):
-            raise ValueError(f"--baseline {baseline} was trained on {baseline_config['dataset']}, not {dataset}")
+            raise UsageError(f"--baseline {baseline} was trained on {baseline_config['dataset']}, not {dataset}; "
+                             f"pass the baseline checkpoint of a {dataset} run")
         everything.update({f"baseline_{name}": model for name, model in baseline_models.items()})
     results = evaluate_models(everything, dataset, data_root, device=device, **options)
     report = {"meta": {**results["meta"], "checkpoint": str(checkpoint), "config": config},
@@ -472,12 +476,23 @@ def parse_corruptions(text: str | None) -> tuple[str, ...] | None:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise SystemExit(f"--corruptions: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(known)}")
+        raise UsageError(f"--corruptions: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(known)}")
     return tuple(name for name in known if name in names)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Corruption robustness of a trained classifier (and its SWA model).")
+    parser = argparse.ArgumentParser(prog=program_name("train.evaluate"),
+                                     description="Corruption robustness of a trained classifier (and its SWA model).")
     group = parser.add_argument_group("Model")
     group.add_argument("--checkpoint", required=True, help="checkpoint written by python -m train.run")
     group.add_argument("--baseline", help="a baseline checkpoint evaluated on the same images, for relative numbers")
@@ -487,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--source", default="auto", choices=SOURCES,
                        help="-C sets: official files, generated, or auto: each set official when its file is there, else "
                             "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
-    group.add_argument("--max-images", type=int, help="evaluate a seeded random subset of this many test images")
+    group.add_argument("--max-images", type=_positive_int, help="evaluate a seeded random subset of this many test images")
     group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: $FASTNST_FROST_DIR, "
                        "else a procedural stand-in, flagged in the results)")
     group.add_argument("--seed", type=int, default=0, help="seed of the subset and of the generated corruptions")
@@ -496,10 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    group.add_argument("--batch-size", type=int, default=500,
+    group.add_argument("--batch-size", type=_positive_int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
                             "take at most 64 images, measured faster")
     group.add_argument("--out", help="folder for results.json, report.md and the figures (default: next to the checkpoint)")
+    add_debug_flag(group)
     return parser
 
 
@@ -518,5 +534,10 @@ def main(argv=None) -> dict:
     return report
 
 
+def cli(argv=None) -> int:
+    """``python -m train.evaluate`` / ``fastnst-evaluate``: expected errors as one line, exit 2."""
+    return run_cli(main, argv, prog=program_name("train.evaluate"))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

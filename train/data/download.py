@@ -42,6 +42,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fastnst.cli import add_debug_flag, program_name, run_cli
 from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
 from fastnst.train.data.manifest import Checksum, ChecksumApi, Item, RemoteFile
@@ -520,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default="data", help="folder to put everything in (default: data)")
     parser.add_argument("--keep-archive", action="store_true", help="keep downloaded archives after extracting")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a URL is given up")
+    add_debug_flag(parser)
     return parser
 
 
@@ -557,5 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     return 2 if failures else 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m train.data.download`` / ``fastnst-download``: expected errors as one line, exit 2."""
+    return run_cli(main, argv, prog=program_name("train.data.download"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

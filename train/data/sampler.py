@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastnst.cli import UsageError  # option values that cannot work: one line from the CLI, not a traceback
+
 
 @dataclass(frozen=True)
 class BatchPlan:
@@ -36,22 +38,22 @@ class MixedSampler:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside [0, world_size={world_size})")
         if not 0.0 <= synthetic_ratio < 1.0:
-            raise ValueError(f"--synthetic-ratio must be in [0, 1), got {synthetic_ratio} (an epoch is defined by "
+            raise UsageError(f"--synthetic-ratio must be in [0, 1), got {synthetic_ratio} (an epoch is defined by "
                              f"the real images, so some must be in every batch)")
         self.synthetic_per_batch = int(round(synthetic_ratio * batch_size))
         self.real_per_batch = batch_size - self.synthetic_per_batch
         if synthetic_ratio > 0 and self.synthetic_per_batch == 0:
-            raise ValueError(f"--synthetic-ratio {synthetic_ratio} with batch size {batch_size} gives 0 synthetic "
+            raise UsageError(f"--synthetic-ratio {synthetic_ratio} with batch size {batch_size} gives 0 synthetic "
                              f"samples per batch; raise one of them")
         if self.synthetic_per_batch and num_synthetic == 0:
-            raise ValueError("--synthetic-ratio > 0 but the synthetic set is empty")
+            raise UsageError("--synthetic-ratio > 0 but the synthetic set is empty")
         if self.real_per_batch == 0:
-            raise ValueError(f"--synthetic-ratio {synthetic_ratio} leaves no real sample in a batch of {batch_size}")
+            raise UsageError(f"--synthetic-ratio {synthetic_ratio} leaves no real sample in a batch of {batch_size}")
         self.num_real, self.num_synthetic = num_real, num_synthetic
         self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
         self.steps_per_epoch = num_real // (self.real_per_batch * world_size)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{num_real} real images are fewer than one global batch "
+            raise UsageError(f"{num_real} real images are fewer than one global batch "
                              f"({self.real_per_batch} real x {world_size} ranks); lower --batch-size")
 
     def __len__(self) -> int:

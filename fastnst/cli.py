@@ -1,0 +1,102 @@
+"""The one error handler of every fastnst command line: an error the user can fix is one line, exit 2.
+
+Every command has the same two entry points::
+
+    def main(argv=None):      # does the work and returns its result (tests call it); raises on errors
+        ...
+    def cli(argv=None) -> int:  # the console script / ``python -m``: errors become messages and exit codes
+        return run_cli(main, argv, prog=program_name("train.evaluate"))
+
+    if __name__ == "__main__":
+        sys.exit(cli())
+
+An exception is *expected* when its class inherits ``UserError``: a bad flag, a missing or
+malformed file, data in the wrong format. ``run_cli`` prints ``prog: error: <message>`` on one
+line of stderr and returns ``exit_code`` (2, as argparse's own usage errors). Anything else is
+a bug: it propagates with its traceback (exit 1). ``--debug`` (every command has it, see
+``add_debug_flag``) or ``FASTNST_DEBUG=1`` shows the traceback of expected errors too.
+
+Modules register their error classes by inheriting one of the classes below (``ConfigError``,
+``DataFormatError``, ``MissingDataError``, ``WeightsError``, ``BenchFileError`` ... do), so that
+callers can still catch them as the built-in type they extend (``ValueError``, ``FileNotFoundError``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEBUG_FLAG = "--debug"
+DEBUG_ENVIRONMENT = "FASTNST_DEBUG"
+SCRIPT_PREFIX = "fastnst-"  # console scripts (pyproject.toml [project.scripts])
+
+
+class UserError(Exception):
+    """Base of the errors a user can cause and fix; the message says what, which file or flag, and how."""
+
+    exit_code = 2
+
+
+class UsageError(UserError, ValueError):
+    """Options that are invalid or do not fit together (a checkpoint of another data set, a bad value)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named (or that a command needs) does not exist."""
+
+
+class FileFormatError(UserError, ValueError):
+    """A file exists but does not hold what it should (truncated, another format, refused as unsafe)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (messages are written for one line; this guarantees it)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENVIRONMENT, "") not in ("", "0")
+
+
+def add_debug_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--debug``: read by ``run_cli`` from the command line itself, so it works even for errors while parsing."""
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help=f"show the full traceback of an error (also: {DEBUG_ENVIRONMENT}=1)")
+
+
+def program_name(module: str) -> str:
+    """How the user started this command: ``fastnst-train`` (console script) or ``python -m <module>``.
+
+    ``module`` is the checkout's name (``train.run``); run as ``python -m fastnst.train.run`` the
+    installed name is shown instead. Used both as argparse's ``prog`` and as the error prefix.
+    """
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if script.startswith(SCRIPT_PREFIX):
+        return script
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name == f"fastnst.{module}":
+        return f"python -m {spec.name}"
+    return f"python -m {module}"
+
+
+def run_cli(main: Callable[[list[str]], object], argv: Sequence[str] | None = None, *, prog: str) -> int:
+    """Call ``main(argv)`` and turn its outcome into an exit status.
+
+    An int result is the status itself (``bench.compare``'s 1 for a regression); any other
+    result (a report dict, a path) means success, 0. A ``UserError`` is printed as one line,
+    ``prog: error: ...``, and gives its ``exit_code``; with ``--debug`` it is raised instead.
+    Other exceptions are bugs and keep their traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = main(argv)
+    except UserError as error:
+        if debug_requested(argv):
+            raise
+        sys.stdout.flush()  # what the command printed before the error comes first
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr, flush=True)
+        return error.exit_code
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
