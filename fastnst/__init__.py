@@ -5,7 +5,7 @@
     stylizer.set_epoch(epoch)
     images = stylizer(images_uint8_nchw, is_synthetic)     # a random per-sample subset re-textured
 
-Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decoder``,
+Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decoder``, ``python -m fastnst.weights``,
 ``python -m fastnst.preview``. AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.
 
 The distribution installs three packages and claims no generic top-level name: ``fastnst``,

@@ -24,19 +24,34 @@ Accepted files (all read with ``torch.load(weights_only=True)``):
 
 Without a file the networks keep their random initialisation and a
 ``RandomWeightsWarning`` says that the stylization is then not the paper's.
+
+Random weights as files, to exercise stylization on real data without the public weights::
+
+    python -m fastnst.weights --random --out DIR [--seed 0]
+
+writes ``DIR/random_vgg_normalised.pth`` and ``DIR/random_decoder.pth`` in the port's key layout
+(Kaiming-normal convolutions, zero biases) plus the marker key ``fastnst.random_weights``. Loading
+such a file drops the marker, warns ``RandomWeightsWarning`` and, as for no file, sets the loaded
+module's ``random_weights`` attribute to True (``python -m train.run`` reports it in its output
+and ``summary.json``).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from fastnst.atomic import save_atomic
+from fastnst.cli import FileFormatError, UsageError, add_debug_flag, program_name, run_cli
 from fastnst.networks import Decoder, VGGEncoder
+from fastnst.safe_load import safe_torch_load
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,13 +61,17 @@ TORCHVISION_TO_ENCODER = {0: 2, 2: 5, 5: 9, 7: 12, 10: 16, 12: 19, 14: 22, 16: 2
 PORT_VGG_DEEPER_CONVS = (32, 35, 38, 42, 45, 48, 51)
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"
+# Present (a scalar tensor: the seed) only in files written by ``python -m fastnst.weights --random``.
+RANDOM_WEIGHTS_KEY = "fastnst.random_weights"
+RANDOM_ENCODER_FILE = "random_vgg_normalised.pth"
+RANDOM_DECODER_FILE = "random_decoder.pth"
 
 
 class RandomWeightsWarning(UserWarning):
     """A network runs with random weights: images change, but not as the paper's style transfer."""
 
 
-class WeightsError(ValueError):
+class WeightsError(FileFormatError):
     """A weight file does not hold what it should; the message names the file and the first mismatch."""
 
 
@@ -65,15 +84,18 @@ def warn_random(what: str) -> None:
     )
 
 
+def warn_random_file(what: str, path) -> None:
+    warnings.warn(
+        f"fastnst: the {what} file {path} holds RANDOM weights (written by python -m fastnst.weights --random). "
+        "Stylization will run but is NOT the paper's AdaIN style transfer.",
+        RandomWeightsWarning,
+        stacklevel=3,
+    )
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """``torch.load(weights_only=True)`` of a flat state dict, with errors that name ``path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file {path} does not exist or is not a file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, unsafe pickle
-        raise WeightsError(f"weight file {path} could not be read as a PyTorch state dict: {exc}") from exc
+    state = safe_torch_load(path, "weight file", error_type=WeightsError)
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise WeightsError(f"weight file {path} does not hold a flat state dict of tensors (got {type(state).__name__})")
     return state
@@ -123,13 +145,26 @@ def torchvision_to_encoder_state(state: dict[str, torch.Tensor], path="<state di
     return converted
 
 
+def _pop_random_marker(state: dict[str, torch.Tensor], what: str, path) -> bool:
+    """Drop the marker of ``--random`` files; warn and return True when it was there."""
+    if state.pop(RANDOM_WEIGHTS_KEY, None) is None:
+        return False
+    warn_random_file(what, path)
+    return True
+
+
 def load_encoder(path: str | os.PathLike | None = None) -> VGGEncoder:
-    """The VGG encoder to relu4_1 from ``vgg_normalised.pth`` or torchvision's VGG-19 file; random if None."""
+    """The VGG encoder to relu4_1 from ``vgg_normalised.pth`` or torchvision's VGG-19 file; random if None.
+
+    The returned module's ``random_weights`` is True without a file or for a ``--random`` file.
+    """
     encoder = VGGEncoder()
     if path is None:
         warn_random("VGG-19 encoder")
+        encoder.random_weights = True
     else:
         state = read_state_dict(path)
+        encoder.random_weights = _pop_random_marker(state, "VGG-19 encoder", path)
         if _is_torchvision_vgg(state):
             _check_and_load(encoder, torchvision_to_encoder_state(state, path), path)
         else:
@@ -138,13 +173,43 @@ def load_encoder(path: str | os.PathLike | None = None) -> VGGEncoder:
 
 
 def load_decoder(path: str | os.PathLike | None = None) -> Decoder:
-    """The AdaIN decoder from ``decoder.pth`` (the port's, or one from ``fastnst.train_decoder``); random if None."""
+    """The AdaIN decoder from ``decoder.pth`` (the port's, or one from ``fastnst.train_decoder``); random if None.
+
+    The returned module's ``random_weights`` is True without a file or for a ``--random`` file.
+    """
     decoder = Decoder()
     if path is None:
         warn_random("AdaIN decoder")
+        decoder.random_weights = True
     else:
-        _check_and_load(decoder, read_state_dict(path), path)
+        state = read_state_dict(path)
+        decoder.random_weights = _pop_random_marker(state, "AdaIN decoder", path)
+        _check_and_load(decoder, state, path)
     return decoder.eval().requires_grad_(False)
+
+
+def kaiming_initialised(module: nn.Module, seed: int) -> nn.Module:
+    """Every convolution Kaiming-normal (fan-in, ReLU gain) with zero bias, from a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            fan_in = layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+            with torch.no_grad():
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                layer.bias.zero_()
+    return module
+
+
+def write_random_weights(folder: str | os.PathLike, seed: int = 0) -> tuple[Path, Path]:
+    """``folder/random_vgg_normalised.pth`` and ``folder/random_decoder.pth``: random weights in the port's
+    key layout, marked with ``RANDOM_WEIGHTS_KEY`` so that every loader says they are random."""
+    folder = Path(folder)
+    paths = (folder / RANDOM_ENCODER_FILE, folder / RANDOM_DECODER_FILE)
+    for network, path, offset in ((VGGEncoder(), paths[0], 0), (Decoder(), paths[1], 1)):
+        state = dict(kaiming_initialised(network, seed * 2 + offset).state_dict())
+        state[RANDOM_WEIGHTS_KEY] = torch.tensor(seed)
+        save_atomic(state, path)
+    return paths
 
 
 def download_torchvision_vgg19(folder: str | os.PathLike) -> Path:
@@ -157,3 +222,35 @@ def download_torchvision_vgg19(folder: str | os.PathLike) -> Path:
     if not digest.startswith(TORCHVISION_VGG19_SHA256_PREFIX):
         raise WeightsError(f"{destination}: SHA-256 {digest} does not start with {TORCHVISION_VGG19_SHA256_PREFIX}")
     return destination
+
+
+def main(argv: list[str] | None = None) -> tuple[Path, Path]:
+    parser = argparse.ArgumentParser(
+        prog=program_name("fastnst.weights"),
+        description="Write RANDOM encoder and decoder weight files, to exercise stylization (train.run --vgg/--decoder, "
+        "fastnst.style_bank, fastnst.preview) without the public AdaIN weights. Every command that loads them "
+        "says that they are random.",
+    )
+    parser.add_argument("--random", action="store_true", help="write random weights (the only mode so far)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help=f"folder for {RANDOM_ENCODER_FILE} and {RANDOM_DECODER_FILE}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    if not args.random:
+        parser.error("nothing to do: pass --random to write random weight files")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; pass a folder (it is created if missing)")
+    paths = write_random_weights(args.out, args.seed)
+    for path in paths:
+        print(f"wrote {path} (RANDOM weights, seed {args.seed}; not the paper's style transfer)")
+    print(f"use them as: --vgg {paths[0]} --decoder {paths[1]}")
+    return paths
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, argv, prog=program_name("fastnst.weights"))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

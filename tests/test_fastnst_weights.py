@@ -129,3 +129,82 @@ def test_torchvision_file_missing_conv_is_named(tmp_path):
     torch.save(state, tmp_path / "vgg19.pth")
     with pytest.raises(WeightsError, match=r"vgg19.pth: missing key 'features.12.weight'"):
         load_encoder(tmp_path / "vgg19.pth")
+
+
+# ----------------------------------------------------------------------------- random weight files
+
+def test_random_weights_command_writes_marked_files_in_the_ports_layout(tmp_path, capsys):
+    from fastnst.weights import RANDOM_WEIGHTS_KEY, main
+
+    vgg_path, decoder_path = main(["--random", "--out", str(tmp_path / "w"), "--seed", "3"])
+    assert (vgg_path.name, decoder_path.name) == ("random_vgg_normalised.pth", "random_decoder.pth")
+    assert "RANDOM" in capsys.readouterr().out
+    for path, network in ((vgg_path, VGGEncoder()), (decoder_path, Decoder())):
+        state = torch.load(path, weights_only=True)
+        assert set(state) == set(network.state_dict()) | {RANDOM_WEIGHTS_KEY}  # the port's keys plus the marker
+        assert int(state[RANDOM_WEIGHTS_KEY]) == 3
+    with pytest.warns(RandomWeightsWarning, match="random_vgg_normalised.pth holds RANDOM weights"):
+        encoder = load_encoder(vgg_path)
+    with pytest.warns(RandomWeightsWarning, match="random_decoder.pth holds RANDOM weights"):
+        decoder = load_decoder(decoder_path)
+    assert encoder.random_weights and decoder.random_weights
+    # Kaiming-normal convolutions: the features neither vanish nor explode through 10 ReLU layers.
+    features = encoder(torch.rand(1, 3, 64, 64))
+    assert 0.05 < float(features.std()) < 50
+    # Same seed, same files; another seed, other weights.
+    again, _ = main(["--random", "--out", str(tmp_path / "again"), "--seed", "3"])
+    other, _ = main(["--random", "--out", str(tmp_path / "other"), "--seed", "4"])
+    assert torch.equal(torch.load(again, weights_only=True)["2.weight"], torch.load(vgg_path, weights_only=True)["2.weight"])
+    assert not torch.equal(torch.load(other, weights_only=True)["2.weight"], torch.load(vgg_path, weights_only=True)["2.weight"])
+
+
+def test_plain_files_are_not_marked_random(tmp_path, recwarn):
+    torch.save(VGGEncoder().state_dict(), tmp_path / "vgg.pth")
+    assert load_encoder(tmp_path / "vgg.pth").random_weights is False
+    assert not [w for w in recwarn if issubclass(w.category, RandomWeightsWarning)]
+    with pytest.warns(RandomWeightsWarning):
+        assert load_decoder(None).random_weights is True
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo owned",))
+
+
+@pytest.mark.parametrize("reader", ["encoder", "decoder", "checkpoint", "style bank", "decoder training state"])
+def test_a_pickled_payload_is_refused_with_our_advice_not_pytorchs(reader, tmp_path, capfd):
+    from fastnst.style_bank import StyleBank
+    from fastnst.train.checkpoint import load_checkpoint
+    from fastnst.safe_load import safe_torch_load
+
+    path = tmp_path / "model.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "config": {}, "evil": _Payload()}, path)
+    load = {"encoder": load_encoder, "decoder": load_decoder, "checkpoint": load_checkpoint,
+            "style bank": StyleBank.load,
+            "decoder training state": lambda p: safe_torch_load(p, "decoder training state")}[reader]
+    with pytest.raises(ValueError) as error:
+        load(path)
+    message = str(error.value)
+    assert str(path) in message and "not a plain tensor checkpoint" in message and "posix.system" in message
+    assert "NOT loaded" in message and "Only use files from a trusted source" in message
+    assert "weights_only" not in message and "\n" not in message
+    assert "owned" not in capfd.readouterr().out  # the payload never ran
+
+
+def test_every_torch_load_goes_through_the_safe_loader():
+    import ast
+    from pathlib import Path
+
+    def calls_torch_load(path: Path) -> bool:
+        return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                   and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"
+                   for node in ast.walk(ast.parse(path.read_text())))
+
+    root = Path(__file__).resolve().parent.parent
+    callers = {str(path.relative_to(root)) for folder in ("fastnst", "kernels", "train", "bench")
+               for path in (root / folder).rglob("*.py") if calls_torch_load(path)}
+    assert callers == {"fastnst/safe_load.py"}

@@ -7,9 +7,12 @@ import pytest
 import torch
 import yaml
 
+from fastnst.style_bank import encode_style_folder
 from fastnst.train.checkpoint import load_checkpoint
 from fastnst.train.data import make_demo_dataset
-from fastnst.train.run import draw_style_images, main
+from fastnst.weights import load_encoder, write_random_weights
+from tests.data_formats import write_cifar10
+from fastnst.train.run import cli, draw_style_images, main
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +41,22 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["corruption_source"] == "generated"
+    assert summary["random_weights"] == {"encoder": True, "decoder": True}  # the demo's stylizer is random
     assert set(summary["robustness"]) == {"model", "swa_model"}
     for kind in ("json", "markdown", "bars", "examples"):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
 
 
 def test_missing_data_says_what_to_download(tmp_path, capsys):
-    code = main(["--dataset", "cifar10", "--data-root", str(tmp_path / "nothing"), "--synthetic-ratio", "0",
-                 "--no-stylize", "--out", str(tmp_path / "run")])
+    code = cli(["--dataset", "cifar10", "--data-root", str(tmp_path / "nothing"), "--synthetic-ratio", "0",
+                "--no-stylize", "--out", str(tmp_path / "run")])
     assert code == 2
     err = capsys.readouterr().err
-    assert "missing data" in err and "--download" in err
+    assert err.startswith("python -m train.run: error: cifar10: ") and "lacks" in err and "--download" in err
 
 
 def test_real_dataset_with_stylization_needs_weights(tmp_path, capsys):
-    code = main(["--dataset", "cifar10", "--synthetic-ratio", "0", "--out", str(tmp_path / "run")])
+    code = cli(["--dataset", "cifar10", "--synthetic-ratio", "0", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "needs --styles, --vgg, --decoder" in capsys.readouterr().err
 
@@ -74,5 +78,53 @@ def test_resume_flag_continues_from_the_run_folder(tmp_path, demo_root, capsys):
     assert "1 of 1 epochs done" in capsys.readouterr().out
     again = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
     assert all(torch.equal(first[key], again[key]) for key in first)
-    assert main(flags + ["--resume", str(tmp_path / "nope.pt")]) == 2
+    assert cli(flags + ["--resume", str(tmp_path / "nope.pt")]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def _metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_reusing_out_is_refused_and_overwrite_moves_the_earlier_run_aside(tmp_path, demo_root, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    earlier = '{"epoch": 1, "train_loss": 2.3}\n'  # an earlier run's log and checkpoint, planted
+    (out / "metrics.jsonl").write_text(earlier)
+    (out / "checkpoint.pt").write_bytes(b"earlier")
+    flags = ["--out", str(out), "--data-root", str(demo_root), "--epochs", "1", "--batch-size", "16",
+             "--no-evaluate-corruptions", "--no-swa", "--no-trivial-augment", "--no-stylize"]  # the cheapest run
+
+    assert cli(flags) == 2  # a second run into the same folder would append a second "epoch 1"
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m train.run: error: --out ") and "already holds a run" in err
+    assert "--resume" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert (out / "metrics.jsonl").read_text() == earlier
+    assert cli(flags + ["--overwrite", "--resume"]) == 2  # contradictory
+    assert "pass one of them" in capsys.readouterr().err
+
+    assert main(flags + ["--overwrite"]) == 0
+    (aside,) = tmp_path.glob("run.old-*")
+    assert f"moved the earlier run in {out} to {aside}" in capsys.readouterr().out
+    assert (aside / "metrics.jsonl").read_text() == earlier and (aside / "checkpoint.pt").read_bytes() == b"earlier"
+    assert [row["epoch"] for row in _metrics(out)] == [1]  # the logs of the two runs never mix
+
+
+def test_random_weight_files_are_said_in_the_output_and_summary(tmp_path, capsys):
+    vgg, decoder = write_random_weights(tmp_path / "weights")
+    write_cifar10(tmp_path / "data", per_batch=20, num_test=20)
+    styles = draw_style_images(tmp_path / "styles", count=3, size=32, seed=0)[0].parent
+    with pytest.warns(UserWarning, match="RANDOM"):
+        encode_style_folder(styles, load_encoder(vgg), image_size=32).save(tmp_path / "styles.pt")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        code = main(["--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--synthetic-ratio", "0",
+                     "--styles", str(tmp_path / "styles.pt"), "--vgg", str(vgg), "--decoder", str(decoder),
+                     "--model", "wrn16_2", "--epochs", "1", "--batch-size", "16", "--style-resolution", "native",
+                     "--no-evaluate-corruptions", "--no-swa", "--no-trivial-augment", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "stylizer's encoder and decoder run with RANDOM weights" in printed
+    assert "stylization used RANDOM encoder and decoder weights" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["random_weights"] == {"encoder": True, "decoder": True}

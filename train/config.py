@@ -6,7 +6,9 @@ next to the run's outputs as ``config.yaml`` and ``config.json``.
 
 Flags are kebab-case and grouped as in timm's ``train.py``: Dataset, Model,
 Optimizer, Augmentation, Stylization, Run. Every flag defaults to "not given"
-(``None``) so that only flags the user typed override the preset.
+(``None``) so that only flags the user typed override the preset; ``--help`` ends
+with a table of every preset's values, generated from the YAML files, and
+``--print-config`` prints the resolved values with the source of each.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from fastnst.cli import UsageError, add_debug_flag, program_name
 from fastnst.train.data.stats import DATASETS, dataset_info
 from fastnst.train.fetched import resolve_fetched_paths
 from fastnst.train.models import MODEL_NAMES
@@ -84,6 +87,7 @@ DEFAULTS: dict = {
     # Run
     "out": "runs/demo",
     "resume": None,               # None, "auto" (OUT/checkpoint.pt) or a checkpoint path
+    "overwrite": False,           # an earlier run in --out is moved aside to OUT.old-<time> (else: refused)
     "seed": 0,
     "device": "auto",             # "auto", "cpu", "cuda"
     "eval_every": 1,              # epochs between clean test-set evaluations (0: only at the end)
@@ -99,8 +103,8 @@ DERIVED_KEYS = ("num_classes", "image_size")
 PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "demo")
 
 
-class ConfigError(ValueError):
-    """A bad option value or option file; the message names the flag or file."""
+class ConfigError(UsageError):
+    """A bad option value or option file; the message names the flag or file (one line, exit 2)."""
 
 
 def load_preset(name: str) -> dict:
@@ -127,19 +131,32 @@ def _checked(values: dict, source: str) -> dict:
     return values
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's table as written; wraps the flags' help as usual."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m train.run",
-        description="Train a classifier with stylized synthetic augmentation (arXiv 2512.15675), "
-        "evaluate its corruption robustness and write a report. Values come from the data set's "
-        "preset (train/presets/<dataset>.yaml); any flag given overrides it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=program_name("train.run"),
+        description="Train a classifier with stylized synthetic augmentation (arXiv 2512.15675), evaluate\n"
+        "its corruption robustness and write a report. Each value comes from, in rising priority:\n"
+        "the built-in default, the data set's preset (train/presets/<dataset>.yaml), --config FILE,\n"
+        "the flags. Every flag's value per data set is in the table at the end; --print-config\n"
+        "shows the resolved values of a command line and where each came from.",
+        epilog=preset_table(),
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file of options applied over the preset")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved configuration, with the source of each value, and exit")
+    add_debug_flag(parser)
 
     group = parser.add_argument_group("Dataset")
     add = group.add_argument
-    add("--dataset", choices=sorted(DATASETS), help="data set and preset (default: demo, built in)")
+    add("--dataset", choices=sorted(DATASETS), help="data set and preset (without it: demo, built in)")
     add("--data-root", metavar="DIR", help="folder holding the data set")
     add("--synthetic", metavar="FILE", help="EDM-style .npz of synthetic images and labels")
     add("--synthetic-ratio", type=float, metavar="R", help="fraction of each epoch drawn from --synthetic")
@@ -148,28 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     group = parser.add_argument_group("Model")
     add = group.add_argument
-    add("--model", choices=MODEL_NAMES)
-    add("--dropout", type=float)
+    add("--model", choices=MODEL_NAMES, help="classifier")
+    add("--dropout", type=float, metavar="P", help="dropout probability in the residual blocks")
     add("--amp", choices=["auto", "bf16", "fp16", "none"], help="mixed precision (auto: bf16 on CUDA)")
     add("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the classifier")
 
     group = parser.add_argument_group("Optimizer")
     add = group.add_argument
-    add("--epochs", type=int)
+    add("--epochs", type=int, help="training epochs")
     add("--batch-size", type=int, help="global batch size over all ranks")
-    add("--lr", type=float, help="peak learning rate")
-    add("--momentum", type=float)
-    add("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    add("--weight-decay", type=float)
-    add("--label-smoothing", type=float)
+    add("--lr", type=float, help="peak learning rate (SGD, cosine schedule)")
+    add("--momentum", type=float, help="SGD momentum")
+    add("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum")
+    add("--weight-decay", type=float, help="L2 weight decay")
+    add("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss")
     add("--swa", action=argparse.BooleanOptionalAction, default=None, help="stochastic weight averaging")
     add("--swa-start", type=float, metavar="FRACTION", help="fraction of epochs before averaging starts")
     add("--swa-lr-factor", type=float, help="SWA learning rate as a fraction of --lr")
 
     group = parser.add_argument_group("Augmentation")
     add = group.add_argument
-    add("--trivial-augment", action=argparse.BooleanOptionalAction, default=None)
-    add("--random-erasing-prob", type=float)
+    add("--trivial-augment", action=argparse.BooleanOptionalAction, default=None,
+        help="TrivialAugmentWide after stylization")
+    add("--random-erasing-prob", type=float, metavar="P", help="probability of Random Erasing per image")
 
     group = parser.add_argument_group("Stylization")
     add = group.add_argument
@@ -190,15 +208,70 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", metavar="DIR", help="output folder (checkpoint, logs, config, report)")
     add("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
         help="continue from CHECKPOINT (without a value: OUT/checkpoint.pt)")
-    add("--seed", type=int)
-    add("--device", choices=["auto", "cpu", "cuda"])
+    add("--overwrite", action="store_true", default=None,
+        help="--out holds an earlier run: move it aside to OUT.old-<time> and start afresh (without "
+        "--overwrite or --resume such a run is refused)")
+    add("--seed", type=int, help="seed of weights, data order, augmentations and stylization")
+    add("--device", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
     add("--eval-every", type=int, metavar="EPOCHS", help="clean test accuracy every N epochs (0: at the end)")
-    add("--log-every", type=int, metavar="STEPS")
+    add("--log-every", type=int, metavar="STEPS", help="steps between progress updates and NaN checks")
     add("--evaluate-corruptions", action=argparse.BooleanOptionalAction, default=None,
         help="evaluate corruption robustness and write the report after training")
-    add("--corruption-source", choices=["auto", "official", "generated"])
+    add("--corruption-source", choices=["auto", "official", "generated"],
+        help="official -C files, generated corruptions, or auto: official when present")
     add("--max-eval-images", type=int, metavar="N", help="cap of test images per corruption and severity")
     return parser
+
+
+# ----------------------------------------------------------------------------- --help table, --print-config
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def format_value(value) -> str:
+    """A value as the --help table shows it: yes/no, lists space-separated (as typed), "-" for not set."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return " ".join(format_value(item) for item in value)
+    return str(value)
+
+
+def preset_table() -> str:
+    """Every option's value per preset, read from the YAML files (so it cannot drift from them)."""
+    presets = {name: {**DEFAULTS, **load_preset(name)} for name in PRESET_NAMES}
+    header = ["option", *PRESET_NAMES, "built-in"]
+    rows = [[flag_name(key), *(format_value(presets[name][key]) for name in PRESET_NAMES), format_value(value)]
+            for key, value in DEFAULTS.items()]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join([
+        "defaults per --dataset (train/presets/<dataset>.yaml; built-in: where a preset says nothing):",
+        "",
+        *("  " + line for line in lines),
+        "",
+        '"-": not set, see the flag\'s help (e.g. --data-root: ./data, for the demo OUT/demo_data).',
+    ])
+
+
+def _yaml_value(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    return text.removesuffix("...").strip()
+
+
+def format_config(config: dict, sources: dict[str, str]) -> str:
+    """The resolved configuration as YAML (usable as --config after removing derived keys), one
+    ``# source`` comment per value: default, preset (file), file (--config), flag, or derived."""
+    entries = [(f"{key}: {_yaml_value(config[key])}", sources.get(key, "default")) for key in config]
+    width = max(len(text) for text, _ in entries)
+    lines = ["# resolved configuration: built-in default < preset < --config file < flag"]
+    for text, source in entries:
+        comment_out = "# " if source.startswith("derived") else ""  # not an option: --config would refuse it
+        lines.append(f"{comment_out}{text.ljust(width)}  # {source}")
+    return "\n".join(lines)
 
 
 def _style_resolution(text: str) -> int | str:
@@ -220,23 +293,36 @@ def stylizer_resolution(config: dict) -> int | None:
 
 def resolve(flags: dict, config_file: str | None = None) -> dict:
     """Merge defaults, the data set's preset, ``config_file`` and ``flags`` (None = not given)."""
+    return resolve_with_sources(flags, config_file)[0]
+
+
+def resolve_with_sources(flags: dict, config_file: str | None = None) -> tuple[dict, dict[str, str]]:
+    """``resolve`` and, per key, where its value came from (for --print-config)."""
     given = {key: value for key, value in flags.items() if value is not None}
     file_values = load_yaml(config_file) if config_file else {}
     dataset = given.get("dataset", file_values.get("dataset", DEFAULTS["dataset"]))
-    config = {**DEFAULTS, **load_preset(dataset), **file_values, **given}
+    preset = load_preset(dataset)
+    config, sources = dict(DEFAULTS), dict.fromkeys(DEFAULTS, "default")
+    for values, source in ((preset, f"preset (train/presets/{dataset}.yaml)"), (file_values, f"file ({config_file})"),
+                           (given, "flag")):
+        config.update(values)
+        sources.update(dict.fromkeys(values, source))
     config["dataset"] = dataset
     if dataset not in DATASETS:
         raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     info = dataset_info(dataset)
     config["num_classes"] = info.num_classes
     config["image_size"] = info.image_size
+    sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from dataset {dataset}"))
     for key in ("alpha_synthetic", "alpha_real", "noise_patch_scale", "random_erasing_scale"):
         config[key] = [float(v) for v in config[key]]
     if isinstance(config["input_noise"], dict):
         config["input_noise"] = {str(name): eps for name, eps in config["input_noise"].items()}
+    not_given = {key for key in ("synthetic", "styles", "vgg", "decoder") if config[key] is None}
     resolve_fetched_paths(config)  # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
+    sources.update({key: "default (found or fetched under --data-root)" for key in not_given if config[key] is not None})
     _validate(config)
-    return config
+    return config, sources
 
 
 def _validate(config: dict) -> None:
@@ -299,11 +385,19 @@ def _validate_recipe(config: dict, check) -> None:
         check(config[key] >= 0, key, ">= 0")
 
 
-def parse_config(argv: list[str] | None = None) -> dict:
-    """Command line -> resolved configuration dict."""
+def parse_command_line(argv: list[str] | None = None) -> tuple[dict, dict[str, str], bool]:
+    """Command line -> (resolved configuration, source of each value, whether --print-config was given)."""
     args = vars(build_parser().parse_args(argv))
     config_file = args.pop("config")
-    return resolve(args, config_file)
+    print_config = args.pop("print_config")
+    args.pop("debug")  # read by fastnst.cli.run_cli from the command line itself
+    config, sources = resolve_with_sources(args, config_file)
+    return config, sources, print_config
+
+
+def parse_config(argv: list[str] | None = None) -> dict:
+    """Command line -> resolved configuration dict."""
+    return parse_command_line(argv)[0]
 
 
 def save_config(config: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:

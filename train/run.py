@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -19,12 +20,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fastnst.cli import program_name, run_cli
 from fastnst.train import distributed
-from fastnst.train.config import ConfigError, parse_config, save_config, stylizer_resolution
-from fastnst.train.data import MissingDataError, create_eval_loader, create_train_loader, default_synthetic_path
+from fastnst.train.config import ConfigError, format_config, parse_command_line, save_config, stylizer_resolution
+from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
 from fastnst.train.models import model_from_config
-from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, TrainingDiverged, autocast_dtype, clean_accuracy, fit
+from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
+from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, clean_accuracy, fit
+
+# What a run writes into --out that another run must not mix with (the demo's generated data may stay).
+RUN_OUTPUTS = (CHECKPOINT_NAME, "metrics.jsonl", "tensorboard", "summary.json", "report")
 
 # The demo's generated data set (CIFAR-10 layout) and style images: small enough for a 2-core CPU.
 DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
@@ -105,18 +111,28 @@ def prepare_demo(config: dict, out_dir: Path) -> None:
             encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
 
 
-def fill_paths(config: dict) -> None:
-    """Defaults that depend on other options: data root, the demo's synthetic set and style bank."""
+def fill_default_paths(config: dict) -> list[str]:
+    """Defaults that depend on other options: data root, the demo's synthetic set and style bank.
+    Returns the keys filled in."""
     out_dir = Path(config["out"])
+    filled = []
     if config["data_root"] is None:
         config["data_root"] = str(out_dir / "demo_data") if config["dataset"] == "demo" else "data"
+        filled.append("data_root")
     if config["dataset"] == "demo":
         if config["synthetic"] is None and config["synthetic_ratio"] > 0:
             config["synthetic"] = str(default_synthetic_path("demo", config["data_root"]))
+            filled.append("synthetic")
         if config["stylize"] and config["styles"] is None:
             config["styles"] = str(out_dir / "demo_styles.pt")
-        return
-    if config["stylize"]:
+            filled.append("styles")
+    return filled
+
+
+def fill_paths(config: dict) -> None:
+    """``fill_default_paths``, then check that a real data set's stylization has its three files."""
+    fill_default_paths(config)
+    if config["dataset"] != "demo" and config["stylize"]:
         missing = [flag for flag, key in (("--styles", "styles"), ("--vgg", "vgg"), ("--decoder", "decoder"))
                    if config[key] is None]
         if missing:
@@ -126,6 +142,30 @@ def fill_paths(config: dict) -> None:
                 "AdaIN weights vgg_normalised.pth / decoder.pth of the pytorch-AdaIN port. "
                 "Pass --no-stylize for the baseline without style transfer."
             )
+
+
+def claim_out_dir(config: dict, *, move: bool = True) -> Path | None:
+    """Keep two runs' logs apart: an earlier run in --out is refused, unless --resume continues it or
+    --overwrite moves it aside (to OUT.old-<time>, returned; ``move=False``: only check, as on other ranks)."""
+    out_dir = Path(config["out"])
+    if config["overwrite"] and config["resume"] is not None:
+        raise ConfigError("--resume continues the run in --out and --overwrite moves it aside: pass one of them")
+    found = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
+    if not found or config["resume"] is not None:
+        return None
+    if not config["overwrite"]:
+        raise ConfigError(f"--out {out_dir} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+                          f"--overwrite to move it aside to {out_dir}.old-<time> and start afresh, or another --out")
+    if not move:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = out_dir.with_name(f"{out_dir.name}.old-{stamp}")
+    count = 1
+    while aside.exists():
+        count += 1
+        aside = out_dir.with_name(f"{out_dir.name}.old-{stamp}-{count}")
+    out_dir.rename(aside)
+    return aside
 
 
 def resume_path(config: dict) -> Path | None:
@@ -192,9 +232,21 @@ def download(config: dict) -> None:
         download_dataset(name, config["data_root"])
 
 
+def random_weights_used(stylizer: StylizerMeter | None) -> dict | None:
+    """Which stylizer networks run with random weights (no file, or a ``fastnst.weights --random`` file)."""
+    if stylizer is None:
+        return None
+    return {name: bool(getattr(getattr(stylizer.stylizer, name), "random_weights", False))
+            for name in ("encoder", "decoder")}
+
+
 def run(config: dict) -> dict:
     dist_info = distributed.setup(config["device"])
     out_dir = Path(config["out"])
+    # Every rank checks (a refusal must stop them all); rank 0 moves an earlier run aside.
+    moved_to = claim_out_dir(config, move=dist_info.is_main)
+    if moved_to is not None:
+        print(f"--overwrite: moved the earlier run in {out_dir} to {moved_to}", flush=True)
     fill_paths(config)
     if dist_info.is_main:
         if config["dataset"] == "demo":
@@ -207,7 +259,15 @@ def run(config: dict) -> dict:
     if config["batch_size"] % dist_info.world_size:
         raise ConfigError(f"--batch-size {config['batch_size']} must be divisible by the {dist_info.world_size} ranks")
 
+    recipe_warning = gpu_recipe_warning(config, dist_info.device) if dist_info.is_main else None
+    if recipe_warning:
+        print(recipe_warning, flush=True)
     stylizer = build_stylizer(config, dist_info)
+    random_weights = random_weights_used(stylizer)
+    if dist_info.is_main and random_weights and any(random_weights.values()) and config["dataset"] != "demo":
+        names = " and ".join(name for name, random in random_weights.items() if random)
+        print(f"NOTE: the stylizer's {names} run with RANDOM weights: images are re-textured, but not as the "
+              "paper's AdaIN style transfer; this run's numbers say nothing about the paper's.", flush=True)
     loader = create_train_loader(
         config["dataset"], config["data_root"], config["batch_size"] // dist_info.world_size,
         synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
@@ -223,10 +283,13 @@ def run(config: dict) -> dict:
 
     torch.manual_seed(config["seed"])  # identical initial weights on every rank
     model = model_from_config(config)
+    projection = ProjectedTime(dist_info.device, warned=bool(recipe_warning)) if dist_info.is_main else None
     result = fit(config, model, loader, out_dir=out_dir, dist_info=dist_info, stylizer=stylizer,
-                 evaluate_clean=evaluate_clean, resume_from=resume_path(config))
+                 evaluate_clean=evaluate_clean, resume_from=resume_path(config), projection=projection)
 
-    summary = {"checkpoint": str(result.checkpoint), "final": result.final}
+    summary = {"checkpoint": str(result.checkpoint), "final": result.final,
+               "random_weights": random_weights,  # {"encoder": bool, "decoder": bool}; None without stylization
+               **({"projected_time": projection.summary()} if projection is not None else {})}
     if dist_info.is_main and config["evaluate_corruptions"]:
         summary.update(evaluate_robustness(result.checkpoint, config, out_dir, dist_info.device))
     if dist_info.is_main:
@@ -249,6 +312,10 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
     for kind, path in (summary.get("report") or {}).items():
         lines.append(f"  report      {path}")
     lines.append(f"  logs        {out_dir / 'metrics.jsonl'}, {out_dir / 'tensorboard'}")
+    random_weights = summary.get("random_weights") or {}
+    if any(random_weights.values()) and config["dataset"] != "demo":
+        names = " and ".join(name for name, random in random_weights.items() if random)
+        lines.append(f"  (stylization used RANDOM {names} weights: not the paper's style transfer)")
     if config["dataset"] == "demo":
         lines.append("  (demo: generated data and random-weight style transfer. These numbers show the pipeline "
                      "works end to end, not what the paper reports.)")
@@ -256,19 +323,22 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(parse_config(argv))
-    except MissingDataError as error:
-        print(f"python -m train.run: missing data: {error}", file=sys.stderr)
-        return 2
-    except ConfigError as error:
-        print(f"python -m train.run: error: {error}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as error:
-        print(f"python -m train.run: {error}", file=sys.stderr)
-        return 3
+    """Parse, then run (or with --print-config, show the resolved configuration). Errors are raised:
+    ``cli`` reports them."""
+    config, sources, print_config = parse_command_line(argv)
+    if print_config:
+        for key in fill_default_paths(config):
+            sources[key] = "default (follows from --dataset and --out)"
+        print(format_config(config, sources))
+        return 0
+    run(config)
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m train.run`` / ``fastnst-train``: expected errors as one line, exit 2 (diverged: 3)."""
+    return run_cli(main, argv, prog=program_name("train.run"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

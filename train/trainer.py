@@ -44,6 +44,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
+from fastnst.cli import UserError
 from fastnst.train import distributed
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
@@ -60,8 +61,10 @@ RESUME_MUST_MATCH = ("dataset", "model", "epochs", "batch_size", "lr", "swa", "s
                      "amp")  # amp: an fp16 GradScaler cannot continue from a bf16 run's empty scaler state
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was. Exit status 3."""
+
+    exit_code = 3
 
 
 class StylizerMeter:
@@ -358,6 +361,7 @@ def fit(
     resume_from: str | os.PathLike | None = None,
     show_progress: bool = True,
     log: MetricsLog | None = None,
+    projection=None,
 ) -> FitResult:
     """Train ``model`` (unwrapped, freshly built) on ``train_loader`` as ``config`` says.
 
@@ -366,13 +370,14 @@ def fit(
     Mixup / CutMix on mixed real + synthetic batches). ``stylizer``: the StylizerMeter given to the loader, for
     its per-epoch seconds (None: no stylization). ``evaluate_clean(model) -> accuracy`` is called
     on rank 0 every ``eval_every`` epochs and at the end. ``resume_from``: a checkpoint path.
+    ``projection``: a ``train.projection.ProjectedTime`` that reports the run's projected time.
     """
     device = dist_info.device
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     epochs, steps_per_epoch = config["epochs"], len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError("the training loader yields no batch: data set smaller than --batch-size?")
+        raise ConfigError("the training loader yields no batch: is the data set smaller than --batch-size?")
     log = log or MetricsLog(out_dir, enabled=dist_info.is_main)
     show_progress = show_progress and dist_info.is_main
 
@@ -419,6 +424,10 @@ def fit(
     if config["compile"]:
         forward_model = torch.compile(forward_model)
 
+    epoch_loader = train_loader
+    if projection is not None:  # times the first steps, then says how long the rest will take
+        epoch_loader = projection.watch(train_loader, steps_left=(epochs - start_epoch) * steps_per_epoch)
+
     history: list[dict] = []
     try:
         for epoch in range(start_epoch, epochs):
@@ -429,7 +438,7 @@ def fit(
             started = time.perf_counter()
             epoch_lr = optimizer.param_groups[0]["lr"]
             sums = _train_one_epoch(
-                model, forward_model, optimizer, scaler, criterion, train_loader,
+                model, forward_model, optimizer, scaler, criterion, epoch_loader,
                 epoch=epoch, perturbation=perturbation, grad_clip_norm=config["grad_clip_norm"], amp_dtype=amp_dtype,
                 dist_info=dist_info, log_every=config["log_every"], show_progress=show_progress,
                 checkpoint_path=checkpoint_path,
