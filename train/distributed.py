@@ -12,7 +12,11 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from fastnst.cli import UsageError
+from fastnst.cli import UsageError, UserError
+
+
+class DeviceUnavailableError(UserError, RuntimeError):
+    """The requested device is not there (one line from the command line, exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError("--device cuda was given but no CUDA device is available; pass --device cpu (or auto)")
+            raise DeviceUnavailableError("--device cuda was given but no CUDA device is available; "
+                                         "pass --device cpu (or auto)")
         return torch.device("cuda", local_rank)
     if requested != "cpu":
         raise UsageError(f"--device must be auto, cpu or cuda, got {requested!r}")
