@@ -93,6 +93,9 @@ def run_cli(main: Callable[[list[str]], object], argv: Sequence[str] | None = No
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result = main(argv)
+    except BrokenPipeError:  # `... | head` closed our stdout: not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except UserError as error:
         if debug_requested(argv):
             raise

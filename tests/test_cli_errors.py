@@ -100,6 +100,15 @@ def test_bugs_keep_their_traceback_and_debug_shows_it_for_user_errors(monkeypatc
         run_cli(fails, [], prog="p")
 
 
+def test_a_closed_pipe_ends_the_command_quietly(capfd):
+    """``python -m train.run --print-config | head``: no BrokenPipeError traceback, the shell's 141."""
+    def prints_into_a_closed_pipe(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert run_cli(prints_into_a_closed_pipe, [], prog="p") == 141
+    assert capfd.readouterr().err == ""
+
+
 def test_one_line_never_returns_an_empty_message():
     assert one_line(FileFormatError("")) == "FileFormatError"
 
@@ -211,18 +220,20 @@ def test_planted_fault_is_one_line_and_exit_2(case, files, monkeypatch, capsys):
 
 
 def test_download_checksum_mismatch_is_one_line(tmp_path, monkeypatch, capsys):
-    """ChecksumError from a local file:// 'download' (no network): the partial file is gone, one line."""
-    from fastnst.train.data import download
+    """ChecksumError from a local file:// 'download' (no network): one line, exit 2, no partial file."""
+    from fastnst.train.data import download, manifest
+    from fastnst.train.data.manifest import Checksum, Item, RemoteFile
 
-    source = tmp_path / "served" / "cifar-10-python.tar.gz"
+    source = tmp_path / "served" / "toy.npy"
     source.parent.mkdir()
-    source.write_bytes(b"not the archive")
-    monkeypatch.setitem(download.ARCHIVES, "cifar10",
-                        download.Archive(source.as_uri(), "0" * 32, "cifar-10-batches-py"))
-    assert download.cli(["cifar10", "--data-root", str(tmp_path / "data")]) == 2
-    assert_one_error_line(capsys.readouterr().err, "python -m train.data.download", "md5", "does not match",
+    source.write_bytes(b"not the published file")
+    monkeypatch.setattr(manifest, "ITEMS", {"toy": Item("toy", "a toy file", (RemoteFile(
+        (source.as_uri(),), "toy.npy", "file", "toy/toy.npy",
+        checksums=(Checksum("md5", "0" * 32, "official", "test"),)),), datasets=("toyset",))})
+    assert download.cli(["toy", "--data-root", str(tmp_path / "data")]) == 2
+    assert_one_error_line(capsys.readouterr().err, "python -m train.data.download", "md5", "toy.npy",
                           output_before=True)  # the progress bar comes first
-    assert not list((tmp_path / "data").glob("*.part"))
+    assert not [path for path in (tmp_path / "data").rglob("*") if path.is_file() and path.suffix != ".log"]
 
 
 # ----------------------------------------------------------------------------- real processes

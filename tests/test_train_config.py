@@ -116,26 +116,34 @@ def _cell_tokens(value) -> list[str]:
         return ["yes" if value else "no"]
     if isinstance(value, list):
         return [token for item in value for token in _cell_tokens(item)]
+    if isinstance(value, dict):
+        return ["(below)"] if value else ["-"]
     return [str(value)]
 
 
 def test_help_shows_every_presets_values_and_no_misleading_none(capsys):
+    parser = build_parser()
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["--help"])
+        parser.parse_args(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "(default: None)" not in text
-    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip().startswith("--")}
-    header = next(line.split() for line in text.splitlines() if line.split()[:1] == ["option"])
-    assert header == ["option", *PRESET_NAMES, "built-in"]
+    table = text[text.index("defaults per --dataset"):].splitlines()
+    rows = {}
+    for line in table:
+        if line.startswith("  ") and len(line.split()) > 1:
+            rows.setdefault(line.split()[0], line.split())  # the table row, not a mapping's line under it
+    assert rows["option"] == ["option", *PRESET_NAMES, "built-in"]
+    flags = {action.dest for action in parser._actions}
     presets = {name: _preset_from_yaml(name) for name in PRESET_NAMES}
     for key, default in DEFAULTS.items():
-        flag = "--" + key.replace("_", "-")
-        expected = [flag]
-        for name in PRESET_NAMES:
-            expected += _cell_tokens(presets[name].get(key, default))
-        expected += _cell_tokens(default)
-        assert rows[flag] == expected, flag
+        label = "--" + key.replace("_", "-") if key in flags else key + "*"  # *: only in a --config file
+        values = [presets[name].get(key, default) for name in PRESET_NAMES] + [default]
+        assert rows[label] == [label] + [token for value in values for token in _cell_tokens(value)], label
+        for name, value in zip([*PRESET_NAMES, "built-in"], values):
+            if isinstance(value, dict) and value:  # a mapping is listed under the table, name=value
+                line = next(line for line in table if line.split()[:2] == [label, f"{name}:"])
+                assert line.split()[2:] == [f"{item}={eps}" for item, eps in value.items()]
     # The values a user asked about in the issue are there, as the YAML says.
     assert rows["--model"][1] == presets["cifar10"]["model"] == "wrn28_4"
     assert rows["--epochs"][PRESET_NAMES.index("tinyimagenet") + 1] == str(presets["tinyimagenet"]["epochs"])
@@ -147,7 +155,7 @@ def test_print_config_names_the_source_of_every_value(tmp_path, capsys):
     own = tmp_path / "mine.yaml"
     own.write_text(yaml.safe_dump({"lr": 0.02}))
     out = tmp_path / "run"
-    assert main(["--print-config", "--dataset", "cifar10", "--synthetic-ratio", "0", "--epochs", "3",
+    assert main(["--print-config", "--dataset", "cifar10", "--synthetic-ratio", "0", "--no-stylize", "--epochs", "3",
                  "--config", str(own), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     lines = {line.split(":")[0].lstrip("# "): line for line in text.splitlines() if ":" in line and "#" in line}
@@ -164,5 +172,5 @@ def test_print_config_names_the_source_of_every_value(tmp_path, capsys):
     saved = tmp_path / "printed.yaml"
     saved.write_text(text)
     assert parse_config(["--config", str(saved)]) == parse_config(["--dataset", "cifar10", "--synthetic-ratio", "0",
-                                                                   "--epochs", "3", "--config", str(own),
+                                                                   "--no-stylize", "--epochs", "3", "--config", str(own),
                                                                    "--out", str(out), "--data-root", "data"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastnst.train.config import parse_config
+from fastnst.train.config import load_preset, parse_config
 from fastnst.train.projection import ONE_DAY, TRIAL_FLAGS, ProjectedTime, format_duration, gpu_recipe_warning
 
 
@@ -93,7 +93,9 @@ def test_gpu_recipe_on_a_cpu_is_warned_before_training():
     config = parse_config(["--dataset", "tinyimagenet", "--synthetic-ratio", "0", "--no-stylize"])
     warning = gpu_recipe_warning(config, torch.device("cpu"))
     assert warning.startswith("WARNING:") and "tinyimagenet" in warning
-    assert "--model wrn28_4" in warning and "--epochs 300" in warning and "--batch-size 512" in warning
+    preset = load_preset("tinyimagenet")
+    for flag, key in (("--model", "model"), ("--epochs", "epochs"), ("--batch-size", "batch_size")):
+        assert f"{flag} {preset[key]}" in warning
     assert "--style-resolution 224" not in warning  # no stylization in this run: not a reason
     assert TRIAL_FLAGS in warning
     assert gpu_recipe_warning(config, torch.device("cuda", 0)) is None

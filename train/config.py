@@ -146,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
         "the built-in default, the data set's preset (train/presets/<dataset>.yaml), --config FILE,\n"
         "the flags. Every flag's value per data set is in the table at the end; --print-config\n"
         "shows the resolved values of a command line and where each came from.",
-        epilog=preset_table(),
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file of options applied over the preset")
@@ -220,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--corruption-source", choices=["auto", "official", "generated"],
         help="official -C files, generated corruptions, or auto: official when present")
     add("--max-eval-images", type=int, metavar="N", help="cap of test images per corruption and severity")
+    parser.epilog = preset_table({action.dest for action in parser._actions})
     return parser
 
 
@@ -230,35 +230,56 @@ def flag_name(key: str) -> str:
 
 
 def format_value(value) -> str:
-    """A value as the --help table shows it: yes/no, lists space-separated (as typed), "-" for not set."""
+    """A value as the --help table shows it: yes/no, lists space-separated (as typed), "-" for not set,
+    a mapping as name=value pairs (shown under the table: too wide for a cell)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return " ".join(format_value(item) for item in value)
+    if isinstance(value, dict):
+        return " ".join(f"{name}={format_value(item)}" for name, item in value.items()) or "-"
     return str(value)
 
 
-def preset_table() -> str:
-    """Every option's value per preset, read from the YAML files (so it cannot drift from them)."""
+MAPPING_CELL = "(below)"  # a mapping's cell in the table; its values follow the table
+
+
+def preset_table(flag_keys: set[str] | None = None) -> str:
+    """Every option's value per preset, read from the YAML files (so it cannot drift from them).
+
+    Options without a flag (``flag_keys`` lacks them) are set in a --config file; they are named as
+    keys with a '*'. Mappings (e.g. input_noise) are listed under the table, one line per column.
+    """
+    flag_keys = set(DEFAULTS) if flag_keys is None else flag_keys
     presets = {name: {**DEFAULTS, **load_preset(name)} for name in PRESET_NAMES}
-    header = ["option", *PRESET_NAMES, "built-in"]
-    rows = [[flag_name(key), *(format_value(presets[name][key]) for name in PRESET_NAMES), format_value(value)]
-            for key, value in DEFAULTS.items()]
+    columns = [*PRESET_NAMES, "built-in"]
+    values = {**presets, "built-in": DEFAULTS}
+    header = ["option", *columns]
+    rows, mappings = [], []
+    for key in DEFAULTS:
+        label = flag_name(key) if key in flag_keys else f"{key}*"
+        cells = [MAPPING_CELL if isinstance(values[column][key], dict) and values[column][key]
+                 else format_value(values[column][key]) for column in columns]
+        rows.append([label, *cells])
+        if MAPPING_CELL in cells:
+            mappings += [f"  {label} {column}: {format_value(values[column][key])}" for column in columns]
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     return "\n".join([
         "defaults per --dataset (train/presets/<dataset>.yaml; built-in: where a preset says nothing):",
         "",
         *("  " + line for line in lines),
+        *(["", *mappings] if mappings else []),
         "",
         '"-": not set, see the flag\'s help (e.g. --data-root: ./data, for the demo OUT/demo_data).',
+        "*: no flag; set it in a --config FILE (YAML).",
     ])
 
 
 def _yaml_value(value) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip()
     return text.removesuffix("...").strip()
 
 
@@ -266,7 +287,7 @@ def format_config(config: dict, sources: dict[str, str]) -> str:
     """The resolved configuration as YAML (usable as --config after removing derived keys), one
     ``# source`` comment per value: default, preset (file), file (--config), flag, or derived."""
     entries = [(f"{key}: {_yaml_value(config[key])}", sources.get(key, "default")) for key in config]
-    width = max(len(text) for text, _ in entries)
+    width = max(len(text) for text, _ in entries if len(text) <= 48)  # a long mapping does not push every comment out
     lines = ["# resolved configuration: built-in default < preset < --config file < flag"]
     for text, source in entries:
         comment_out = "# " if source.startswith("derived") else ""  # not an option: --config would refuse it
