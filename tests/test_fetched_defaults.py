@@ -174,7 +174,7 @@ def test_download_flag_points_at_the_targets_and_fetches_them(tmp_path):
 
 
 def test_train_download_without_network_is_one_line(tmp_path, monkeypatch, capsys):
-    from fastnst.train.run import main as train_main
+    from fastnst.train.run import cli as train_main  # main raises; cli reports it in one line, exit 2
 
     import socket
 
