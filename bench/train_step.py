@@ -76,7 +76,7 @@ class TrainStepCase:
     def train_step(self, images, is_synthetic, labels) -> torch.Tensor:
         if self.stylizer is not None:
             with self._region("stylize"):
-                images = self.stylizer(images, is_synthetic)
+                images, _ = self.stylizer(images, is_synthetic)
         with self._region("classifier_forward"):
             inputs = normalize(images, "cifar10")
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):

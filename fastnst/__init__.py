@@ -3,7 +3,7 @@
     from fastnst import StyleBank, build_stylizer
     stylizer = build_stylizer("styles.pt", "vgg_normalised.pth", "decoder.pth", device="cuda")
     stylizer.set_epoch(epoch)
-    images = stylizer(images_uint8_nchw, is_synthetic)     # a random per-sample subset re-textured
+    images, plan = stylizer(images_uint8_nchw, is_synthetic)  # a random per-sample subset re-textured
 
 Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decoder``, ``python -m fastnst.weights``,
 ``python -m fastnst.preview``. AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.

@@ -2,14 +2,18 @@
 
 Per sample, with probability ``prob_synthetic`` (synthetic images, the
 paper's lambda_s) or ``prob_real`` (original images, lambda_o), an image is
-re-textured by AdaIN style transfer with a style drawn uniformly from the
-bank and a strength alpha drawn uniformly from the sample's source range:
+chosen; a chosen image is re-textured (with probability ``nst_probability``,
+the authors' 0.95) by AdaIN style transfer with a style drawn uniformly from
+the bank and a strength alpha drawn uniformly from the sample's source range:
 
     T(c, s, alpha) = D((1 - alpha) * E(c) + alpha * AdaIN(E(c), s))
 
 Only the chosen subset runs through encoder -> ``kernels.adain`` -> decoder;
 results are clamped to the image range and scattered back, so unselected
-samples are bit-identical to the input.
+samples are bit-identical to the input. ``stylizer(images, is_synthetic)``
+returns ``(images, plan)``: the plan says per sample which were chosen (the
+training loader skips TrivialAugment for those under the authors' "TAorStyle"
+strategy, stylized or not) and which rows were stylized, with which style and alpha.
 
 Resolution. The public AdaIN decoder was trained on 256 px crops. The
 authors' code (``experiments/style_transfer.py`` of their training repo)
@@ -59,10 +63,19 @@ CUDA_BUCKET_SIZE = 64
 class StylePlan:
     """What one call stylizes: batch rows, their style rows in the bank and their alphas (all CPU)."""
 
-    rows: torch.Tensor          # (K,) int64 indices into the batch
+    rows: torch.Tensor          # (K,) int64 indices into the batch: the stylized samples
     style_index: torch.Tensor   # (K,) int64 indices into the style bank
     alpha: torch.Tensor         # (K,) float32 stylization strength
     num_synthetic: int          # how many of the K rows are synthetic images
+    chosen: torch.Tensor        # (N,) bool: samples chosen for style transfer (a superset of ``rows``: the
+                                # authors' NSTTransform stylizes a chosen image with probability 0.95)
+
+    @property
+    def stylized(self) -> torch.Tensor:
+        """(N,) bool: the samples actually stylized."""
+        mask = torch.zeros_like(self.chosen)
+        mask[self.rows] = True
+        return mask
 
 
 def _check_probability(name: str, value: float) -> float:
@@ -108,6 +121,8 @@ class Stylizer(nn.Module):
             eager, and 1 (no padding) on the CPU; an int applies on every device.
         downsample: "bilinear" (the authors' code) or "area" (antialiased) when resizing back from ``resolution``.
         autocast_dtype: compute dtype on CUDA (default bfloat16); the CPU path runs in float32.
+        nst_probability: share of the chosen samples that are actually stylized (the authors' NSTTransform
+            ``probability``, 0.95 in all their strategies: ``experiments/custom_transforms.py:33``); default 1.
     """
 
     def __init__(
@@ -126,12 +141,14 @@ class Stylizer(nn.Module):
         bucket_size: int | None = None,
         downsample: str = "bilinear",
         autocast_dtype: torch.dtype = torch.bfloat16,
+        nst_probability: float = 1.0,
     ):
         super().__init__()
         from fastnst.weights import load_decoder, load_encoder
 
         self.prob_synthetic = _check_probability("prob_synthetic", prob_synthetic)
         self.prob_real = _check_probability("prob_real", prob_real)
+        self.nst_probability = _check_probability("nst_probability", nst_probability)
         self.alpha_synthetic = _check_alpha_range("alpha_synthetic", alpha_synthetic)
         self.alpha_real = _check_alpha_range("alpha_real", alpha_real)
         if resolution is not None and int(resolution) < 8:
@@ -178,12 +195,14 @@ class Stylizer(nn.Module):
         choose_draw = torch.rand(count, generator=self.generator)
         alpha_draw = torch.rand(count, generator=self.generator)
         style_draw = torch.randint(len(self.style_names), (count,), generator=self.generator)
+        transfer_draw = torch.rand(count, generator=self.generator)  # drawn last: the draws above predate it
         probability = torch.where(is_synthetic, self.prob_synthetic, self.prob_real)
-        rows = (choose_draw < probability).nonzero().squeeze(1)
+        chosen = choose_draw < probability
+        rows = (chosen & (transfer_draw < self.nst_probability)).nonzero().squeeze(1)
         low = torch.where(is_synthetic, self.alpha_synthetic[0], self.alpha_real[0])
         high = torch.where(is_synthetic, self.alpha_synthetic[1], self.alpha_real[1])
         alpha = (low + (high - low) * alpha_draw)[rows].float()
-        return StylePlan(rows, style_draw[rows], alpha, int(is_synthetic[rows].sum()))
+        return StylePlan(rows, style_draw[rows], alpha, int(is_synthetic[rows].sum()), chosen)
 
     # -- the work ----------------------------------------------------------------------------------------
     def bucket_for(self, device: torch.device) -> int:
@@ -237,10 +256,12 @@ class Stylizer(nn.Module):
             return output.mul_(255).round_().to(torch.uint8)
         return output.to(images.dtype)
 
-    def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> torch.Tensor:
-        """Stylize a random per-sample subset of ``images``; the others come back bit-identical.
+    def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> tuple[torch.Tensor, StylePlan]:
+        """Stylize a random per-sample subset of ``images`` -> (images, the plan that was applied).
 
-        The input is never modified; when no sample is chosen, it is returned as it is.
+        Unstylized samples come back bit-identical; the input is never modified, and when no
+        sample is stylized it is returned as it is. ``plan.chosen`` marks the chosen samples,
+        ``plan.rows`` / ``plan.stylized`` the stylized ones.
         """
         self._check_inputs(images, is_synthetic)
         timer = self._start_timer(images.device)
@@ -260,7 +281,7 @@ class Stylizer(nn.Module):
             "num_stylized_real": count - plan.num_synthetic,
             "padded_to": bucketed_count(count, self.bucket_for(images.device)),
         })
-        return output
+        return output, plan
 
     # -- checks and bookkeeping --------------------------------------------------------------------------
     @staticmethod

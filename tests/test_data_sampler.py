@@ -1,77 +1,144 @@
-"""The mixing sampler: what an epoch is, the synthetic ratio, sharding, determinism."""
+"""The mixing sampler against a transcription of the authors' epoch: counts per batch and per epoch,
+draws without replacement, the TinyImageNet tail, sharding, determinism."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
+import torch
 
 from fastnst.train.data.sampler import MixedSampler
 
 
-def _all(sampler: MixedSampler, epoch: int):
-    plans = sampler.epoch(epoch)
-    indices = np.concatenate([p.indices for p in plans])
-    flags = np.concatenate([p.is_synthetic for p in plans])
-    return indices, flags
+class AuthorsBalancedRatioSampler:
+    """``experiments/custom_datasets.py:355-389`` at 07e47c1, as written (minus the torch Sampler base)."""
+
+    def __init__(self, dataset, generated_ratio, batch_size):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.generated_ratio = generated_ratio
+        self.size = len(dataset)
+
+        self.num_generated = int(self.size * self.generated_ratio)
+        self.num_original = self.size - self.num_generated
+        self.num_generated_batch = int(self.batch_size * self.generated_ratio)
+        self.num_original_batch = self.batch_size - self.num_generated_batch
+
+    def __iter__(self):
+        original_perm = torch.randperm(self.num_original)
+        generated_perm = torch.randperm(self.num_generated) + self.num_original
+        batch_starts = range(0, self.size, self.batch_size)
+        for i, start in enumerate(batch_starts):
+            original_indices = original_perm[min(i * self.num_original_batch, self.num_original) : min((i+1) * self.num_original_batch, self.num_original)]
+            generated_indices = generated_perm[min(i * self.num_generated_batch, self.num_generated) : min((i+1) * self.num_generated_batch, self.num_generated)]
+            batch_indices = torch.cat((original_indices, generated_indices))
+            yield batch_indices.tolist()
+
+    def __len__(self):
+        return (self.size + self.batch_size - 1) // self.batch_size
 
 
-@pytest.mark.parametrize("ratio, batch, expected_synthetic", [(0.5, 64, 32), (0.6, 50, 30), (0.3, 10, 3), (0.0, 16, 0)])
-def test_every_batch_has_the_ratio_and_every_real_image_once(ratio, batch, expected_synthetic):
-    sampler = MixedSampler(num_real=1000, num_synthetic=5000, batch_size=batch, synthetic_ratio=ratio, seed=3)
-    real_per_batch = batch - expected_synthetic
-    assert len(sampler) == 1000 // real_per_batch
-    indices, flags = _all(sampler, epoch=2)
-    for plan in sampler.epoch(2):
-        assert plan.is_synthetic.sum() == expected_synthetic and len(plan.indices) == batch
-    real = indices[~flags]
-    assert len(np.unique(real)) == len(real) == len(sampler) * real_per_batch  # each real image at most once
-    assert len(real) > 1000 - real_per_batch  # ... and all but the dropped remainder
-    synthetic = indices[flags]
-    assert len(np.unique(synthetic)) == len(synthetic)  # without replacement within the epoch
+def authors_epoch(num_real: int, num_pool: int, ratio: float, batch_size: int, seed: int):
+    """The draws of ``load_augmented_traindata`` (``experiments/data.py:462-484``) and the batches of
+    their sampler -> per batch a list of (is_synthetic, row), plus the drawn synthetic rows."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    num_generated = int(num_real * ratio)
+    num_original = num_real - num_generated
+    original_indices = torch.randperm(num_real)[:num_original]
+    generated_indices = np.random.choice(num_pool, size=num_generated, replace=False)
+    batches = []
+    for batch in AuthorsBalancedRatioSampler(range(num_real), ratio, batch_size):
+        batches.append([(False, int(original_indices[i])) if i < num_original else
+                        (True, int(generated_indices[i - num_original])) for i in batch])
+    return batches, generated_indices
 
 
-def test_synthetic_positions_are_spread_over_the_batch():
-    """Statistical: no batch position is always real or always synthetic."""
-    sampler = MixedSampler(2000, 2000, batch_size=20, synthetic_ratio=0.5, seed=0)
-    flags = np.stack([p.is_synthetic for p in sampler.epoch(0)])  # (steps, 20)
-    share_per_position = flags.mean(0)
-    # 200 steps: a position's share is Binomial-like around 0.5 with sd ~0.035.
-    assert np.all(np.abs(share_per_position - 0.5) < 0.15), share_per_position
+def counts(batches):
+    return [(sum(not s for s, _ in b), sum(s for s, _ in b)) for b in batches]
 
 
-def test_synthetic_set_is_cycled_through_before_repeating():
-    sampler = MixedSampler(num_real=100, num_synthetic=250, batch_size=20, synthetic_ratio=0.5, seed=1)
-    per_epoch = len(sampler) * 10  # 100 synthetic draws per epoch
-    seen = np.concatenate([_all(sampler, e)[0][_all(sampler, e)[1]] for e in range(5)])  # 500 = 2 passes
-    assert len(seen) == 5 * per_epoch
-    assert sorted(seen[:250].tolist()) == list(range(250))
-    assert sorted(seen[250:].tolist()) == list(range(250))
+def our_batches(sampler: MixedSampler, epoch: int):
+    return [list(zip(p.is_synthetic.tolist(), p.indices.tolist())) for p in sampler.epoch(epoch)]
 
 
-def test_same_seed_and_epoch_same_batches_other_epoch_differs():
-    make = lambda: MixedSampler(500, 800, batch_size=32, synthetic_ratio=0.5, seed=7)
-    a, b = make().epoch(4), make().epoch(4)
-    for plan_a, plan_b in zip(a, b):
+@pytest.mark.parametrize("num_real, num_pool, ratio, batch", [
+    (50_000, 1_000_000, 0.5, 256),   # config549/550: 196 batches, the last one 40 + 40
+    (100_000, 1_000_000, 0.6, 256),  # config551: real images run out first, 177 drawn synthetic unused
+    (1_000, 1_000, 0.5, 64),         # the demo
+    (1_003, 5_000, 0.3, 10),         # int() rounding of both shares
+    (500, 0, 0.0, 64),               # no synthetic data: a shuffled pass with a short last batch
+])
+def test_epoch_matches_the_authors_sampler(num_real, num_pool, ratio, batch):
+    theirs, drawn = authors_epoch(num_real, num_pool, ratio, batch, seed=0)
+    sampler = MixedSampler(num_real, num_pool, batch, ratio, seed=0)
+    ours = our_batches(sampler, epoch=0)
+    assert len(sampler) == len(ours) == len(theirs)
+    assert counts(ours) == counts(theirs)  # the same real / synthetic count in every batch, tail included
+    for batches in (ours, theirs):
+        real = [row for b in batches for synthetic, row in b if not synthetic]
+        synthetic = [row for b in batches for synthetic, row in b if synthetic]
+        assert len(set(real)) == len(real) == num_real - int(num_real * ratio)  # a subset, without replacement
+        assert len(set(synthetic)) == len(synthetic)
+        for b in batches:  # a real block, then a synthetic block
+            flags = [synthetic for synthetic, _ in b]
+            assert flags == sorted(flags)
+    unused = len(drawn) - sum(n for _, n in counts(theirs))
+    assert unused == int(num_real * ratio) - sum(n for _, n in counts(ours))
+    if (num_real, ratio) == (100_000, 0.6):
+        assert unused == 177 and counts(ours)[-2:] == [(0, 153), (0, 153)] and counts(ours)[-3] == (36, 153)
+
+
+def test_batches_are_the_authors_slices_of_the_epoch_orders(monkeypatch):
+    """Given our epoch's draws, the authors' slicing (their sampler with identity permutations) gives our batches."""
+    sampler = MixedSampler(1_000, 3_000, 48, 0.6, seed=4)
+    real, synthetic = sampler.epoch_orders(epoch=2)
+    rows = np.concatenate([real, synthetic])
+    monkeypatch.setattr(torch, "randperm", lambda n: torch.arange(n))
+    expected = [[(i >= len(real), int(rows[i])) for i in batch]
+                for batch in AuthorsBalancedRatioSampler(range(1_000), 0.6, 48)]
+    assert our_batches(sampler, epoch=2) == expected
+
+
+def test_every_epoch_draws_fresh_subsets_and_is_reproducible():
+    make = lambda seed=7: MixedSampler(500, 800, batch_size=32, synthetic_ratio=0.5, seed=seed)  # noqa: E731
+    for plan_a, plan_b in zip(make().epoch(4), make().epoch(4)):
         np.testing.assert_array_equal(plan_a.indices, plan_b.indices)
         np.testing.assert_array_equal(plan_a.is_synthetic, plan_b.is_synthetic)
-    assert not np.array_equal(a[0].indices, make().epoch(5)[0].indices)
-    assert not np.array_equal(a[0].indices, MixedSampler(500, 800, 32, 0.5, seed=8).epoch(4)[0].indices)
+    real_4, synthetic_4 = make().epoch_orders(4)
+    real_5, synthetic_5 = make().epoch_orders(5)
+    assert set(real_4) != set(real_5) and set(synthetic_4) != set(synthetic_5)  # redrawn every epoch
+    assert not np.array_equal(make().epoch(4)[0].indices, make(seed=8).epoch(4)[0].indices)
+
+
+def test_a_small_synthetic_pool_is_used_in_full_passes(caplog):
+    with caplog.at_level(logging.WARNING):
+        sampler = MixedSampler(num_real=100, num_synthetic=30, batch_size=20, synthetic_ratio=0.5, seed=1)
+    assert "fewer than the 50" in caplog.text
+    _, synthetic = sampler.epoch_orders(0)
+    assert sorted(synthetic[:30].tolist()) == list(range(30))  # a whole pass before any repeat
+    assert len(set(synthetic[30:].tolist())) == 20
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_shards_are_disjoint_and_cover_the_epoch(world_size):
-    num_real, batch = 600, 20
-    shards = [MixedSampler(num_real, 900, batch, 0.5, rank=r, world_size=world_size, seed=5) for r in range(world_size)]
-    steps = {len(s) for s in shards}
-    assert steps == {num_real // (10 * world_size)}  # same number of steps on every rank
-    # Epoch 0 draws synthetic images 0..599 of the first pass over the 900 (epoch 1 straddles two passes).
-    real_sets = [set(_all(s, 0)[0][~_all(s, 0)[1]].tolist()) for s in shards]
-    synthetic_sets = [set(_all(s, 0)[0][_all(s, 0)[1]].tolist()) for s in shards]
-    for i in range(world_size):
-        for j in range(i + 1, world_size):
-            assert not real_sets[i] & real_sets[j]
-            assert not synthetic_sets[i] & synthetic_sets[j]
-    covered = set().union(*real_sets)
-    assert len(covered) == steps.pop() * 10 * world_size and len(covered) > num_real - 10 * world_size
+def test_shards_are_disjoint_padded_and_cover_the_global_batches(world_size):
+    num_real, per_rank = 601, 10
+    sampler_all = MixedSampler(num_real, 900, per_rank * world_size, 0.5, seed=5)
+    shards = [MixedSampler(num_real, 900, per_rank, 0.5, rank=r, world_size=world_size, seed=5)
+              for r in range(world_size)]
+    assert {len(s) for s in shards} == {len(sampler_all)}  # same steps on every rank
+    global_batches = sampler_all.global_batches(0)
+    for step, global_plan in enumerate(global_batches):
+        parts = [shard.epoch(0)[step] for shard in shards]
+        assert len({len(p.indices) for p in parts}) == 1  # same batch size on every rank
+        served = [(s, i) for p in parts for s, i in zip(p.is_synthetic.tolist(), p.indices.tolist())]
+        expected = set(zip(global_plan.is_synthetic.tolist(), global_plan.indices.tolist()))
+        assert set(served) == expected  # together the global batch ...
+        assert len(served) - len(expected) < world_size  # ... each sample once, but for the padding
+        if len(global_plan.indices) % world_size == 0:  # no padding: each rank's batch is real, then synthetic
+            assert len(served) == len(expected)
+            assert all(p.is_synthetic.tolist() == sorted(p.is_synthetic.tolist()) for p in parts)
 
 
 def test_bad_arguments_say_which_flag():
@@ -81,7 +148,5 @@ def test_bad_arguments_say_which_flag():
         MixedSampler(100, 100, 8, synthetic_ratio=0.01)
     with pytest.raises(ValueError, match="synthetic set is empty"):
         MixedSampler(100, 0, 8, synthetic_ratio=0.5)
-    with pytest.raises(ValueError, match="--batch-size"):
-        MixedSampler(10, 100, 64, synthetic_ratio=0.5)
     with pytest.raises(ValueError, match="rank 2"):
         MixedSampler(100, 0, 8, rank=2, world_size=2)

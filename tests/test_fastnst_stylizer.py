@@ -78,12 +78,13 @@ def test_unselected_rows_bit_identical_and_selected_rows_stylized(networks):
     images, is_synthetic = random_batch()
     original = images.clone()
     stylizer.set_epoch(5)
-    output = stylizer(images, is_synthetic)
+    output, applied = stylizer(images, is_synthetic)
     assert torch.equal(images, original), "the input must not be modified"
     assert output.dtype == torch.uint8 and output.shape == images.shape
 
     stylizer.set_epoch(5)  # replay the plan of that call
     plan = stylizer.draw(is_synthetic)
+    assert torch.equal(applied.rows, plan.rows) and torch.equal(applied.chosen, plan.chosen)
     selected = torch.zeros(len(images), dtype=torch.bool)
     selected[plan.rows] = True
     assert 0 < plan.rows.numel() < len(images)
@@ -97,6 +98,35 @@ def test_unselected_rows_bit_identical_and_selected_rows_stylized(networks):
     assert stats["num_images"] == 24 and stats["num_stylized"] == plan.rows.numel()
     assert stats["num_stylized_synthetic"] + stats["num_stylized_real"] == stats["num_stylized"]
     assert stats["seconds"] > 0
+
+
+def test_chosen_samples_are_stylized_with_the_nst_probability(networks):
+    """The authors' NSTTransform stylizes a chosen image with probability 0.95: every stylized sample is
+    chosen, about 5 % of the chosen are not stylized, and forward reports both per sample."""
+    stylizer = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.2, nst_probability=0.95, seed=4)
+    count = 20000
+    is_synthetic = torch.arange(2 * count) < count
+    plan = stylizer.draw(is_synthetic)
+    assert plan.chosen.shape == (2 * count,) and plan.chosen.dtype == torch.bool
+    assert torch.all(plan.chosen[plan.rows]) and torch.equal(plan.stylized & ~plan.chosen, torch.zeros_like(plan.chosen))
+    for source, probability in ((is_synthetic, 0.5), (~is_synthetic, 0.2)):
+        chosen = plan.chosen[source].float().mean().item()
+        assert abs(chosen - probability) < 5 * math.sqrt(probability * (1 - probability) / count)
+    kept = plan.stylized.sum().item() / plan.chosen.sum().item()
+    assert abs(kept - 0.95) < 5 * math.sqrt(0.95 * 0.05 / plan.chosen.sum().item())
+    # A chosen but unstylized sample comes back unchanged, and forward reports it as chosen.
+    images, flags = random_batch(count=64, seed=5)
+    stylizer.set_epoch(2)
+    output, applied = stylizer(images, flags)
+    spared = applied.chosen & ~applied.stylized
+    stylizer.set_epoch(2)
+    assert torch.equal(applied.chosen, stylizer.draw(flags).chosen)
+    assert torch.equal(output[~applied.stylized], images[~applied.stylized])
+    assert (output[applied.stylized] != images[applied.stylized]).flatten(1).any(1).all()
+    if spared.any():
+        assert torch.equal(output[spared], images[spared])
+    with pytest.raises(ValueError, match="nst_probability"):
+        make_stylizer(networks, nst_probability=1.5)
 
 
 def test_alpha_zero_is_the_decoders_reconstruction(networks):
@@ -118,7 +148,7 @@ def test_same_seed_same_output_other_seed_other_output(networks):
     other = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, seed=12)
     for stylizer in (first, second, other):
         stylizer.set_epoch(1)
-    assert torch.equal(first(images, is_synthetic), second(images, is_synthetic))
+    assert torch.equal(first(images, is_synthetic)[0], second(images, is_synthetic)[0])
     assert not torch.equal(first.draw(is_synthetic).rows, other.draw(is_synthetic).rows)
     # Epochs differ too, and set_epoch restarts an epoch's stream.
     first.set_epoch(2)
@@ -132,7 +162,7 @@ def test_same_seed_same_output_other_seed_other_output(networks):
 def test_float_input_keeps_dtype_and_range(networks):
     stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0)
     images = torch.rand(3, 3, 32, 32, dtype=torch.float64)
-    output = stylizer(images, torch.tensor([True, False, True]))
+    output, _ = stylizer(images, torch.tensor([True, False, True]))
     assert output.dtype == torch.float64 and output.min() >= 0 and output.max() <= 1
 
 
@@ -145,7 +175,7 @@ def test_output_keeps_input_size(networks, size, resolution, downsample):
     stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, resolution=resolution,
                              downsample=downsample)
     images, is_synthetic = random_batch(count=2, size=size)
-    output = stylizer(images, is_synthetic)
+    output, _ = stylizer(images, is_synthetic)
     assert output.shape == images.shape and not torch.equal(output, images)
 
 
@@ -163,7 +193,8 @@ def test_bucket_padding_does_not_change_results(networks):
 def test_nothing_selected_returns_input(networks):
     stylizer = make_stylizer(networks, prob_synthetic=0.0, prob_real=0.0)
     images, is_synthetic = random_batch(count=4)
-    assert torch.equal(stylizer(images, is_synthetic), images)
+    output, plan = stylizer(images, is_synthetic)
+    assert output is images and not plan.chosen.any()
     assert stylizer.last_stats["num_stylized"] == 0
 
 
@@ -200,7 +231,7 @@ def test_build_stylizer_from_files(tmp_path, networks):
                               device="cpu", prob_synthetic=1.0, prob_real=0.0, seed=1, resolution=None)
     reference = make_stylizer(networks, prob_synthetic=1.0, prob_real=0.0, seed=1)
     images, is_synthetic = random_batch(count=6)
-    assert torch.equal(stylizer(images, is_synthetic), reference(images, is_synthetic))
+    assert torch.equal(stylizer(images, is_synthetic)[0], reference(images, is_synthetic)[0])
 
 
 def test_compile_option_keeps_cpu_results(networks):
@@ -209,10 +240,10 @@ def test_compile_option_keeps_cpu_results(networks):
     compiled = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=True, bucket_size=64)
     eager = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=False)
     assert not any(key.startswith("_") for key in compiled.state_dict()), "compiled wrappers add no state keys"
-    output = compiled(images, is_synthetic)
+    output, _ = compiled(images, is_synthetic)
     assert compiled._compiled == {}, "no compiled wrapper is made for a CPU call"
     assert compiled.last_stats["padded_to"] == 64
-    assert (output.int() - eager(images, is_synthetic).int()).abs().max() <= 1  # rounding of float sums only
+    assert (output.int() - eager(images, is_synthetic)[0].int()).abs().max() <= 1  # rounding of float sums only
 
 
 def test_compiled_on_cuda_and_bucketed_by_default(networks):
@@ -258,7 +289,7 @@ def test_every_convolution_sees_channels_last_under_cuda_pad_behaviour(networks)
     mode = ConvInputLayouts()
     mode.conv_inputs = []
     with mode:
-        output = stylizer(images.contiguous(memory_format=torch.channels_last), is_synthetic)
+        output, _ = stylizer(images.contiguous(memory_format=torch.channels_last), is_synthetic)
     assert len(mode.conv_inputs) == 19 and all(mode.conv_inputs)  # 10 encoder + 9 decoder convolutions
     assert torch.ops.aten.reflection_pad2d not in mode.called
     assert output.is_contiguous(memory_format=torch.channels_last)
@@ -270,8 +301,8 @@ def test_cuda_bf16_compiled_matches_cpu(networks):
     images, is_synthetic = random_batch(count=64)
     cpu = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5)
     gpu = make_stylizer(networks, prob_synthetic=0.5, prob_real=0.5, compile=True).cuda()
-    expected = cpu(images, is_synthetic)
-    output = gpu(images.cuda(), is_synthetic).cpu()
+    expected, _ = cpu(images, is_synthetic)
+    output = gpu(images.cuda(), is_synthetic)[0].cpu()
     assert torch.equal(output == images, expected == images)  # same rows untouched
     assert (output.float() - expected.float()).abs().mean() < 8  # bf16 vs fp32, in uint8 levels
     for count in (40, 64, 100):  # other subset sizes reuse the dynamic-batch graph

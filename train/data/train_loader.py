@@ -1,20 +1,25 @@
 """The training loader: plain ``(images, labels)`` batches, no DALI in sight for the caller.
 
-``create_train_loader`` wires the sources, the mixing sampler (``sampler.py``, which defines an
-epoch), the two DALI stages (``pipeline.py``, with the design note on the split) and the Stylizer.
+``create_train_loader`` wires the sources, the authors' epoch (``sampler.py``), stage 1 (pixel
+gather or JPEG decoding), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
+order and the cut) fed with host-drawn augmentations (``draws.py``), and the double-buffered
+hand-over to the training stream (``prefetch.py``).
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from fastnst.train.data.draws import ERASING_RATIO, draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import decode_rgb, read_jpeg_bytes
+from fastnst.train.data.prefetch import StreamHandoff, prefetched
 from fastnst.train.data.sampler import BatchPlan, MixedSampler
 from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
 from fastnst.train.data.stats import dataset_info
@@ -22,24 +27,59 @@ from fastnst.train.data.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
 
-# stylizer(images uint8 (N, 3, H, W), is_synthetic bool (N,)) -> uint8 (N, 3, H, W)
-StylizerFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# stylizer(images uint8 (N, 3, H, W), is_synthetic bool (N,) CPU) -> (uint8 (N, 3, H, W), plan), where
+# plan.chosen is a (N,) CPU bool tensor: the samples chosen for style transfer (fastnst.Stylizer, StylePlan).
+StylizerFn = Callable[[torch.Tensor, torch.Tensor], tuple]
 
 _RESIDENT_FRACTION = 0.25  # keep a pixel array on the GPU when it takes at most this share of its memory
+DEFAULT_ERASING_SCALE = (0.02, 0.4)  # the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
 
 
-def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Copy a dense DALI batch into a fresh torch tensor (DALI reuses its buffers on the next run)."""
-    dense = outputs.as_tensor()
-    tensor = torch.empty(tuple(dense.shape()), dtype=dtype, device=device)
+def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device, stream) -> torch.Tensor:
+    """Copy a dense DALI batch into a fresh torch tensor (DALI reuses its buffers), on ``stream``."""
     from nvidia.dali.plugin.pytorch import feed_ndarray
 
-    stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+    dense = outputs.as_tensor()
+    tensor = torch.empty(tuple(dense.shape()), dtype=dtype, device=device)
     return feed_ndarray(dense, tensor, cuda_stream=stream)
 
 
-def _seed_for(*parts: int) -> int:
-    return int(np.random.default_rng(list(parts)).integers(2**31 - 1))
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host array -> tensor on ``device``, without a host wait on a GPU (pinned, asynchronous copy)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+class _Stage:
+    """A built DALI pipeline plus the number of runs submitted and not yet collected."""
+
+    def __init__(self, pipe):
+        self.pipe, self.pending = pipe, 0
+
+    def submit(self, inputs: dict, stream) -> None:
+        for name, value in inputs.items():
+            on_device = isinstance(value, torch.Tensor) and value.is_cuda
+            if isinstance(value, torch.Tensor) and not on_device:
+                value = value.numpy()
+            self.pipe.feed_input(name, value, cuda_stream=stream if on_device else None)
+        self.pipe.schedule_run()
+        self.pending += 1
+
+    def collect(self, stream):
+        self.pending -= 1
+        return self.pipe.outputs(cuda_stream=stream)
+
+    def drain(self) -> None:
+        """Discard runs left over by an epoch the caller stopped early, so the next epoch starts clean."""
+        while self.pending:
+            self.collect(None)
+
+
+@dataclass
+class _InFlight:
+    labels: torch.Tensor  # int64 (B,) on the device
 
 
 class TrainLoader:
@@ -47,18 +87,29 @@ class TrainLoader:
 
     ``len()`` is the number of steps per epoch; call ``set_epoch(e)`` before each epoch (the batches
     and all augmentation draws are a function of (seed, epoch, rank)). ``num_skipped`` counts bad
-    images skipped with ``on_bad_image="skip"``; ``last_epoch_seconds`` the data time of an epoch.
+    images skipped with ``on_bad_image="skip"``; ``last_epoch_seconds`` is the data time of an epoch
+    and ``build_seconds`` the total time spent building DALI pipelines (once per run, not per epoch).
     """
 
     def __init__(self, dataset: str, real: ArraySource | JpegSource, synthetic: ArraySource | None,
                  sampler: MixedSampler, *, stylizer: StylizerFn | None, trivial_augment: bool,
-                 random_erasing_prob: float, device: str, seed: int, on_bad_image: str):
+                 random_erasing_prob: float, random_erasing_scale: tuple[float, float] = DEFAULT_ERASING_SCALE,
+                 crop_padding: int | None = None, ta_or_style_real: bool = False,
+                 ta_or_style_synthetic: bool = False, device: str, seed: int, on_bad_image: str):
         self.dataset, self.info = dataset, dataset_info(dataset)
         self.real, self.synthetic, self.sampler = real, synthetic, sampler
-        self.stylizer, self.trivial_augment, self.random_erasing_prob = stylizer, trivial_augment, random_erasing_prob
+        self.stylizer, self.trivial_augment = stylizer, trivial_augment
+        self.random_erasing_prob, self.random_erasing_scale = random_erasing_prob, tuple(random_erasing_scale)
+        self.crop_padding = self.info.image_size // 8 if crop_padding is None else int(crop_padding)
+        # Which sources skip TrivialAugment for a sample the Stylizer chose ("TAorStyle"), indexed by is_synthetic.
+        self._ta_or_style = np.array([bool(ta_or_style_real), bool(ta_or_style_synthetic)])
         self.device, self.seed, self.on_bad_image = torch.device(device), seed, on_bad_image
         self.epoch, self.num_skipped, self.bad_paths = 0, 0, set()
+        self.build_seconds = 0.0
         self.on_gpu = self.device.type == "cuda"
+        self._streams = StreamHandoff(self.device)
+        self._decode_stage: _Stage | None = None
+        self._augment_stage: _Stage | None = None
         self._real_pixels = self._maybe_resident(real.images) if isinstance(real, ArraySource) else None
         self._synthetic_pixels = self._maybe_resident(synthetic.images) if synthetic is not None else None
 
@@ -81,33 +132,40 @@ class TrainLoader:
             resident[start:start + chunk].copy_(torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])))
         return resident
 
-    @staticmethod
-    def _gather(pixels: np.ndarray | torch.Tensor, indices: np.ndarray) -> np.ndarray | torch.Tensor:
+    def _gather(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """uint8 NHWC rows of a pixel array, on the device."""
         if isinstance(pixels, torch.Tensor):
-            return pixels.index_select(0, torch.from_numpy(indices).to(pixels.device))
-        return pixels[np.sort(indices)][np.argsort(np.argsort(indices))]  # sorted reads are kinder to a memmap
+            return pixels.index_select(0, _to_device(rows.astype(np.int64), self.device))
+        gathered = pixels[np.sort(rows)][np.argsort(np.argsort(rows))]  # sorted reads are kinder to a memmap
+        return _to_device(gathered, self.device)
 
-    # --- stage 1 input -----------------------------------------------------------------------
-    def _array_batch(self, plan: BatchPlan):
-        real_rows, synthetic_rows = ~plan.is_synthetic, plan.is_synthetic
+    def _labels(self, plan: BatchPlan) -> np.ndarray:
         labels = np.empty(len(plan.indices), dtype=np.int64)
+        real_rows, synthetic_rows = ~plan.is_synthetic, plan.is_synthetic
         labels[real_rows] = self.real.labels[plan.indices[real_rows]]
         if synthetic_rows.any():
             labels[synthetic_rows] = self.synthetic.labels[plan.indices[synthetic_rows]]
-        parts = {False: self._gather(self._real_pixels, plan.indices[real_rows])}
-        if synthetic_rows.any():
-            parts[True] = self._gather(self._synthetic_pixels, plan.indices[synthetic_rows])
-        if self.on_gpu:  # resident parts are CUDA tensors already; others go up once per batch
-            parts = {k: torch.as_tensor(v, device=self.device) for k, v in parts.items()}
-            images = torch.empty((len(labels), *parts[False].shape[1:]), dtype=torch.uint8, device=self.device)
-            for kind, part in parts.items():
-                images[torch.from_numpy(np.flatnonzero(plan.is_synthetic == kind)).to(self.device)] = part
-        else:
-            images = np.empty((len(labels), *parts[False].shape[1:]), dtype=np.uint8)
-            for kind, part in parts.items():
-                images[plan.is_synthetic == kind] = part
-        return {"images": images}, labels
+        return labels
 
+    def _assemble(self, plan: BatchPlan, real_images: torch.Tensor | None) -> torch.Tensor:
+        """The batch's uint8 NHWC images in plan order: real rows (gathered or decoded) and synthetic rows."""
+        parts = {False: real_images, True: None}
+        if plan.is_synthetic.any():
+            parts[True] = self._gather(self._synthetic_pixels, plan.indices[plan.is_synthetic])
+        present = {kind: part for kind, part in parts.items() if part is not None}
+        if len(present) == 1:
+            return next(iter(present.values()))
+        size = self.info.image_size
+        images = torch.empty((len(plan.indices), size, size, 3), dtype=torch.uint8, device=self.device)
+        for kind, part in present.items():
+            positions = np.flatnonzero(plan.is_synthetic == kind)
+            if positions[-1] - positions[0] + 1 == len(positions):  # a block (all but a padded DDP batch)
+                images[positions[0]:positions[-1] + 1] = part
+            else:
+                images[_to_device(positions, self.device)] = part
+        return images
+
+    # --- stage 1: JPEG files -----------------------------------------------------------------
     def _read_real_jpeg(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Encoded bytes of real image ``index``; a bad file is skipped (a random other one taken) or raised."""
         for _ in range(100):
@@ -115,7 +173,7 @@ class TrainLoader:
             if path not in self.bad_paths:
                 try:
                     return read_jpeg_bytes(path), index
-                except (BadImageError, OSError) as error:
+                except BadImageError as error:
                     self._bad_image(path, error)
             index = int(rng.integers(len(self.real)))
         raise BadImageError(f"{self.real.paths[index].parent}: too many bad images; check the data set")
@@ -127,31 +185,10 @@ class TrainLoader:
         self.num_skipped += 1
         log.warning("skipping bad image %s (%s); %d skipped so far", path, error, self.num_skipped)
 
-    def _jpeg_batch(self, plan: BatchPlan, step: int):
-        rng = np.random.default_rng([self.seed, 3, self.epoch, step])  # replacements for bad files
-        data, labels = [], np.empty(len(plan.indices), dtype=np.int64)
-        paths = []  # the file behind each sample, for error reports
-        for position, (index, synthetic) in enumerate(zip(plan.indices, plan.is_synthetic)):
-            if synthetic:
-                data.append(np.ascontiguousarray(self.synthetic.images[index]).reshape(-1))
-                labels[position] = self.synthetic.labels[index]
-                paths.append(None)
-            else:
-                encoded, index = self._read_real_jpeg(int(index), rng)
-                data.append(encoded)
-                labels[position] = self.real.labels[index]
-                paths.append(self.real.paths[index])
-        inputs = {"data": data}
-        if self.synthetic is not None:
-            inputs["is_synthetic"] = plan.is_synthetic.copy()
-        return inputs, labels, paths
-
-    def _find_undecodable(self, paths: list[Path | None]) -> int:
+    def _find_undecodable(self, paths: list[Path]) -> int:
         """After a DALI decode error: find the culprit files of the batch with PIL; report or skip them."""
         found = 0
         for path in paths:
-            if path is None:
-                continue
             try:
                 decode_rgb(path, self.info.image_size)
             except BadImageError as error:
@@ -159,115 +196,149 @@ class TrainLoader:
                 self._bad_image(path, error)
         return found
 
-    # --- the epoch ---------------------------------------------------------------------------
-    def _stage_seed(self, stage: int, restart: int = 0) -> int:
-        return _seed_for(self.seed, self.epoch, self.sampler.rank, stage, restart)
-
-    def _build_crop(self, restart: int = 0):
+    def _build(self, make, **arguments) -> _Stage:
         from fastnst.train.data import pipeline as stages  # DALI is imported when a loader runs, not with train.data
 
-        options = stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(1, restart))
-        if isinstance(self.real, JpegSource):
-            crop = stages.jpeg_crop_pipeline(image_size=self.info.image_size, on_gpu=self.on_gpu,
-                                             mixed_with_pixels=self.synthetic is not None, **options)
-        else:
-            crop = stages.array_crop_pipeline(image_size=self.info.image_size,
-                                              source_device="gpu" if self.on_gpu else "cpu", **options)
-        crop.build()
-        return crop
-
-    def _build_augment(self):
-        from fastnst.train.data import pipeline as stages
-
-        augment = stages.augment_normalize_pipeline(
-            image_size=self.info.image_size, source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean,
-            std=self.info.std, trivial_augment_wide=self.trivial_augment, random_erasing_prob=self.random_erasing_prob,
-            **stages.pipeline_options(self.sampler.batch_size, str(self.device), self._stage_seed(2)))
-        augment.build()
-        return augment
-
-    def _stage1_inputs(self, plan: BatchPlan, step: int):
-        """(DALI inputs, labels, the file of each sample or None) of one batch."""
-        if isinstance(self.real, JpegSource):
-            return self._jpeg_batch(plan, step)
-        return (*self._array_batch(plan), [])
-
-    def _feed(self, pipe, inputs: dict) -> None:
-        stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_gpu else None
-        for name, value in inputs.items():
-            on_device = isinstance(value, torch.Tensor) and value.is_cuda
-            pipe.feed_input(name, value, cuda_stream=stream if on_device else None)
-
-    def _schedule(self, crop, plans: list[BatchPlan], step: int):
-        batch = self._stage1_inputs(plans[step], step)
-        self._feed(crop, batch[0])
-        crop.schedule_run()
-        return batch
-
-    def crop_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Stage 1 alone: (uint8 NHWC cropped/flipped images, is_synthetic (CPU), labels) per step.
-
-        Batch i + 1 is fed and scheduled before batch i is handed on, so DALI's threads (or the GPU)
-        decode and crop it while the caller stylizes and trains on batch i.
-        """
-        plans = self.sampler.epoch(self.epoch)
-        crop = self._build_crop()
-        pending = self._schedule(crop, plans, 0)
-        for step, plan in enumerate(plans):
-            inputs, labels, paths = pending
-            try:
-                (images,) = crop.outputs()
-            except RuntimeError as error:
-                # DALI names no file, and its pipeline is unusable after an error: find the file, rebuild.
-                if not self._find_undecodable(paths):  # raises on "stop"
-                    raise
-                log.warning("DALI could not decode a batch (%s); retrying without the bad files", error)
-                crop = self._build_crop(restart=step + 1)
-                inputs, labels, paths = self._schedule(crop, plans, step)
-                (images,) = crop.outputs()
-            images = _dali_to_torch(images, torch.uint8, self.device)  # copied before DALI reuses the buffer
-            if step + 1 < len(plans):
-                pending = self._schedule(crop, plans, step + 1)
-            # Flags stay on the host: the Stylizer reads them there to size its subset, without a device sync.
-            is_synthetic = torch.from_numpy(plan.is_synthetic)
-            yield images, is_synthetic, torch.from_numpy(labels).to(self.device, non_blocking=True)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        augment = self._build_augment()
         started = time.perf_counter()
-        for images_nhwc, is_synthetic, labels in self.crop_batches():
-            if self.stylizer is not None:
-                # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
-                images_nchw = images_nhwc.permute(0, 3, 1, 2)
-                stylized = self.stylizer(images_nchw, is_synthetic)
-                if stylized.dtype != torch.uint8 or stylized.shape != images_nchw.shape:
-                    raise TypeError(f"stylizer must return uint8 {tuple(images_nchw.shape)}, "
-                                    f"got {stylized.dtype} {tuple(stylized.shape)}")
-                images_nhwc = stylized.permute(0, 2, 3, 1).contiguous()
-            self._feed(augment, {"images": images_nhwc if self.on_gpu else images_nhwc.numpy()})
-            (normalized,) = augment.run()
-            images = _dali_to_torch(normalized, torch.float32, self.device).permute(0, 3, 1, 2)
-            yield images, labels
+        pipe = make(stages)(**arguments, **stages.pipeline_options(self.sampler.batch_size, str(self.device)))
+        pipe.build()
+        self.build_seconds += time.perf_counter() - started
+        return _Stage(pipe)
+
+    def _decoder(self) -> _Stage:
+        if self._decode_stage is None:
+            self._decode_stage = self._build(lambda stages: stages.decode_pipeline, on_gpu=self.on_gpu)
+        return self._decode_stage
+
+    def _submit_decode(self, plans: list[BatchPlan], step: int) -> list[Path]:
+        """Read this step's real JPEG files and queue their decoding; returns the files, in order."""
+        plan = plans[step]
+        rng = np.random.default_rng([self.seed, 3, self.epoch, self.sampler.rank, step])  # replacements for bad files
+        encoded, paths = [], []
+        for position in np.flatnonzero(~plan.is_synthetic):
+            data, index = self._read_real_jpeg(int(plan.indices[position]), rng)
+            plan.indices[position] = index  # a skipped file's replacement, so that the label follows it
+            encoded.append(data)
+            paths.append(self.real.paths[index])
+        if encoded:
+            self._decoder().submit({"data": encoded}, None)
+        return paths
+
+    def _collect_decode(self, plans: list[BatchPlan], step: int, paths: list[Path]) -> torch.Tensor | None:
+        """The decoded real images of ``step`` (uint8 NHWC on the device); a bad file is found and named."""
+        if not paths:
+            return None
+        size = self.info.image_size
+        try:
+            (decoded,) = self._decoder().collect(self._streams.stream)
+            wrong_size = [path for path, shape in zip(paths, decoded.shape()) if list(shape) != [size, size, 3]]
+            if wrong_size:
+                raise ValueError(f"{len(wrong_size)} images not {size}x{size}")
+        except (RuntimeError, ValueError) as error:
+            # DALI names no file, and its pipeline is unusable after an error: find the file, rebuild, redo.
+            if not self._find_undecodable(paths):  # raises on "stop"
+                raise
+            log.warning("could not decode a batch (%s); retrying without the bad files", error)
+            self._decode_stage = None
+            return self._collect_decode(plans, step, self._submit_decode(plans, step))
+        return _dali_to_torch(decoded, torch.uint8, self.device, self._streams.stream)
+
+    # --- stage 2 -----------------------------------------------------------------------------
+    def _augmenter(self) -> _Stage:
+        if self._augment_stage is None:
+            self._augment_stage = self._build(
+                lambda stages: stages.augment_pipeline, image_size=self.info.image_size,
+                source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean, std=self.info.std,
+                trivial_augment_wide=self.trivial_augment, random_erasing=self.random_erasing_prob > 0)
+        return self._augment_stage
+
+    def _stylize(self, images_nhwc: torch.Tensor, is_synthetic: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The Stylizer on the uncropped batch -> (uint8 NHWC images, which samples it chose)."""
+        # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
+        images_nchw = images_nhwc.permute(0, 3, 1, 2)
+        # Flags stay on the host: the Stylizer reads them there to size its subset, without a device sync.
+        stylized, plan = self.stylizer(images_nchw, torch.from_numpy(is_synthetic))
+        if stylized.dtype != torch.uint8 or stylized.shape != images_nchw.shape:
+            raise TypeError(f"stylizer must return uint8 {tuple(images_nchw.shape)}, "
+                            f"got {stylized.dtype} {tuple(stylized.shape)}")
+        return stylized.permute(0, 2, 3, 1).contiguous(), plan.chosen.cpu().numpy().astype(bool)
+
+    def _enqueue(self, plans: list[BatchPlan], step: int, decode_paths: dict) -> _InFlight:
+        """Queue all of ``step``'s work: stage 1, the Stylizer, stage 2 (submitted to DALI, not waited for)."""
+        plan = plans[step]
+        real_images = None
+        if isinstance(self.real, JpegSource):
+            real_images = self._collect_decode(plans, step, decode_paths.pop(step))
+            if step + 1 < len(plans):  # decode the next batch in DALI's threads meanwhile
+                decode_paths[step + 1] = self._submit_decode(plans, step + 1)
+        elif (~plan.is_synthetic).any():
+            real_images = self._gather(self._real_pixels, plan.indices[~plan.is_synthetic])
+        images = self._assemble(plan, real_images)
+        labels = _to_device(self._labels(plan), self.device)
+        chosen = np.zeros(len(plan.indices), dtype=bool)
+        if self.stylizer is not None:
+            images, chosen = self._stylize(images, plan.is_synthetic)
+        draws = draw_augmentations(
+            step_generator(self.seed, self.epoch, self.sampler.rank, step), len(plan.indices), self.info.image_size,
+            padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
+            erasing_probability=self.random_erasing_prob, erasing_scale=self.random_erasing_scale)
+        feed = draws.feed(self.trivial_augment, self.random_erasing_prob > 0)
+        self._augmenter().submit({"images": images, **feed}, self._streams.stream)
+        return _InFlight(labels)
+
+    def _collect(self, in_flight: _InFlight):
+        (normalized,) = self._augment_stage.collect(self._streams.stream)
+        images = _dali_to_torch(normalized, torch.float32, self.device, self._streams.stream).permute(0, 3, 1, 2)
+        return images, in_flight.labels, self._streams.ready()
+
+    # --- the epoch ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        plans = self.sampler.epoch(self.epoch)
+        for stage in (self._decode_stage, self._augment_stage):
+            if stage is not None:
+                stage.drain()
+        decode_paths = {}
+        if isinstance(self.real, JpegSource) and plans:
+            decode_paths[0] = self._submit_decode(plans, 0)
+        started = time.perf_counter()
+        yield from prefetched(len(plans), lambda step: self._enqueue(plans, step, decode_paths), self._collect,
+                              self._streams)
         self.last_epoch_seconds = time.perf_counter() - started
 
 
 def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *, synthetic_path: str | Path | None = None,
                         synthetic_ratio: float = 0.0, stylizer: StylizerFn | None = None, trivial_augment: bool = True,
-                        random_erasing_prob: float = 0.3, device: str = "cpu", rank: int = 0, world_size: int = 1,
+                        random_erasing_prob: float = 0.3,
+                        random_erasing_scale: tuple[float, float] = DEFAULT_ERASING_SCALE,
+                        crop_padding: int | None = None, ta_or_style_real: bool = False,
+                        ta_or_style_synthetic: bool = False, device: str = "cpu", rank: int = 0, world_size: int = 1,
                         seed: int = 0, on_bad_image: str = "skip") -> TrainLoader:
     """The training loader of ``dataset`` under ``data_root`` (see ``sampler.py`` for what an epoch is).
 
+    Per sample, in the authors' order: the Stylizer on the raw image, then flip + crop of the
+    zero-padded image, TrivialAugmentWide (skipped for a sample the Stylizer chose when its
+    source is "TAorStyle"), Random Erasing (0-valued boxes), normalization.
+
     Args:
-        batch_size: samples per step on this rank (real + synthetic).
+        batch_size: samples per step on this rank (real + synthetic); the epoch's batches are
+            defined for the global batch ``batch_size * world_size``.
         synthetic_path: EDM-style .npz (``image`` uint8 NHWC, ``label``), memory-mapped; needed when
             ``synthetic_ratio > 0``.
-        synthetic_ratio: share of synthetic samples in every batch, in [0, 1).
-        stylizer: called on each batch after crop/flip as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,))``
-            (images on ``device`` as a channels_last view, flags a CPU bool tensor) and must return uint8
-            of the same shape (e.g. ``fastnst.Stylizer``); None: no style transfer.
-        trivial_augment: TrivialAugmentWide per sample after the stylizer.
+        synthetic_ratio: share of synthetic samples in an epoch and in every batch, in [0, 1).
+        stylizer: called on each batch before any augmentation as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,))``
+            (images on ``device`` as a channels_last view, flags a CPU bool tensor); returns
+            ``(uint8 images of the same shape, plan)`` with ``plan.chosen`` a (N,) CPU bool tensor of the
+            samples it chose (``fastnst.Stylizer`` and its ``StylePlan``); None: no style transfer.
+        trivial_augment: TrivialAugmentWide per sample after flip/crop.
         random_erasing_prob: per-sample probability of Random Erasing, after TrivialAugmentWide.
-        device: "cpu" (DALI CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it).
+        random_erasing_scale: (low, high) area fraction of an erased box (aspect ratio 0.3 to 3.3).
+        crop_padding: zero padding of the random crop in pixels; None: image side / 8 (4 for 32 px,
+            8 for 64 px, as the authors' ``RandomCrop``).
+        ta_or_style_real, ta_or_style_synthetic: the source's strategy is the authors' "TAorStyle"
+            (a sample chosen for style transfer skips TrivialAugment, also when it was chosen but
+            not stylized) rather than "TAandStyle" (TrivialAugment for all).
+        device: "cpu" (DALI CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it,
+            work queued on a side stream and handed over by event).
         rank, world_size: this process's shard (torchrun); an epoch covers the data once across ranks.
         seed: the batches and augmentations of epoch e are a function of (seed, e, rank).
         on_bad_image: "skip" (log it, count it in ``loader.num_skipped``, take another image) or "stop"
@@ -277,7 +348,12 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
         raise ValueError(f"--on-bad-image must be 'skip' or 'stop', got {on_bad_image!r}")
     if synthetic_ratio > 0 and synthetic_path is None:
         raise ValueError(f"--synthetic-ratio {synthetic_ratio} needs --synthetic FILE")
+    low, high = (float(value) for value in random_erasing_scale)
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"--random-erasing-scale must be LOW HIGH with 0 < LOW <= HIGH <= 1, got {random_erasing_scale}")
     info = dataset_info(dataset)
+    if crop_padding is not None and not 0 <= int(crop_padding) < info.image_size:
+        raise ValueError(f"--crop-padding must be in [0, {info.image_size}), got {crop_padding}")
     real = load_train_source(dataset, data_root)
     synthetic = None
     if synthetic_path is not None and synthetic_ratio > 0:
@@ -285,4 +361,6 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
     sampler = MixedSampler(len(real), len(synthetic) if synthetic else 0, batch_size, synthetic_ratio,
                            rank=rank, world_size=world_size, seed=seed)
     return TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, trivial_augment=trivial_augment,
-                       random_erasing_prob=random_erasing_prob, device=device, seed=seed, on_bad_image=on_bad_image)
+                       random_erasing_prob=random_erasing_prob, random_erasing_scale=(low, high),
+                       crop_padding=crop_padding, ta_or_style_real=ta_or_style_real,
+                       ta_or_style_synthetic=ta_or_style_synthetic, device=device, seed=seed, on_bad_image=on_bad_image)
