@@ -65,15 +65,14 @@ DEFAULTS: dict = {
     "mixup_p": 0.0,               # per batch: CutMix with cutmix_p, else Mixup with mixup_p
     "cutmix_alpha": 1.0,
     "cutmix_p": 0.0,
-    # Augmentation
+    # Augmentation (order, as the authors': stylize -> flip + crop -> TrivialAugmentWide -> Random Erasing)
     "trivial_augment": True,
     "random_erasing_prob": 0.3,
-    # The loader's keys (train/data implements them; listed here so that the presets load)
-    "random_erasing_scale": [0.02, 0.33],  # area share range of an erased box
-    "crop_padding": 4,            # zero padding of the random crop, in pixels
-    "ta_or_style_real": False,    # stylized real samples skip TrivialAugmentWide ("TAorStyle")
-    "ta_or_style_synthetic": False,  # the same for synthetic samples
-    "nst_probability": 1.0,       # share of the samples chosen for stylization that are actually stylized
+    "random_erasing_scale": [0.02, 0.4],  # area fraction of an erased box (authors: experiments/data.py:174)
+    "crop_padding": "auto",       # px of zero padding of the random crop; auto: side / 8 (4 CIFAR, 8 TinyImageNet,
+                                  # the authors' RandomCrop, experiments/data.py:162-163)
+    "ta_or_style_real": False,    # "TAorStyle" for real images: one chosen for style transfer skips TrivialAugment
+    "ta_or_style_synthetic": False,  # the same for synthetic images (False: "TAandStyle", TA for all)
     # Stylization
     "stylize": True,
     "styles": None,               # style bank file (fastnst.StyleBank); demo: built from generated styles
@@ -83,6 +82,8 @@ DEFAULTS: dict = {
     "prob_real": 0.1,             # λo: probability that a real sample is stylized
     "alpha_synthetic": [0.1, 1.0],  # αs: stylization strength range (uniform) for synthetic samples
     "alpha_real": [1.0, 1.0],     # αo: the same for real samples
+    "nst_probability": 0.95,      # share of the chosen samples actually stylized (authors' NSTTransform
+                                  # probability, experiments/custom_transforms.py:33)
     "style_resolution": 224,      # stylize at this square side (the authors' 224), or "native" (fast mode)
     # Run
     "out": "runs/demo",
@@ -187,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--trivial-augment", action=argparse.BooleanOptionalAction, default=None,
         help="TrivialAugmentWide after stylization")
     add("--random-erasing-prob", type=float, metavar="P", help="probability of Random Erasing per image")
+    add("--random-erasing-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="area fraction range of an erased box")
+    add("--crop-padding", type=_crop_padding, metavar="PX|auto", help="zero padding of the random crop")
+    add("--ta-or-style-real", action=argparse.BooleanOptionalAction, default=None,
+        help='"TAorStyle" for real images: a sample chosen for style transfer skips TrivialAugment')
+    add("--ta-or-style-synthetic", action=argparse.BooleanOptionalAction, default=None,
+        help='"TAorStyle" for synthetic images')
 
     group = parser.add_argument_group("Stylization")
     add = group.add_argument
@@ -199,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prob-real", type=float, metavar="P", help="λo: stylization probability of real samples")
     add("--alpha-synthetic", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αs range")
     add("--alpha-real", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αo range")
+    add("--nst-probability", type=float, metavar="P", help="share of the chosen samples actually stylized")
     add("--style-resolution", type=_style_resolution, metavar="PX|native",
         help="stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)")
 
@@ -307,6 +316,20 @@ def _style_resolution(text: str) -> int | str:
     return value
 
 
+def _crop_padding(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected pixels or 'auto', got {text!r}") from None
+
+
+def crop_padding(config: dict) -> int | None:
+    """The loader's ``crop_padding`` argument (None: the data set's default, image side / 8)."""
+    return None if config["crop_padding"] == "auto" else int(config["crop_padding"])
+
+
 def stylizer_resolution(config: dict) -> int | None:
     """The Stylizer's ``resolution`` argument for this configuration (None: native size)."""
     return None if config["style_resolution"] == "native" else int(config["style_resolution"])
@@ -359,8 +382,16 @@ def _validate(config: dict) -> None:
     check(0.0 < config["swa_start"] < 1.0, "swa_start", "a fraction in (0, 1)")
     check(0.0 <= config["label_smoothing"] < 1.0, "label_smoothing", "in [0, 1)")
     check(0.0 <= config["random_erasing_prob"] <= 1.0, "random_erasing_prob", "in [0, 1]")
-    for key in ("prob_synthetic", "prob_real"):
+    for key in ("prob_synthetic", "prob_real", "nst_probability"):
         check(0.0 <= config[key] <= 1.0, key, "a probability in [0, 1]")
+    low, high = config["random_erasing_scale"]
+    check(len(config["random_erasing_scale"]) == 2 and 0.0 < low <= high <= 1.0, "random_erasing_scale",
+          "LOW HIGH with 0 < LOW <= HIGH <= 1")
+    padding = config["crop_padding"]
+    check(padding == "auto" or (isinstance(padding, int) and 0 <= padding < config["image_size"]), "crop_padding",
+          f"'auto' or pixels in [0, {config['image_size']})")
+    for key in ("ta_or_style_real", "ta_or_style_synthetic"):
+        check(isinstance(config[key], bool), key, "true or false")
     for key in ("alpha_synthetic", "alpha_real"):
         low, high = config[key]
         check(len(config[key]) == 2 and 0.0 <= low <= high <= 1.0, key, "LOW HIGH with 0 <= LOW <= HIGH <= 1")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from fastnst.cli import program_name, run_cli
 from fastnst.train import distributed
-from fastnst.train.config import ConfigError, format_config, parse_command_line, save_config, stylizer_resolution
+from fastnst.train.config import ConfigError, crop_padding, format_config, parse_command_line, save_config, stylizer_resolution
 from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
 from fastnst.train.models import model_from_config
@@ -197,7 +197,7 @@ def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
             config["styles"], config["vgg"], config["decoder"], device=dist_info.device,
             prob_synthetic=config["prob_synthetic"], prob_real=config["prob_real"],
             alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
-            resolution=stylizer_resolution(config),
+            resolution=stylizer_resolution(config), nst_probability=config["nst_probability"],
             seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
             compile=config["compile"] and dist_info.device.type == "cuda",
         )
@@ -272,6 +272,8 @@ def run(config: dict) -> dict:
         config["dataset"], config["data_root"], config["batch_size"] // dist_info.world_size,
         synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
         trivial_augment=config["trivial_augment"], random_erasing_prob=config["random_erasing_prob"],
+        random_erasing_scale=tuple(config["random_erasing_scale"]), crop_padding=crop_padding(config),
+        ta_or_style_real=config["ta_or_style_real"], ta_or_style_synthetic=config["ta_or_style_synthetic"],
         device=str(dist_info.device), rank=dist_info.rank, world_size=dist_info.world_size,
         seed=config["seed"], on_bad_image=config["on_bad_image"],
     )
