@@ -44,6 +44,12 @@ def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device, stream) ->
     return feed_ndarray(dense, tensor, cuda_stream=stream)
 
 
+# Batches of uint8 pixels before the Stylizer: numpy arrays on the CPU, tensors on a GPU. Host copies
+# stay in numpy: a torch CPU copy of a batch opens an OpenMP region, and with DALI's threads busy on
+# the same cores its spinning workers made each batch copy take tens of milliseconds on 2 cores.
+Pixels = np.ndarray | torch.Tensor
+
+
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """Host array -> tensor on ``device``, without a host wait on a GPU (pinned, asynchronous copy)."""
     tensor = torch.from_numpy(np.ascontiguousarray(array))
@@ -132,12 +138,12 @@ class TrainLoader:
             resident[start:start + chunk].copy_(torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])))
         return resident
 
-    def _gather(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        """uint8 NHWC rows of a pixel array, on the device."""
+    def _gather(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray) -> Pixels:
+        """uint8 NHWC rows of a pixel array: on the GPU when there is one, else a host array."""
         if isinstance(pixels, torch.Tensor):
             return pixels.index_select(0, _to_device(rows.astype(np.int64), self.device))
         gathered = pixels[np.sort(rows)][np.argsort(np.argsort(rows))]  # sorted reads are kinder to a memmap
-        return _to_device(gathered, self.device)
+        return _to_device(gathered, self.device) if self.on_gpu else gathered
 
     def _labels(self, plan: BatchPlan) -> np.ndarray:
         labels = np.empty(len(plan.indices), dtype=np.int64)
@@ -147,7 +153,7 @@ class TrainLoader:
             labels[synthetic_rows] = self.synthetic.labels[plan.indices[synthetic_rows]]
         return labels
 
-    def _assemble(self, plan: BatchPlan, real_images: torch.Tensor | None) -> torch.Tensor:
+    def _assemble(self, plan: BatchPlan, real_images: Pixels | None) -> Pixels:
         """The batch's uint8 NHWC images in plan order: real rows (gathered or decoded) and synthetic rows."""
         parts = {False: real_images, True: None}
         if plan.is_synthetic.any():
@@ -155,8 +161,13 @@ class TrainLoader:
         present = {kind: part for kind, part in parts.items() if part is not None}
         if len(present) == 1:
             return next(iter(present.values()))
-        size = self.info.image_size
-        images = torch.empty((len(plan.indices), size, size, 3), dtype=torch.uint8, device=self.device)
+        shape = (len(plan.indices), self.info.image_size, self.info.image_size, 3)
+        if not self.on_gpu:
+            images = np.empty(shape, dtype=np.uint8)
+            for kind, part in present.items():
+                images[plan.is_synthetic == kind] = part
+            return images
+        images = torch.empty(shape, dtype=torch.uint8, device=self.device)
         for kind, part in present.items():
             positions = np.flatnonzero(plan.is_synthetic == kind)
             if positions[-1] - positions[0] + 1 == len(positions):  # a block (all but a padded DDP batch)
@@ -224,7 +235,7 @@ class TrainLoader:
             self._decoder().submit({"data": encoded}, None)
         return paths
 
-    def _collect_decode(self, plans: list[BatchPlan], step: int, paths: list[Path]) -> torch.Tensor | None:
+    def _collect_decode(self, plans: list[BatchPlan], step: int, paths: list[Path]) -> Pixels | None:
         """The decoded real images of ``step`` (uint8 NHWC on the device); a bad file is found and named."""
         if not paths:
             return None
@@ -241,6 +252,8 @@ class TrainLoader:
             log.warning("could not decode a batch (%s); retrying without the bad files", error)
             self._decode_stage = None
             return self._collect_decode(plans, step, self._submit_decode(plans, step))
+        if not self.on_gpu:
+            return np.array(decoded.as_tensor())  # a copy: DALI reuses its buffers
         return _dali_to_torch(decoded, torch.uint8, self.device, self._streams.stream)
 
     # --- stage 2 -----------------------------------------------------------------------------
@@ -252,16 +265,19 @@ class TrainLoader:
                 trivial_augment_wide=self.trivial_augment, random_erasing=self.random_erasing_prob > 0)
         return self._augment_stage
 
-    def _stylize(self, images_nhwc: torch.Tensor, is_synthetic: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def _stylize(self, images_nhwc: Pixels, is_synthetic: np.ndarray) -> tuple[Pixels, np.ndarray]:
         """The Stylizer on the uncropped batch -> (uint8 NHWC images, which samples it chose)."""
+        on_host = isinstance(images_nhwc, np.ndarray)
         # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
-        images_nchw = images_nhwc.permute(0, 3, 1, 2)
+        images_nchw = (torch.from_numpy(images_nhwc) if on_host else images_nhwc).permute(0, 3, 1, 2)
         # Flags stay on the host: the Stylizer reads them there to size its subset, without a device sync.
         stylized, plan = self.stylizer(images_nchw, torch.from_numpy(is_synthetic))
         if stylized.dtype != torch.uint8 or stylized.shape != images_nchw.shape:
             raise TypeError(f"stylizer must return uint8 {tuple(images_nchw.shape)}, "
                             f"got {stylized.dtype} {tuple(stylized.shape)}")
-        return stylized.permute(0, 2, 3, 1).contiguous(), plan.chosen.cpu().numpy().astype(bool)
+        stylized = stylized.permute(0, 2, 3, 1)
+        stylized = np.ascontiguousarray(stylized.numpy()) if on_host else stylized.contiguous()
+        return stylized, plan.chosen.cpu().numpy().astype(bool)
 
     def _enqueue(self, plans: list[BatchPlan], step: int, decode_paths: dict) -> _InFlight:
         """Queue all of ``step``'s work: stage 1, the Stylizer, stage 2 (submitted to DALI, not waited for)."""
