@@ -135,3 +135,17 @@ def write_tinyimagenet_c(folder: Path, corruption: str = "fog", severity: int = 
     for i, (pixels, label) in enumerate(zip(images, labels)):
         _save_jpeg(Path(folder) / corruption / str(severity) / wnid(label) / f"{i}.JPEG", pixels)
     return images, labels
+
+
+def noise_body_jpeg(seed: int = 0, size: int = 64) -> bytes:
+    """A JPEG of random pixels whose headers are valid and whose entropy-coded data is random bytes
+    (issue 14's file): DALI's CPU decoder returns noise for it without an error; strict decoders refuse it."""
+    import io
+
+    rng = np.random.default_rng(seed)
+    encoded = io.BytesIO()
+    Image.fromarray(random_images(rng, 1, size)[0]).save(encoded, "JPEG", quality=75)
+    data = encoded.getvalue()
+    scan = data.index(b"\xff\xda")  # start of scan: every header before it stays valid
+    start = scan + 2 + int.from_bytes(data[scan + 2:scan + 4], "big")
+    return data[:start] + rng.integers(0, 256, len(data) - 2 - start, dtype=np.uint8).tobytes() + b"\xff\xd9"

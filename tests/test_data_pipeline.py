@@ -485,23 +485,127 @@ def _break_files(paths, which=("truncated", "garbled")):
 def test_bad_images_skipped_counted_and_logged(tinyimagenet_root, caplog):
     root, (_, _, paths), _ = tinyimagenet_root
     truncated, garbled = _break_files(paths)
-    loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, random_erasing_prob=0.0,
-                                 on_bad_image="skip")
     with caplog.at_level(logging.WARNING):
+        loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, random_erasing_prob=0.0,
+                                     on_bad_image="skip")
+        assert loader.num_skipped == 2 and loader.bad_paths == {truncated, garbled}  # found before training
         batches = list(loader)
     assert len(batches) == 8 and all(len(labels) == 25 for _, labels in batches)
-    assert loader.num_skipped == 2 and loader.bad_paths == {truncated, garbled}
+    assert loader.num_skipped == 2
     assert str(truncated) in caplog.text and str(garbled) in caplog.text
 
 
 @pytest.mark.parametrize("which", ["truncated", "garbled"])
-def test_bad_image_stops_with_its_path(tinyimagenet_root, which):
+def test_bad_image_stops_with_its_path_before_training(tinyimagenet_root, which):
     root, (_, _, paths), _ = tinyimagenet_root
     bad = dict(zip(["truncated", "garbled"], _break_files(paths, which=(which,))))[which]
-    loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, on_bad_image="stop")
     with pytest.raises(BadImageError, match=bad.name):
-        for _ in loader:
-            pass
+        create_train_loader("tinyimagenet", root, 25, trivial_augment=False, on_bad_image="stop")
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_a_file_broken_during_training_is_named_and_its_pipeline_dropped(tinyimagenet_root, policy, caplog):
+    """The check passed, then a file went bad: DALI's decoder fails mid-epoch. The failed pipeline is
+    dropped at once (not kept alive by a traceback until exit), the file is found and named (skip: the
+    epoch goes on without it; stop: BadImageError with no DALI error in its chain)."""
+    import gc
+    import weakref
+
+    root, (_, _, paths), _ = tinyimagenet_root
+    loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, random_erasing_prob=0.0,
+                                 on_bad_image=policy)
+    first_decoder = weakref.ref(loader._decoder().pipe)
+    victim = loader.real.paths[loader.sampler.epoch(0)[3].indices[5]]  # in the 4th batch
+    victim.write_bytes(victim.read_bytes()[:2] + bytes(300) + b"\xff\xd9")  # valid markers, a body of zeros
+    if policy == "stop":
+        with pytest.raises(BadImageError, match=victim.name) as raised:
+            list(loader)
+        chain = [raised.value.__context__, raised.value.__cause__]
+        assert not any(isinstance(link, RuntimeError) for link in chain)  # DALI's error does not ride along
+    else:
+        with caplog.at_level(logging.WARNING):
+            batches = list(loader)
+        assert len(batches) == 8 and loader.bad_paths == {victim} and f"skipping bad image {victim}" in caplog.text
+    gc.collect()
+    assert first_decoder() is None  # the pipeline that raised is gone
+
+
+def test_the_check_rejects_random_data_that_dali_decodes_as_noise(tmp_path):
+    """A JPEG with valid headers and random entropy-coded data: DALI decodes it without an error (noise,
+    trained on), the pre-training check rejects it."""
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+    from nvidia.dali import pipeline_def
+
+    from fastnst.train.data.jpeg_check import check_file
+
+    path = tmp_path / "noise.JPEG"
+    path.write_bytes(data_formats.noise_body_jpeg(seed=2))
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    def decode():
+        return fn.decoders.image(fn.external_source(name="data", dtype=types.UINT8), device="cpu")
+
+    pipe = decode()
+    pipe.build()
+    pipe.feed_input("data", [np.fromfile(path, dtype=np.uint8)])
+    pipe.schedule_run()
+    (decoded,) = pipe.outputs()
+    assert decoded.shape() == [(64, 64, 3)]  # DALI: no error
+    assert check_file(path, 64) is not None and str(path) in check_file(path, 64)
+    good = tmp_path / "good.JPEG"
+    data_formats._save_jpeg(good, data_formats.random_images(np.random.default_rng(2), 1, 64)[0])
+    assert check_file(good, 64) is None
+
+
+def test_checked_files_are_not_decoded_again(tmp_path, monkeypatch):
+    from fastnst.train.data import jpeg_check
+
+    written = data_formats.write_tinyimagenet(tmp_path, per_class=1, num_val=1)
+    folder, paths = tmp_path / "tiny-imagenet-200", written["train"][2][:20]
+    _, garbled = _break_files(paths, which=("garbled",))
+    checked = []
+    real_check = jpeg_check.check_file
+    monkeypatch.setattr(jpeg_check, "check_file", lambda path, size: checked.append(path) or real_check(path, size))
+    assert set(jpeg_check.find_bad_files(paths, 64, folder)) == {garbled}
+    assert len(checked) == 20 and (folder / jpeg_check.CACHE_NAME).is_file()
+    checked.clear()
+    changed = paths[11]
+    changed.write_bytes(changed.read_bytes() + b"\0")  # size and time change: checked again
+    assert set(jpeg_check.find_bad_files(paths, 64, folder)) == {garbled}  # the bad verdict is remembered too
+    assert checked == [changed]
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_train_run_with_a_corrupt_jpeg_never_crashes(tmp_path, policy):
+    """Issue 14: `python -m train.run --dataset tinyimagenet` with a corrupt training JPEG, in a subprocess
+    so that a crash (SIGSEGV) fails the test: skip names the file and trains; stop names it in its last line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    paths = data_formats.write_tinyimagenet(tmp_path / "data", per_class=1, num_val=4)["train"][2]
+    bad = paths[7]
+    bad.write_bytes(data_formats.noise_body_jpeg(seed=1))  # the issue's file: valid headers, random data
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "train.run", "--dataset", "tinyimagenet", "--data-root", str(tmp_path / "data"),
+         "--out", str(out), "--model", "wrn10_1", "--epochs", "1", "--batch-size", "50", "--synthetic-ratio", "0",
+         "--no-stylize", "--no-swa", "--no-evaluate-corruptions", "--eval-every", "0", "--device", "cpu",
+         "--on-bad-image", policy],
+        env=env, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode >= 0, f"killed by signal {-done.returncode}: {done.stderr[-2000:]}"
+    if policy == "skip":
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f"skipping bad image {bad}" in done.stderr
+        assert (out / "checkpoint.pt").is_file() and (out / "metrics.jsonl").is_file()
+    else:
+        assert done.returncode != 0
+        assert str(bad) in done.stderr.strip().splitlines()[-1]  # the last line names the file
+        assert not (out / "checkpoint.pt").exists()  # stopped before training: nothing half-written
 
 
 # --------------------------------------------------------------------------- CUDA

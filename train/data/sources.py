@@ -14,7 +14,7 @@ from fastnst.train.data.cifar import CIFAR_FOLDERS, load_cifar
 from fastnst.train.data.errors import MissingDataError
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.stats import dataset_info
-from fastnst.train.data.tinyimagenet import list_train_files, list_val_files
+from fastnst.train.data.tinyimagenet import list_train_files, list_val_files, tinyimagenet_folder
 
 DEMO_FOLDER = "demo"  # make_demo_dataset(root) writes root/demo/cifar-10-batches-py and root/demo/synthetic.npz
 
@@ -32,6 +32,7 @@ class ArraySource:
 class JpegSource:
     paths: list[Path]
     labels: np.ndarray  # int64 (N,)
+    folder: Path  # holds every file of ``paths`` (and the cache of jpeg_check.find_bad_files)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,7 +54,7 @@ def load_train_source(dataset: str, data_root: str | Path) -> ArraySource | Jpeg
     info = dataset_info(dataset)
     if dataset == "tinyimagenet":
         paths, labels = list_train_files(data_root, info.num_classes)
-        return JpegSource(paths, labels)
+        return JpegSource(paths, labels, tinyimagenet_folder(data_root))
     layout, root = _cifar_layout(dataset, data_root)
     return ArraySource(*load_cifar(layout, root, "train", info.num_classes))
 

@@ -18,7 +18,8 @@ import torch
 
 from fastnst.train.data.draws import ERASING_RATIO, draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
-from fastnst.train.data.jpeg import decode_rgb, read_jpeg_bytes
+from fastnst.train.data.jpeg import read_jpeg_bytes
+from fastnst.train.data.jpeg_check import check_file, find_bad_files
 from fastnst.train.data.prefetch import StreamHandoff, prefetched
 from fastnst.train.data.sampler import BatchPlan, MixedSampler
 from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
@@ -189,22 +190,26 @@ class TrainLoader:
             index = int(rng.integers(len(self.real)))
         raise BadImageError(f"{self.real.paths[index].parent}: too many bad images; check the data set")
 
+    def skip_bad_image(self, path: Path, why: str) -> None:
+        """Never serve ``path`` (a file found bad before training): counted and logged as a skip."""
+        self._bad_image(path, BadImageError(why))
+
     def _bad_image(self, path: Path, error: Exception) -> None:
         if self.on_bad_image == "stop":
             raise error if isinstance(error, BadImageError) else BadImageError(f"{path}: {error}") from error
         self.bad_paths.add(path)
         self.num_skipped += 1
-        log.warning("skipping bad image %s (%s); %d skipped so far", path, error, self.num_skipped)
+        why = str(error).removeprefix(f"{path}: ")
+        log.warning("skipping bad image %s (%s); %d skipped so far", path, why, self.num_skipped)
 
     def _find_undecodable(self, paths: list[Path]) -> int:
-        """After a DALI decode error: find the culprit files of the batch with PIL; report or skip them."""
+        """After a DALI decode error: find the culprit files of the batch (the pre-training check, again)."""
         found = 0
         for path in paths:
-            try:
-                decode_rgb(path, self.info.image_size)
-            except BadImageError as error:
+            why = check_file(path, self.info.image_size)
+            if why is not None:
                 found += 1
-                self._bad_image(path, error)
+                self._bad_image(path, BadImageError(why))
         return found
 
     def _build(self, make, **arguments) -> _Stage:
@@ -239,22 +244,34 @@ class TrainLoader:
         """The decoded real images of ``step`` (uint8 NHWC on the device); a bad file is found and named."""
         if not paths:
             return None
-        size = self.info.image_size
-        try:
-            (decoded,) = self._decoder().collect(self._streams.stream)
-            wrong_size = [path for path, shape in zip(paths, decoded.shape()) if list(shape) != [size, size, 3]]
-            if wrong_size:
-                raise ValueError(f"{len(wrong_size)} images not {size}x{size}")
-        except (RuntimeError, ValueError) as error:
-            # DALI names no file, and its pipeline is unusable after an error: find the file, rebuild, redo.
-            if not self._find_undecodable(paths):  # raises on "stop"
-                raise
-            log.warning("could not decode a batch (%s); retrying without the bad files", error)
+        decoded, failure = self._decoded_or_failure(len(paths))
+        if failure is not None:
+            # Files are checked before training (jpeg_check), so this is a file that went bad since. A pipeline
+            # that raised is treated as dead and is dropped now, before anything else (not left to exit time);
+            # the culprit is found with PIL and reported outside any ``except``, so no traceback keeps it alive.
             self._decode_stage = None
+            if not self._find_undecodable(paths):  # raises BadImageError on "stop"
+                raise RuntimeError(f"DALI could not decode a batch of {len(paths)} images, though each of them "
+                                   f"decodes on its own (first: {paths[0]}): {failure}")
+            log.warning("could not decode a batch (%s); retrying without the bad files", failure)
             return self._collect_decode(plans, step, self._submit_decode(plans, step))
         if not self.on_gpu:
             return np.array(decoded.as_tensor())  # a copy: DALI reuses its buffers
         return _dali_to_torch(decoded, torch.uint8, self.device, self._streams.stream)
+
+    def _decoded_or_failure(self, count: int):
+        """(decoded batch, None) or (None, why): DALI's exception, and the frames of the failed pipeline
+        that its traceback holds, end here."""
+        size = self.info.image_size
+        try:
+            (decoded,) = self._decoder().collect(self._streams.stream)
+        except RuntimeError as error:
+            return None, " ".join(str(error).split())[-500:]
+        shapes = decoded.shape()
+        wrong = [index for index, shape in enumerate(shapes) if list(shape) != [size, size, 3]]
+        if len(shapes) != count or wrong:
+            return None, f"{len(wrong)} decoded images are not {size}x{size}x3"
+        return decoded, None
 
     # --- stage 2 -----------------------------------------------------------------------------
     def _augmenter(self) -> _Stage:
@@ -376,7 +393,18 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
         synthetic = ArraySource(*load_synthetic(synthetic_path, info.image_size, info.num_classes))
     sampler = MixedSampler(len(real), len(synthetic) if synthetic else 0, batch_size, synthetic_ratio,
                            rank=rank, world_size=world_size, seed=seed)
-    return TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, trivial_augment=trivial_augment,
-                       random_erasing_prob=random_erasing_prob, random_erasing_scale=(low, high),
-                       crop_padding=crop_padding, ta_or_style_real=ta_or_style_real,
-                       ta_or_style_synthetic=ta_or_style_synthetic, device=device, seed=seed, on_bad_image=on_bad_image)
+    loader = TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, trivial_augment=trivial_augment,
+                         random_erasing_prob=random_erasing_prob, random_erasing_scale=(low, high),
+                         crop_padding=crop_padding, ta_or_style_real=ta_or_style_real,
+                         ta_or_style_synthetic=ta_or_style_synthetic, device=device, seed=seed,
+                         on_bad_image=on_bad_image)
+    if isinstance(real, JpegSource):
+        # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
+        bad = find_bad_files(real.paths, info.image_size, real.folder, f"{dataset} training images")
+        if bad and on_bad_image == "stop":
+            first = next(iter(bad))
+            more = f" ({len(bad) - 1} more bad images; --on-bad-image skip trains without them)" if len(bad) > 1 else ""
+            raise BadImageError(f"{bad[first]}{more}")
+        for path, why in bad.items():
+            loader.skip_bad_image(path, why)
+    return loader
