@@ -32,7 +32,10 @@ Why ``external_source`` and not ``fn.readers.file`` for JPEG sets: the batch com
 and synthetic rows at a fixed ratio, this rank's shard, a function of (seed, epoch)) is decided
 in Python by ``sampler.MixedSampler`` for every source alike; feeding the encoded bytes ourselves
 also lets a bad file be reported by its path (DALI's decoder error names none). The decoding
-itself is still DALI's (``fn.decoders.image``, "mixed" = nvJPEG on a GPU).
+itself is still DALI's (``fn.decoders.image``, "mixed" = nvJPEG on a GPU). Bad files: every
+training JPEG is decode-checked once before training (``jpeg_check``), because DALI's decoder
+turns some corrupt files into noise without an error and fails whole batches on others; a
+decode pipeline that raised anyway is dropped at once and rebuilt (``train_loader``).
 """
 from __future__ import annotations
 

@@ -374,8 +374,11 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             work queued on a side stream and handed over by event).
         rank, world_size: this process's shard (torchrun); an epoch covers the data once across ranks.
         seed: the batches and augmentations of epoch e are a function of (seed, e, rank).
-        on_bad_image: "skip" (log it, count it in ``loader.num_skipped``, take another image) or "stop"
-            (raise BadImageError naming the file).
+        on_bad_image: what to do with a JPEG that does not decode. Every training JPEG is decoded once
+            before training (``jpeg_check``, verdicts cached beside the data), so DALI never sees a known
+            bad file: "skip" (log it, count it in ``loader.num_skipped``, serve another image in its
+            place) or "stop" (raise BadImageError naming the file, here, before any training step).
+            A file that goes bad during training is found and handled the same way.
     """
     if on_bad_image not in ("skip", "stop"):
         raise ValueError(f"--on-bad-image must be 'skip' or 'stop', got {on_bad_image!r}")
