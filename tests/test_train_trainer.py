@@ -169,8 +169,12 @@ def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):
     assert __import__("random").random() == expected[2]
 
 
-def test_stylizer_meter_sums_last_stats_per_epoch():
+def test_stylizer_meter_sums_counts_and_time_per_epoch():
+    from types import SimpleNamespace
+
     class FakeStylizer:
+        """Stylizes the synthetic rows, in 0.05 s; returns (images, plan) as fastnst.Stylizer."""
+
         def __init__(self):
             self.epochs = []
 
@@ -178,15 +182,17 @@ def test_stylizer_meter_sums_last_stats_per_epoch():
             self.epochs.append(epoch)
 
         def __call__(self, images, is_synthetic):
-            self.last_stats = {"num_stylized": int(is_synthetic.sum()), "seconds": 0.25}
-            return images
+            time.sleep(0.05)
+            return images, SimpleNamespace(rows=is_synthetic.nonzero().squeeze(1))
 
     meter = StylizerMeter(FakeStylizer())
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     meter.set_epoch(3)
-    assert torch.equal(meter(images, torch.tensor([True, False, True, True])), images)
+    out, plan = meter(images, torch.tensor([True, False, True, True]))
+    assert torch.equal(out, images) and plan.rows.tolist() == [0, 2, 3]
     meter(images, torch.tensor([True, False, False, False]))
-    assert meter.totals() == (0.5, 4)
+    seconds, count = meter.totals()
+    assert count == 4 and 0.1 <= seconds < 1.0
     meter.set_epoch(4)
     assert meter.totals() == (0.0, 0) and meter.stylizer.epochs == [3, 4]
 

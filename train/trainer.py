@@ -68,41 +68,44 @@ class TrainingDiverged(UserError, RuntimeError):
 
 
 class StylizerMeter:
-    """Wraps a Stylizer handed to the data loader; sums its ``last_stats`` per epoch.
+    """Wraps a Stylizer handed to the data loader; sums its work per epoch.
 
-    The loader calls the stylizer inside its pipeline, so the trainer never sees the calls; this
-    wrapper counts them so that every epoch reports the time spent in style transfer. A call's
-    stats are read when the next call starts: on CUDA, reading them waits for that call's end
-    event, which by then has long passed, so the GPU stream never drains for the bookkeeping.
+    The loader calls the stylizer inside its pipeline (a step ahead of training, on its side
+    stream on a GPU), so the trainer never sees the calls; this wrapper counts the stylized images
+    (from the plan each call returns) and times the calls: by the clock on the CPU, by an event
+    pair per call on CUDA, read only in ``totals()`` after the epoch's last step, so that no call
+    makes the host wait for the device (reading the Stylizer's ``last_stats`` at the next call
+    would: with the loader one step ahead, that call may still be running).
     """
 
     def __init__(self, stylizer):
         self.stylizer = stylizer
-        self._seconds = 0.0
-        self._num_stylized = 0
-        self._pending = False
+        self._seconds, self._num_stylized, self._events = 0.0, 0, []
 
-    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> torch.Tensor:
-        self._collect()
-        out = self.stylizer(images, is_synthetic)
-        self._pending = True
-        return out
-
-    def _collect(self) -> None:
-        if self._pending:
-            stats = self.stylizer.last_stats or {}
-            self._seconds += float(stats.get("seconds") or 0.0)
-            self._num_stylized += int(stats.get("num_stylized", 0))
-            self._pending = False
+    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor):
+        if images.is_cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out, plan = self.stylizer(images, is_synthetic)
+            end.record()
+            self._events.append((start, end))
+        else:
+            started = time.perf_counter()
+            out, plan = self.stylizer(images, is_synthetic)
+            self._seconds += time.perf_counter() - started
+        self._num_stylized += int(plan.rows.numel())
+        return out, plan
 
     def totals(self) -> tuple[float, int]:
         """(seconds spent stylizing, images stylized) since the last ``set_epoch``."""
-        self._collect()
+        for start, end in self._events:
+            end.synchronize()
+            self._seconds += start.elapsed_time(end) / 1000.0
+        self._events.clear()
         return self._seconds, self._num_stylized
 
     def set_epoch(self, epoch: int) -> None:
-        self._collect()
-        self._seconds, self._num_stylized = 0.0, 0
+        self._seconds, self._num_stylized, self._events = 0.0, 0, []
         self.stylizer.set_epoch(epoch)
 
 
