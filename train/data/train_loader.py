@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from fastnst.train.data.draws import ERASING_RATIO, draw_augmentations, step_generator
+from fastnst.train.data.draws import draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import read_jpeg_bytes
 from fastnst.train.data.jpeg_check import check_file, find_bad_files
