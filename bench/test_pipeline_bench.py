@@ -78,7 +78,7 @@ def test_pipeline_throughput(benchmark, data_root, sizes, image_size, stylize, b
 
     def run(batches):
         for _ in range(steps):
-            images, labels = next(batches)
+            images, labels, _ = next(batches)
         cuda_sync()
         return images
 
@@ -104,7 +104,7 @@ def test_epoch_start(benchmark, data_root, sizes, image_size, bench_device, cuda
 
     def run():
         loader.set_epoch(next(epochs))
-        images, _ = next(iter(loader))
+        images, *_ = next(iter(loader))
         cuda_sync()
         return images
 

@@ -179,10 +179,9 @@ def test_print_config_names_the_source_of_every_value(tmp_path, capsys):
 def test_data_path_options_default_to_the_authors_and_are_checked():
     from fastnst.train.config import crop_padding
 
-    config = parse_config([])
-    assert config["random_erasing_scale"] == [0.02, 0.4] and config["nst_probability"] == 0.95
-    assert crop_padding(config) is None  # the data set's own: 4 px at 32 px, 8 px at 64 px
-    assert (config["ta_or_style_real"], config["ta_or_style_synthetic"]) == (False, False)
+    assert DEFAULTS["random_erasing_scale"] == [0.02, 0.4] and DEFAULTS["nst_probability"] == 0.95
+    assert crop_padding(DEFAULTS) is None  # the data set's own: 4 px at 32 px, 8 px at 64 px
+    assert (DEFAULTS["ta_or_style_real"], DEFAULTS["ta_or_style_synthetic"]) == (False, False)
     config = parse_config(["--crop-padding", "6", "--ta-or-style-synthetic", "--random-erasing-scale", "0.1", "0.2",
                            "--nst-probability", "1"])
     assert crop_padding(config) == 6 and config["ta_or_style_synthetic"] and not config["ta_or_style_real"]

@@ -57,7 +57,8 @@ class StreamHandoff:
             consumer = torch.cuda.current_stream(self.device)
             consumer.wait_event(event)
             for tensor in tensors:
-                tensor.record_stream(consumer)
+                if tensor.is_cuda:  # host tensors (the is_synthetic flags) need no stream bookkeeping
+                    tensor.record_stream(consumer)
         return tensors
 
 

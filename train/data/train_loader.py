@@ -1,4 +1,4 @@
-"""The training loader: plain ``(images, labels)`` batches, no DALI in sight for the caller.
+"""The training loader: plain ``(images, labels, is_synthetic)`` batches, no DALI in sight for the caller.
 
 ``create_train_loader`` wires the sources, the authors' epoch (``sampler.py``), stage 1 (pixel
 gather or JPEG decoding), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
@@ -86,11 +86,14 @@ class _Stage:
 
 @dataclass
 class _InFlight:
-    labels: torch.Tensor  # int64 (B,) on the device
+    labels: torch.Tensor        # int64 (B,) on the device
+    is_synthetic: torch.Tensor  # bool (B,) on the host
 
 
 class TrainLoader:
-    """Iterates one epoch of ``(images, labels)``: float32 normalized (N, 3, H, W) channels_last, int64.
+    """Iterates one epoch of ``(images, labels, is_synthetic)``: float32 normalized (N, 3, H, W)
+    channels_last and int64 on the device, and the host bool flags of the synthetic samples (the
+    trainer keeps Mixup / CutMix partners within a source with them).
 
     ``len()`` is the number of steps per epoch; call ``set_epoch(e)`` before each epoch (the batches
     and all augmentation draws are a function of (seed, epoch, rank)). ``num_skipped`` counts bad
@@ -317,15 +320,15 @@ class TrainLoader:
             erasing_probability=self.random_erasing_prob, erasing_scale=self.random_erasing_scale)
         feed = draws.feed(self.trivial_augment, self.random_erasing_prob > 0)
         self._augmenter().submit({"images": images, **feed}, self._streams.stream)
-        return _InFlight(labels)
+        return _InFlight(labels, torch.from_numpy(plan.is_synthetic.copy()))
 
     def _collect(self, in_flight: _InFlight):
         (normalized,) = self._augment_stage.collect(self._streams.stream)
         images = _dali_to_torch(normalized, torch.float32, self.device, self._streams.stream).permute(0, 3, 1, 2)
-        return images, in_flight.labels, self._streams.ready()
+        return images, in_flight.labels, in_flight.is_synthetic, self._streams.ready()
 
     # --- the epoch ---------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         plans = self.sampler.epoch(self.epoch)
         for stage in (self._decode_stage, self._augment_stage):
             if stage is not None:
