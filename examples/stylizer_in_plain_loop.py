@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
         for images, labels in loader:
             images, labels = images.to(args.device, non_blocking=True), labels.to(args.device, non_blocking=True)
             is_synthetic = torch.zeros(len(images), dtype=torch.bool)  # all real here; mark generated images True
-            images = stylizer(images, is_synthetic)                     # uint8 in, uint8 out
-            stylized += stylizer.last_stats["num_stylized"]
+            images, plan = stylizer(images, is_synthetic)               # uint8 in, uint8 out, and what was done
+            stylized += plan.rows.numel()                               # rows stylized (host-side: no sync)
             loss = F.cross_entropy(model(normalize(images.float() / 255)), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
