@@ -101,6 +101,15 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _repeat_rows(features: torch.Tensor, times: int) -> torch.Tensor:
+    """Each row ``times`` times in a row, keeping channels_last (``repeat_interleave`` returns NCHW)."""
+    if not features.is_contiguous(memory_format=torch.channels_last):
+        return features.repeat_interleave(times, dim=0)
+    count, channels, height, width = features.shape
+    rows_nhwc = features.permute(0, 2, 3, 1).unsqueeze(1).expand(-1, times, -1, -1, -1)
+    return rows_nhwc.reshape(count * times, height, width, channels).permute(0, 3, 1, 2)
+
+
 class Stylizer(nn.Module):
     """Batch augmentation: ``stylizer(images, is_synthetic)`` with images (N, 3, H, W) uint8 or float in [0, 1].
 
@@ -221,18 +230,29 @@ class Stylizer(nn.Module):
         return self._compiled[name]
 
     @torch.no_grad()  # not inference_mode: the output feeds a classifier that is trained on it
-    def stylize(self, images: torch.Tensor, style_index: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """Stylize every image of ``images`` (K, 3, H, W) with given bank rows and alphas; same dtype out."""
+    def stylize(self, images: torch.Tensor, style_index: torch.Tensor, alpha: torch.Tensor,
+                variants: int = 1) -> torch.Tensor:
+        """Stylize every image of ``images`` (B, 3, H, W) with given bank rows and alphas; same dtype out.
+
+        ``variants`` > 1: each image is stylized that many times, with its own style and alpha each
+        time, and encoded once (the encoder is about half the work). ``style_index`` and ``alpha``
+        then hold B * variants entries, image-major, and so does the output: row ``i * variants + k``
+        is image i's k-th variant.
+        """
         count, _, height, width = images.shape
         device = images.device
+        variants = int(variants)
+        if variants < 1 or style_index.shape != (count * variants,) or alpha.shape != (count * variants,):
+            raise ValueError(f"Stylizer.stylize: {count} images x {variants} variants need that many style "
+                             f"indices and alphas, got {tuple(style_index.shape)} and {tuple(alpha.shape)}")
         style_index = style_index.to(device, non_blocking=True)
         alpha = alpha.to(device, torch.float32, non_blocking=True)
         padded = bucketed_count(count, self.bucket_for(device))
         if padded > count:  # repeat the first row: padded rows are computed and dropped
             fill = padded - count
             images = torch.cat([images, images[:1].expand(fill, -1, -1, -1)])
-            style_index = torch.cat([style_index, style_index[:1].expand(fill)])
-            alpha = torch.cat([alpha, alpha[:1].expand(fill)])
+            style_index = torch.cat([style_index, style_index[:1].expand(fill * variants)])
+            alpha = torch.cat([alpha, alpha[:1].expand(fill * variants)])
 
         # One pass: float32 and channels_last (the gathered rows come back NCHW from index_select).
         content = images.to(torch.float32, memory_format=torch.channels_last)
@@ -244,9 +264,11 @@ class Stylizer(nn.Module):
         use_autocast = device.type == "cuda" and self.autocast_dtype != torch.float32
         with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=use_autocast):
             features = self._network("encoder", device)(content)
+            if variants > 1:
+                features = _repeat_rows(features, variants)
             features = kernels.adain(features, self.style_mean[style_index], self.style_std[style_index], alpha)
             output = self._network("decoder", device)(features)
-        output = output[:count].float()
+        output = output[:count * variants].float()
         if output.shape[-2:] != (height, width):  # upsampled, or a side not divisible by 8
             mode = self.downsample if self.resolution is not None else "bilinear"
             output = F.interpolate(output, size=(height, width), mode=mode,
