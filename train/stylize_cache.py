@@ -1,0 +1,104 @@
+"""``python -m train.stylize_cache``: the stylized cache of a training source, for ``train.run --stylize-cache``.
+
+    python -m train.stylize_cache --dataset cifar10 --data-root data --source synthetic \\
+        --synthetic data/cifar10_edm_1m.npz --styles styles.pt --vgg vgg_normalised.pth \\
+        --decoder decoder.pth --out cache/cifar10-synthetic-224
+    python -m train.stylize_cache --dataset cifar10 --data-root data --source real ... --out cache/cifar10-real-224
+
+The images are read exactly as the training loader reads them (CIFAR pickles, TinyImageNet JPEG
+folders, the EDM .npz memory-mapped), so row i of the cache is the loader's sample i of that
+source. The stylization settings default to the data set's preset (or ``--config FILE`` over it):
+the source's alpha range, ``style_resolution``, the style bank and weights; flags override them.
+The work itself is ``fastnst.stylize_dataset`` (see its docstring for the output folder, the
+resumable chunks and the flags shared with it): this module only reads the data.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fastnst.stylize_dataset import (SOURCES, StylizeDatasetError, add_work_arguments, options_from_args, report,
+                                     stylize_dataset)
+from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
+from fastnst.train.data import MissingDataError, dataset_info, default_synthetic_path
+from fastnst.train.data.errors import DataFormatError
+from fastnst.train.data.jpeg import decode_files
+from fastnst.train.data.sources import JpegSource, load_train_source
+from fastnst.train.data.stats import DATASETS
+from fastnst.train.data.synthetic import load_synthetic
+
+
+def read_source(dataset: str, data_root: str | Path, source: str,
+                synthetic_path: str | Path | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The training source's images (uint8 NHWC, in the loader's order), labels and a description."""
+    info = dataset_info(dataset)
+    if source == "synthetic":
+        synthetic_path = synthetic_path or default_synthetic_path(dataset, data_root)
+        if synthetic_path is None:
+            raise ConfigError("--source synthetic needs --synthetic FILE (the EDM .npz train.run is given)")
+        images, labels = load_synthetic(synthetic_path, info.image_size, info.num_classes)
+        return images, labels, {"dataset": dataset, "source": source, "path": str(synthetic_path)}
+    real = load_train_source(dataset, data_root)
+    if isinstance(real, JpegSource):  # decoded once, in the loader's file order
+        images = decode_files(real.paths, info.image_size, f"{dataset} train")
+        return images, real.labels, {"dataset": dataset, "source": source, "path": str(data_root)}
+    return real.images, real.labels, {"dataset": dataset, "source": source, "path": str(data_root)}
+
+
+def stylization_settings(args: argparse.Namespace) -> dict:
+    """Defaults < the data set's preset < --config < flags, for the keys the cache depends on."""
+    values = {**DEFAULTS, **load_preset(args.dataset), **(load_yaml(args.config) if args.config else {})}
+    for key in ("styles", "vgg", "decoder"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.style_resolution is not None:
+        values["style_resolution"] = args.style_resolution
+    alpha = args.alpha if args.alpha is not None else values[f"alpha_{args.source}"]
+    if values["styles"] is None:
+        raise ConfigError("--styles FILE is needed (a style bank: python -m fastnst.style_bank)")
+    return {"style_bank": values["styles"], "vgg": values["vgg"], "decoder": values["decoder"],
+            "source": args.source, "alpha": tuple(float(v) for v in alpha),
+            "resolution": stylizer_resolution(values)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.stylize_cache", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--dataset", required=True, choices=sorted(DATASETS))
+    add("--data-root", required=True, metavar="DIR", help="folder holding the data set (as for train.run)")
+    add("--source", required=True, choices=SOURCES, help="which training source to stylize")
+    add("--synthetic", metavar="FILE", help="the EDM .npz (for --source synthetic; demo: its own)")
+    add("--config", metavar="FILE", help="YAML options over the preset (as for train.run)")
+    add("--styles", metavar="FILE", help="style bank (default: the preset's / --config's)")
+    add("--vgg", metavar="FILE", help="vgg_normalised.pth (default: the preset's; none: random weights)")
+    add("--decoder", metavar="FILE", help="AdaIN decoder.pth (default: the preset's; none: random weights)")
+    add("--alpha", type=float, nargs=2, metavar=("LOW", "HIGH"), help="alpha range (default: the preset's "
+        "alpha_synthetic / alpha_real)")
+    add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's)",
+        type=lambda text: text if text == "native" else int(text))
+    add_work_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        options = options_from_args(args, **stylization_settings(args))
+        images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
+        result = stylize_dataset(images, labels, args.out, options, input_info=input_info)
+    except (ConfigError, MissingDataError, DataFormatError, StylizeDatasetError) as error:
+        print(f"python -m train.stylize_cache: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as error:  # a style bank or weight file that is not one
+        print(f"python -m train.stylize_cache: error: {error}", file=sys.stderr)
+        return 2
+    report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
