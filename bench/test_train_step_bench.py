@@ -6,10 +6,11 @@ stylized). The DALI pipeline (crop/flip, TrivialAugmentWide, Random Erasing) is 
 ``test_pipeline_bench.py``: here both variants read the same ready uint8 batches, so the difference
 is the style transfer alone.
 
-Two stylized variants: ``native`` stylizes the 32 px images as they are (our fast mode) and
-``paper224`` upsamples them to 224 px first, as the authors' code does (the Stylizer's default;
-about 49x the style-transfer work, see docs/stylizer.md). ``paper224`` runs in full mode only:
-on a 2-core CPU one such step takes minutes.
+Stylized variants: ``native`` stylizes the 32 px images as they are (our fast mode),
+``res64`` / ``res112`` upsample them to 64 / 112 px first (about 4x / 12x native's style-transfer
+work) and ``paper224`` to 224 px, as the authors' code does (the Stylizer's default; about 49x,
+see docs/stylizer.md and the cost table that ``bench/cost_model.py`` writes). ``paper224`` runs
+in full mode only: on a 2-core CPU one such step takes minutes.
 
 full (CUDA): WRN-28-4, batch 512, 32 px. Goal on an H100: stylized / plain <= 1.08 (the paper
 measured 2.7x with per-image style transfer in the data loader).
