@@ -229,6 +229,45 @@ def table(cpu_baseline: Path = CPU_BASELINE) -> str:
     return "\n".join(lines)
 
 
+# Training-set sizes and the EDM synthetic pool (1M images: the authors' np.random.choice(1_000_000, ...),
+# experiments/data.py:484), for how often the recipe stylizes one image over a run.
+TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000}
+SYNTHETIC_POOL = 1_000_000
+USES_BEGIN, USES_END = "<!-- cache-uses:begin (python -m bench.cost_model --write) -->", "<!-- cache-uses:end -->"
+
+
+def stylizations_per_image(name: str) -> dict:
+    """Expected stylizations of one real / one synthetic image over a preset's run (the authors' epoch:
+    N samples, int(N * r) synthetic drawn from the pool without replacement, the rest real)."""
+    from fastnst.train.config import DEFAULTS, load_preset
+
+    config = {**DEFAULTS, **load_preset(name)}
+    count, ratio, epochs = TRAIN_SIZES[name], float(config["synthetic_ratio"]), int(config["epochs"])
+    nst = float(config.get("nst_probability", 1.0))
+    synthetic_per_epoch = int(count * ratio)
+    real_share = (count - synthetic_per_epoch) / count          # chance a real image is in an epoch
+    synthetic_share = synthetic_per_epoch / SYNTHETIC_POOL       # chance a synthetic image is
+    return {"epochs": epochs, "real": epochs * real_share * float(config["prob_real"]) * nst,
+            "synthetic": epochs * synthetic_share * float(config["prob_synthetic"]) * nst,
+            "real_draws": epochs * real_share, "synthetic_draws": epochs * synthetic_share}
+
+
+def uses_table(variants: int = CACHE_VARIANTS) -> str:
+    header = ["preset", "epochs", "real image: in the epoch / stylized", "synthetic image: in the epoch / stylized",
+              f"with a K = {variants} cache: uses per stored variant, real / synthetic"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    for name in PRESETS:
+        uses = stylizations_per_image(name)
+        lines.append(f"| {name} | {uses['epochs']} | {uses['real_draws']:.0f} / {uses['real']:.1f} | "
+                     f"{uses['synthetic_draws']:.1f} / {uses['synthetic']:.2f} | "
+                     f"{uses['real'] / variants:.1f} / {uses['synthetic'] / variants:.2f} |")
+    lines += ["", f"Expected counts per image over the preset's run ({', '.join(f'{n} {c:,}' for n, c in TRAIN_SIZES.items())} "
+              f"real images, a pool of {SYNTHETIC_POOL:,} synthetic ones): in the epoch = epochs × the share of its "
+              "source drawn per epoch; stylized = that × λ of its source × nst_probability. Written by "
+              "`python -m bench.cost_model --write` from the presets."]
+    return "\n".join(lines)
+
+
 def plot(path: Path = PLOT, cpu_baseline: Path = CPU_BASELINE) -> Path:
     import matplotlib
 
@@ -267,12 +306,12 @@ def plot(path: Path = PLOT, cpu_baseline: Path = CPU_BASELINE) -> Path:
     return path
 
 
-def replace_between_markers(text: str, content: str, where: Path) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{where}: no cost-table markers ({BEGIN} ... {END})")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{content}\n{END}{tail}"
+def replace_between_markers(text: str, content: str, where: Path, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"{where}: no markers {begin} ... {end}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{content}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,11 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the table in the docs and the plot")
     parser.add_argument("--baseline", type=Path, default=CPU_BASELINE, help="cpu-mode bench results to read")
     args = parser.parse_args(argv)
-    markdown = table(args.baseline)
-    print(markdown)
+    markdown, uses = table(args.baseline), uses_table()
+    print(markdown, uses, sep="\n\n")
     if args.write:
         for doc in DOCS:
-            doc.write_text(replace_between_markers(doc.read_text(), markdown, doc))
+            text = replace_between_markers(doc.read_text(), markdown, doc)
+            if USES_BEGIN in text:
+                text = replace_between_markers(text, uses, doc, USES_BEGIN, USES_END)
+            doc.write_text(text)
         print(f"wrote {', '.join(str(doc.relative_to(ROOT)) for doc in DOCS)} and {plot(cpu_baseline=args.baseline)}")
     return 0
 
