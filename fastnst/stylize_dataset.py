@@ -361,7 +361,7 @@ class _Writer:
 
 def _to_device(host_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 NHWC host rows -> (B, 3, H, W) channels_last view on ``device`` (async from pinned memory)."""
-    images = torch.from_numpy(np.ascontiguousarray(host_nhwc))
+    images = torch.from_numpy(np.require(host_nhwc, requirements=["C", "W"]))  # a read-only memmap is copied
     if device.type == "cuda":
         images = images.pin_memory().to(device, non_blocking=True)
     return images.permute(0, 3, 1, 2)
