@@ -173,6 +173,11 @@ def gpu_baselines() -> list[Path]:
 # ----------------------------------------------------------------------------------------- the table
 
 
+def _shown(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _mode_label(resolution) -> str:
     if resolution == "cache":
         return f"cache (K = {CACHE_VARIANTS} stored variants, made at 224 px)"
@@ -225,7 +230,7 @@ def table(cpu_baseline: Path = CPU_BASELINE) -> str:
               f"{bench.step_gflop:.3f} GFLOP, share {bench.stylized_share:.2f}. A share is the preset's "
               "(synthetic ratio × λs + real share × λo) × nst_probability. Measured: `stylized_over_plain` of "
               f"`pytest bench` (cpu mode: {cpu['device'] or 'cpu'}). Written by `python -m bench.cost_model --write` "
-              f"from the networks, the presets and `{cpu_baseline.relative_to(ROOT)}`."]
+              f"from the networks, the presets and `{_shown(cpu_baseline)}`."]
     return "\n".join(lines)
 
 
@@ -327,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             if USES_BEGIN in text:
                 text = replace_between_markers(text, uses, doc, USES_BEGIN, USES_END)
             doc.write_text(text)
-        print(f"wrote {', '.join(str(doc.relative_to(ROOT)) for doc in DOCS)} and {plot(cpu_baseline=args.baseline)}")
+        print(f"wrote {', '.join(_shown(doc) for doc in DOCS)} and {_shown(plot(cpu_baseline=args.baseline))}")
     return 0
 
 
