@@ -58,6 +58,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
+
 FORMAT_VERSION = 1
 IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE = "images.npy", "style_index.npy", "alpha.npy", "labels.npy"
 META_FILE, JOURNAL_FILE = "meta.json", "journal.json"
@@ -73,7 +75,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _batch_written_hook: Callable[[int], None] | None = None
 
 
-class StylizeDatasetError(ValueError):
+class StylizeDatasetError(UsageError):
     """Bad input or settings for stylize_dataset; the message names the file or flag."""
 
 
@@ -651,20 +653,19 @@ def main(argv: list[str] | None = None) -> int:
     add("--alpha", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None, help="alpha range (overrides --source's)")
     add("--resolution", type=_resolution, default=224, metavar="PX|native", help="stylization side")
     add_work_arguments(parser)
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     options = options_from_args(args, style_bank=args.styles, vgg=args.vgg, decoder=args.decoder,
                                 source=args.source, alpha=args.alpha, resolution=args.resolution)
-    try:
-        images, labels = read_input(args.input, progress=not args.no_progress)
-        result = stylize_dataset(images, labels, args.out, options, input_info={"path": str(args.input)})
-    except (StylizeDatasetError, FileNotFoundError) as error:
-        print(f"python -m fastnst.stylize_dataset: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:  # a style bank or weight file that is not one (WeightsError, StyleBank.load)
-        print(f"python -m fastnst.stylize_dataset: error: {error}", file=sys.stderr)
-        return 2
+    images, labels = read_input(args.input, progress=not args.no_progress)
+    result = stylize_dataset(images, labels, args.out, options, input_info={"path": str(args.input)})
     report(result)
     return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Errors a user can cause (bad input, a bank or weight file that is not one) are one line, exit 2."""
+    return run_cli(main, argv, prog=program_name("fastnst.stylize_dataset"))
 
 
 def options_from_args(args: argparse.Namespace, **stylization) -> StylizeOptions:
@@ -675,4 +676,4 @@ def options_from_args(args: argparse.Namespace, **stylization) -> StylizeOptions
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -78,6 +78,28 @@ class StylePlan:
         return mask
 
 
+@dataclass
+class SampleDraws:
+    """One batch's per-sample draws, before they become a plan (the Stylizer's and the CachedStylizer's)."""
+
+    chosen: torch.Tensor    # (N,) bool: chosen for style transfer, with the probability of the sample's source
+    stylized: torch.Tensor  # (N,) bool: chosen and stylized (with probability nst_probability)
+    uniform: torch.Tensor   # (N,) float32 in [0, 1): becomes alpha (CachedStylizer: the stored variant)
+    style: torch.Tensor     # (N,) int64 in [0, num_styles)
+
+
+def draw_samples(generator: torch.Generator, is_synthetic: torch.Tensor, prob_synthetic: float, prob_real: float,
+                 nst_probability: float, num_styles: int) -> SampleDraws:
+    """Per-sample draws for one batch from ``generator``; a fixed amount of the stream per sample."""
+    count = is_synthetic.shape[0]
+    choose_draw = torch.rand(count, generator=generator)
+    uniform = torch.rand(count, generator=generator)
+    style = torch.randint(num_styles, (count,), generator=generator)
+    transfer_draw = torch.rand(count, generator=generator)  # drawn last: the draws above predate it
+    chosen = choose_draw < torch.where(is_synthetic, prob_synthetic, prob_real)
+    return SampleDraws(chosen, chosen & (transfer_draw < nst_probability), uniform, style)
+
+
 def _check_probability(name: str, value: float) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -200,18 +222,13 @@ class Stylizer(nn.Module):
     def draw(self, is_synthetic: torch.Tensor) -> StylePlan:
         """Per-sample choice, style and alpha for one batch; consumes a fixed amount of the stream per sample."""
         is_synthetic = is_synthetic.to("cpu", torch.bool)
-        count = is_synthetic.shape[0]
-        choose_draw = torch.rand(count, generator=self.generator)
-        alpha_draw = torch.rand(count, generator=self.generator)
-        style_draw = torch.randint(len(self.style_names), (count,), generator=self.generator)
-        transfer_draw = torch.rand(count, generator=self.generator)  # drawn last: the draws above predate it
-        probability = torch.where(is_synthetic, self.prob_synthetic, self.prob_real)
-        chosen = choose_draw < probability
-        rows = (chosen & (transfer_draw < self.nst_probability)).nonzero().squeeze(1)
+        draws = draw_samples(self.generator, is_synthetic, self.prob_synthetic, self.prob_real,
+                             self.nst_probability, len(self.style_names))
+        rows = draws.stylized.nonzero().squeeze(1)
         low = torch.where(is_synthetic, self.alpha_synthetic[0], self.alpha_real[0])
         high = torch.where(is_synthetic, self.alpha_synthetic[1], self.alpha_real[1])
-        alpha = (low + (high - low) * alpha_draw)[rows].float()
-        return StylePlan(rows, style_draw[rows], alpha, int(is_synthetic[rows].sum()), chosen)
+        alpha = (low + (high - low) * draws.uniform)[rows].float()
+        return StylePlan(rows, draws.style[rows], alpha, int(is_synthetic[rows].sum()), draws.chosen)
 
     # -- the work ----------------------------------------------------------------------------------------
     def bucket_for(self, device: torch.device) -> int:
@@ -278,8 +295,12 @@ class Stylizer(nn.Module):
             return output.mul_(255).round_().to(torch.uint8)
         return output.to(images.dtype)
 
-    def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor) -> tuple[torch.Tensor, StylePlan]:
+    def forward(self, images: torch.Tensor, is_synthetic: torch.Tensor,
+                source_index: torch.Tensor | None = None) -> tuple[torch.Tensor, StylePlan]:
         """Stylize a random per-sample subset of ``images`` -> (images, the plan that was applied).
+
+        ``source_index`` (each sample's index in its source, passed by the training loader) is not
+        needed here; ``fastnst.CachedStylizer``, which has the same call, reads its stored variants by it.
 
         Unstylized samples come back bit-identical; the input is never modified, and when no
         sample is stylized it is returned as it is. ``plan.chosen`` marks the chosen samples,

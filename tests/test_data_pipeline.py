@@ -57,9 +57,11 @@ class RecordingStylizer:
 
     def __init__(self, replace=None, choose=None):
         self.calls, self.outputs, self.replace, self.choose = [], [], replace, choose
+        self.source_indices = []
 
-    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor):
+    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor, source_index: torch.Tensor):
         self.calls.append((images.clone(), is_synthetic.clone()))
+        self.source_indices.append(source_index.clone())
         out = images if self.replace is None else self.replace(images, is_synthetic)
         chosen = torch.zeros_like(is_synthetic) if self.choose is None else self.choose(is_synthetic)
         self.outputs.append((out.clone(), chosen.clone()))
@@ -95,10 +97,12 @@ def test_stylizer_sees_the_raw_uncropped_images_first(cifar_root):
     plans = loader.sampler.epoch(0)
     outputs = list(loader)
     assert len(outputs) == len(loader) == len(plans) == math.ceil(100 / 16)  # the authors' epoch: N samples
-    for (received, flags), plan, (images, labels, is_synthetic) in zip(stylizer.calls, plans, outputs):
+    for (received, flags), source_index, plan, (images, labels, is_synthetic) in zip(
+            stylizer.calls, stylizer.source_indices, plans, outputs):
         assert is_synthetic.device.type == "cpu" and is_synthetic.tolist() == plan.is_synthetic.tolist()
         assert received.dtype == torch.uint8 and received.shape == (len(plan.indices), 3, 32, 32)
         assert flags.dtype == torch.bool and flags.tolist() == plan.is_synthetic.tolist()
+        assert source_index.tolist() == plan.indices.tolist()  # what a CachedStylizer reads its variants by
         # The source pixels themselves: no crop, flip, TrivialAugment or erasing before the Stylizer.
         assert np.array_equal(received.permute(0, 2, 3, 1).numpy(), sources_of(plan, train_x, synthetic_x))
         expected_labels = np.where(plan.is_synthetic, synthetic_y[plan.indices % 60], train_y[plan.indices % 100])
@@ -176,8 +180,8 @@ def test_trivial_augment_skip_with_the_real_stylizer(cifar_root):
                                       resolution=None, nst_probability=0.5)
     seen = []
 
-    def recording(images, flags):
-        out, plan = stylizer(images, flags)
+    def recording(images, flags, **options):
+        out, plan = stylizer(images, flags, **options)
         seen.append((out.clone(), plan))
         return out, plan
 
@@ -399,7 +403,7 @@ def test_loader_arguments_name_the_flag(cifar_root):
 
 def test_stylizer_returning_the_wrong_type_is_an_error(cifar_root):
     root, *_ = cifar_root
-    loader = create_train_loader("cifar10", root, 8, stylizer=lambda images, flags: (
+    loader = create_train_loader("cifar10", root, 8, stylizer=lambda images, flags, source_index: (
         images.float() / 255, SimpleNamespace(chosen=torch.zeros_like(flags))))
     with pytest.raises(TypeError, match="stylizer must return uint8"):
         next(iter(loader))

@@ -85,6 +85,7 @@ DEFAULTS: dict = {
     "nst_probability": 0.95,      # share of the chosen samples actually stylized (authors' NSTTransform
                                   # probability, experiments/custom_transforms.py:33)
     "style_resolution": 224,      # stylize at this square side (the authors' 224), or "native" (fast mode)
+    "stylize_cache": None,        # stylize_dataset folders (one per source): stored variants replace the networks
     # Run
     "out": "runs/demo",
     "resume": None,               # None, "auto" (OUT/checkpoint.pt) or a checkpoint path
@@ -210,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--nst-probability", type=float, metavar="P", help="share of the chosen samples actually stylized")
     add("--style-resolution", type=_style_resolution, metavar="PX|native",
         help="stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)")
+    add("--stylize-cache", nargs="+", metavar="DIR",
+        help="caches of python -m train.stylize_cache (one per source, real and/or synthetic): a stylized "
+        "sample takes one of its image's stored variants instead of running the networks")
 
     group = parser.add_argument_group("Run")
     add = group.add_argument
@@ -400,6 +404,12 @@ def _validate(config: dict) -> None:
     resolution = config["style_resolution"]
     check(resolution == "native" or (isinstance(resolution, int) and resolution >= 8), "style_resolution",
           "a side in pixels (>= 8) or 'native'")
+    cache = config["stylize_cache"]
+    check(cache is None or (isinstance(cache, list) and 1 <= len(cache) <= 2), "stylize_cache",
+          "one or two folders (a cache per source)")
+    if cache and not config["stylize"]:
+        raise ConfigError("--stylize-cache needs stylization on (it replaces the style-transfer networks); "
+                          "drop --no-stylize or --stylize-cache")
     if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo":
         raise ConfigError(
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "

@@ -44,7 +44,7 @@ def resolve_fetched_paths(config: dict) -> None:
     wanted = {}  # option -> manifest item
     if config["synthetic"] is None and config["synthetic_ratio"] > 0:
         wanted["synthetic"] = synthetic_item(dataset)
-    if config["stylize"]:
+    if config["stylize"] and not config.get("stylize_cache"):  # a cache replaces the networks and the bank
         wanted.update({option: item for option, item in STYLIZATION_ITEMS.items() if config[option] is None})
     missing = {}
     for option, item in wanted.items():

@@ -101,7 +101,7 @@ def prepare_demo(config: dict, out_dir: Path) -> None:
         print(f"generating the demo data set under {data_root} ...", flush=True)
         make_demo_dataset(data_root, seed=config["seed"], **DEMO_SIZES)
     bank_path = out_dir / "demo_styles.pt"
-    if config["stylize"] and Path(config["styles"]) == bank_path:
+    if config["stylize"] and not config["stylize_cache"] and Path(config["styles"]) == bank_path:
         if not bank_path.exists():
             style_folder = out_dir / "demo_styles"
             draw_style_images(style_folder, DEMO_NUM_STYLES, DEMO_STYLE_SIZE, config["seed"])
@@ -132,7 +132,7 @@ def fill_default_paths(config: dict) -> list[str]:
 def fill_paths(config: dict) -> None:
     """``fill_default_paths``, then check that a real data set's stylization has its three files."""
     fill_default_paths(config)
-    if config["dataset"] != "demo" and config["stylize"]:
+    if config["dataset"] != "demo" and config["stylize"] and not config["stylize_cache"]:
         missing = [flag for flag, key in (("--styles", "styles"), ("--vgg", "vgg"), ("--decoder", "decoder"))
                    if config[key] is None]
         if missing:
@@ -185,9 +185,42 @@ def resume_path(config: dict) -> Path | None:
 
 # ----------------------------------------------------------------------------- the run
 
+def build_cached_stylizer(config: dict, dist_info) -> StylizerMeter:
+    """``--stylize-cache``: the stored variants, checked against this run's sources, in the networks' place."""
+    from fastnst import CachedStylizer
+    from fastnst.train.data.sources import ArraySource, load_train_source
+    from fastnst.train.data.stylized_cache import open_caches
+    from fastnst.train.data.synthetic import load_synthetic
+
+    sources = {"real": load_train_source(config["dataset"], config["data_root"]), "synthetic": None}
+    if config["synthetic_ratio"] > 0:
+        sources["synthetic"] = ArraySource(*load_synthetic(config["synthetic"], config["image_size"],
+                                                           config["num_classes"]))
+    caches = open_caches(config["stylize_cache"], sources, config["image_size"])
+    # A source without samples in this run never draws: its probability is moot, and it needs no cache.
+    probability = {"real": config["prob_real"], "synthetic": config["prob_synthetic"] if sources["synthetic"] else 0.0}
+    for source in ("real", "synthetic"):
+        if probability[source] > 0 and source not in caches:
+            raise ConfigError(f"--stylize-cache has no cache of the {source} images (prob_{source} is "
+                              f"{probability[source]}): make one with python -m train.stylize_cache --source {source} "
+                              f"and pass both folders, or set --prob-{source} 0")
+    if dist_info.is_main:
+        for source, cache in caches.items():
+            settings = cache.meta["settings"]
+            print(f"--stylize-cache: {source} images from {cache.path}: K = {cache.variants} variants per image, "
+                  f"made at {settings['resolution']} px with alpha in {settings['alpha']}; this run's "
+                  "style bank, weights, alpha and style resolution are not used", flush=True)
+    stylizer = CachedStylizer(caches, prob_synthetic=probability["synthetic"], prob_real=probability["real"],
+                              nst_probability=config["nst_probability"], seed=config["seed"] + dist_info.rank,
+                              device=dist_info.device)
+    return StylizerMeter(stylizer)
+
+
 def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
     if not config["stylize"]:
         return None
+    if config["stylize_cache"]:
+        return build_cached_stylizer(config, dist_info)
     import fastnst
 
     with warnings.catch_warnings():

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnst.stylize_dataset import (SOURCES, StylizeDatasetError, add_work_arguments, options_from_args, report,
-                                     stylize_dataset)
+from fastnst.cli import add_debug_flag, program_name, run_cli
+from fastnst.stylize_dataset import SOURCES, add_work_arguments, options_from_args, report, stylize_dataset
 from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
-from fastnst.train.data import MissingDataError, dataset_info, default_synthetic_path
-from fastnst.train.data.errors import DataFormatError
+from fastnst.train.data import dataset_info, default_synthetic_path
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.sources import JpegSource, load_train_source
 from fastnst.train.data.stats import DATASETS
@@ -81,24 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's)",
         type=lambda text: text if text == "native" else int(text))
     add_work_arguments(parser)
+    add_debug_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        options = options_from_args(args, **stylization_settings(args))
-        images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
-        result = stylize_dataset(images, labels, args.out, options, input_info=input_info)
-    except (ConfigError, MissingDataError, DataFormatError, StylizeDatasetError) as error:
-        print(f"python -m train.stylize_cache: error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as error:  # a style bank or weight file that is not one
-        print(f"python -m train.stylize_cache: error: {error}", file=sys.stderr)
-        return 2
+    options = options_from_args(args, **stylization_settings(args))
+    images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
+    result = stylize_dataset(images, labels, args.out, options, input_info=input_info)
     report(result)
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, argv, prog=program_name("train.stylize_cache"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

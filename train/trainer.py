@@ -82,16 +82,16 @@ class StylizerMeter:
         self.stylizer = stylizer
         self._seconds, self._num_stylized, self._events = 0.0, 0, []
 
-    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor):
+    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor, **options):
         if images.is_cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            out, plan = self.stylizer(images, is_synthetic)
+            out, plan = self.stylizer(images, is_synthetic, **options)
             end.record()
             self._events.append((start, end))
         else:
             started = time.perf_counter()
-            out, plan = self.stylizer(images, is_synthetic)
+            out, plan = self.stylizer(images, is_synthetic, **options)
             self._seconds += time.perf_counter() - started
         self._num_stylized += int(plan.rows.numel())
         return out, plan

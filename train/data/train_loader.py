@@ -28,9 +28,10 @@ from fastnst.train.data.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
 
-# stylizer(images uint8 (N, 3, H, W), is_synthetic bool (N,) CPU) -> (uint8 (N, 3, H, W), plan), where
-# plan.chosen is a (N,) CPU bool tensor: the samples chosen for style transfer (fastnst.Stylizer, StylePlan).
-StylizerFn = Callable[[torch.Tensor, torch.Tensor], tuple]
+# stylizer(images uint8 (N, 3, H, W), is_synthetic bool (N,) CPU, source_index=int64 (N,) CPU) ->
+# (uint8 (N, 3, H, W), plan), where plan.chosen is a (N,) CPU bool tensor: the samples chosen for style
+# transfer (fastnst.Stylizer or fastnst.CachedStylizer, which reads stored variants by source_index; StylePlan).
+StylizerFn = Callable[..., tuple]
 
 _RESIDENT_FRACTION = 0.25  # keep a pixel array on the GPU when it takes at most this share of its memory
 DEFAULT_ERASING_SCALE = (0.02, 0.4)  # the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
@@ -285,19 +286,20 @@ class TrainLoader:
                 trivial_augment_wide=self.trivial_augment, random_erasing=self.random_erasing_prob > 0)
         return self._augment_stage
 
-    def _stylize(self, images_nhwc: Pixels, is_synthetic: np.ndarray) -> tuple[Pixels, np.ndarray]:
+    def _stylize(self, images_nhwc: Pixels, plan: BatchPlan) -> tuple[Pixels, np.ndarray]:
         """The Stylizer on the uncropped batch -> (uint8 NHWC images, which samples it chose)."""
         on_host = isinstance(images_nhwc, np.ndarray)
         # NHWC memory seen as NCHW channels_last: no copy either way when the stylizer keeps the layout.
         images_nchw = (torch.from_numpy(images_nhwc) if on_host else images_nhwc).permute(0, 3, 1, 2)
         # Flags stay on the host: the Stylizer reads them there to size its subset, without a device sync.
-        stylized, plan = self.stylizer(images_nchw, torch.from_numpy(is_synthetic))
+        stylized, style_plan = self.stylizer(images_nchw, torch.from_numpy(plan.is_synthetic),
+                                             source_index=torch.from_numpy(plan.indices))
         if stylized.dtype != torch.uint8 or stylized.shape != images_nchw.shape:
             raise TypeError(f"stylizer must return uint8 {tuple(images_nchw.shape)}, "
                             f"got {stylized.dtype} {tuple(stylized.shape)}")
         stylized = stylized.permute(0, 2, 3, 1)
         stylized = np.ascontiguousarray(stylized.numpy()) if on_host else stylized.contiguous()
-        return stylized, plan.chosen.cpu().numpy().astype(bool)
+        return stylized, style_plan.chosen.cpu().numpy().astype(bool)
 
     def _enqueue(self, plans: list[BatchPlan], step: int, decode_paths: dict) -> _InFlight:
         """Queue all of ``step``'s work: stage 1, the Stylizer, stage 2 (submitted to DALI, not waited for)."""
@@ -313,7 +315,7 @@ class TrainLoader:
         labels = _to_device(self._labels(plan), self.device)
         chosen = np.zeros(len(plan.indices), dtype=bool)
         if self.stylizer is not None:
-            images, chosen = self._stylize(images, plan.is_synthetic)
+            images, chosen = self._stylize(images, plan)
         draws = draw_augmentations(
             step_generator(self.seed, self.epoch, self.sampler.rank, step), len(plan.indices), self.info.image_size,
             padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
@@ -361,8 +363,9 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
         synthetic_path: EDM-style .npz (``image`` uint8 NHWC, ``label``), memory-mapped; needed when
             ``synthetic_ratio > 0``.
         synthetic_ratio: share of synthetic samples in an epoch and in every batch, in [0, 1).
-        stylizer: called on each batch before any augmentation as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,))``
-            (images on ``device`` as a channels_last view, flags a CPU bool tensor); returns
+        stylizer: called on each batch before any augmentation as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,),
+            source_index=(N,))`` (images on ``device`` as a channels_last view, flags and each sample's index
+            in its source as CPU tensors); returns
             ``(uint8 images of the same shape, plan)`` with ``plan.chosen`` a (N,) CPU bool tensor of the
             samples it chose (``fastnst.Stylizer`` and its ``StylePlan``); None: no style transfer.
         trivial_augment: TrivialAugmentWide per sample after flip/crop.
