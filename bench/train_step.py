@@ -8,7 +8,9 @@ One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of th
 images at the paper's ratio 0.5 and the Stylizer uses λs = 0.4, λo = 0.1, αs ~ U(0.1, 1), αo = 1,
 so about a quarter of each batch is stylized. Both variants read the same ready uint8 batches, so
 the difference between them is the style transfer alone. Style-transfer weights are random: the
-cost does not depend on them.
+cost does not depend on them. The ``cache`` variant draws the same samples but takes each stylized
+one from a ``fastnst.CachedStylizer`` (random stored variants, K = 4, resident on the GPU as a
+real run's would be when it fits): the cost of ``train.run --stylize-cache``.
 
 Nothing in a timed round waits for the device except the final synchronize: in particular
 ``Stylizer.last_stats`` (which waits for the call's end event) is never read inside a round;
@@ -20,6 +22,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,20 +39,47 @@ SIZES = {  # bench mode -> (model, batch, steps per timed round, compile)
 }
 # variant -> Stylizer resolution: native size, intermediate sides (about 4x and 12x native's work at 32 px),
 # the authors' 224 px (49x).
-VARIANTS = {"plain": None, "native": None, "res64": 64, "res112": 112, "paper224": 224}
+# "cache": stored variants instead of the networks (no resolution of its own).
+VARIANTS = {"plain": None, "native": None, "res64": 64, "res112": 112, "paper224": 224, "cache": None}
+CACHE_SIZES = {"full": (50_000, 200_000), "cpu": (1_000, 1_000)}  # bench mode -> cached (real, synthetic) images
+CACHE_VARIANTS = 4
 NUM_READY_BATCHES = 4
 
 
-def ready_batches(count: int, batch: int, device: torch.device, image_size: int = 32):
-    """Ready uint8 (N, 3, S, S) channels_last batches, half synthetic (is_synthetic kept on the CPU)."""
+def ready_batches(count: int, batch: int, device: torch.device, image_size: int = 32,
+                  num_real: int = 1_000, num_synthetic: int = 1_000):
+    """Ready uint8 (N, 3, S, S) channels_last batches, half synthetic, with labels and each sample's index
+    in its source (is_synthetic and the indices kept on the CPU, as the loader hands them over)."""
     generator = torch.Generator().manual_seed(1)
     out = []
     for _ in range(count):
         images = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=generator)
         is_synthetic = torch.randperm(batch, generator=generator) < int(SYNTHETIC_RATIO * batch)
         labels = torch.randint(0, 10, (batch,), generator=generator)
-        out.append((images.to(device).contiguous(memory_format=torch.channels_last), is_synthetic, labels.to(device)))
+        source_index = torch.where(is_synthetic, torch.randint(num_synthetic, (batch,), generator=generator),
+                                   torch.randint(num_real, (batch,), generator=generator))
+        out.append((images.to(device).contiguous(memory_format=torch.channels_last), is_synthetic, labels.to(device),
+                    source_index))
     return out
+
+
+def random_cached_stylizer(device: torch.device, num_real: int, num_synthetic: int, image_size: int = 32):
+    """A ``fastnst.CachedStylizer`` over random stored variants, at the bench's probabilities."""
+    from fastnst import CachedStylizer
+    from fastnst.stylize_dataset import StylizedDataset
+
+    rng = np.random.default_rng(0)
+
+    def cache(source: str, count: int) -> StylizedDataset:
+        return StylizedDataset(
+            path=f"<random {source} cache>",
+            images=rng.integers(0, 256, (count, CACHE_VARIANTS, image_size, image_size, 3), dtype=np.uint8),
+            style_index=rng.integers(0, 64, (count, CACHE_VARIANTS)).astype(np.int32),
+            alpha=rng.random((count, CACHE_VARIANTS)).astype(np.float32), labels=np.zeros(count, np.int64),
+            meta={"settings": {"source": source, "num_styles": 64, "variants": CACHE_VARIANTS}})
+
+    return CachedStylizer({"real": cache("real", num_real), "synthetic": cache("synthetic", num_synthetic)},
+                          prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL, device=device)
 
 
 @dataclass
@@ -75,10 +105,10 @@ class TrainStepCase:
     def _region(self, name: str):
         return torch.profiler.record_function(name) if self.label_regions else nullcontext()
 
-    def train_step(self, images, is_synthetic, labels) -> torch.Tensor:
+    def train_step(self, images, is_synthetic, labels, source_index) -> torch.Tensor:
         if self.stylizer is not None:
             with self._region("stylize"):
-                images, _ = self.stylizer(images, is_synthetic)
+                images, _ = self.stylizer(images, is_synthetic, source_index=source_index)
         with self._region("classifier_forward"):
             inputs = normalize(images, "cifar10")
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
@@ -101,13 +131,19 @@ class TrainStepCase:
         """Mean stylized rows per batch, from host-side draws (no device wait); call after timing."""
         if self.stylizer is None:
             return 0.0
-        counts = [self.stylizer.draw(self.batches[i % len(self.batches)][1]).rows.numel() for i in range(num_batches)]
+        counts = []
+        for i in range(num_batches):
+            _, is_synthetic, _, source_index = self.batches[i % len(self.batches)]
+            plan = self.stylizer.draw(is_synthetic, source_index) if self.variant == "cache" else \
+                self.stylizer.draw(is_synthetic)
+            counts.append((plan[0] if isinstance(plan, tuple) else plan).rows.numel())
         return sum(counts) / len(counts)
 
     def settings(self) -> dict:
         """What a result needs to name: the figures' ``extra_info``."""
         return {
-            "model": self.model_name, "style_resolution": self.style_resolution or "native",
+            "model": self.model_name,
+            "style_resolution": "cache" if self.variant == "cache" else self.style_resolution or "native",
             "dtype": str(self.amp_dtype or torch.float32), "shape": [self.batch, 3, 32, 32],
             "compiled": self.compiled, "synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
             "prob_real": PROB_REAL, "steps_per_round": self.steps,
@@ -132,13 +168,17 @@ def build_case(variant: str, bench_mode: str, device: torch.device, *, model_nam
     torch.manual_seed(0)
     model = create_model(model_name, 10).to(device, memory_format=torch.channels_last)
     stylizer = None
-    if variant != "plain":
+    num_real, num_synthetic = CACHE_SIZES[bench_mode]
+    if variant == "cache":
+        stylizer = random_cached_stylizer(device, num_real, num_synthetic)
+    elif variant != "plain":
         stylizer = random_weight_stylizer(device, prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL,
                                           alpha_synthetic=(0.1, 1.0), alpha_real=(1.0, 1.0),
                                           resolution=resolution, compile=compiled)
     return TrainStepCase(
         variant=variant, model_name=model_name, batch=batch, steps=steps, compiled=compiled, device=device,
-        amp_dtype=autocast_dtype("auto", device), style_resolution=resolution if variant != "plain" else None,
+        amp_dtype=autocast_dtype("auto", device), style_resolution=resolution if variant not in ("plain", "cache") else None,
         model=model, forward=torch.compile(model) if compiled else model, optimizer=make_optimizer(model, RECIPE),
-        stylizer=stylizer, batches=ready_batches(NUM_READY_BATCHES, batch, device), label_regions=label_regions,
+        stylizer=stylizer, label_regions=label_regions,
+        batches=ready_batches(NUM_READY_BATCHES, batch, device, num_real=num_real, num_synthetic=num_synthetic),
     )
