@@ -279,3 +279,14 @@ def test_mismatches_name_what_differs(files, reference):
     swapped = images.copy()
     swapped[[0, 1]] = swapped[[1, 0]]
     assert [m.split(":")[0] for m in reference.mismatches(swapped, labels)] == ["pixels"]
+
+
+@pytest.mark.cuda
+def test_cuda_build_matches_the_cpu_build(files, reference, tmp_path):
+    """bf16, compiled, pinned overlapped copies: the same variants as the float32 CPU build, within bf16."""
+    out = tmp_path / "cuda"
+    result = sd.stylize_dataset(files["images"], files["labels"], out, options(files, device="cuda", batch_size=4))
+    assert result.complete and result.meta["settings"]["compute_dtype"] == "torch.bfloat16"
+    cache = sd.open_stylized_dataset(out)
+    np.testing.assert_array_equal(cache.style_index, reference.style_index)
+    assert np.abs(cache.images.astype(float) - reference.images.astype(float)).mean() < 8  # uint8 levels
