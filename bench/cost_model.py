@@ -241,20 +241,25 @@ SYNTHETIC_POOL = 1_000_000
 USES_BEGIN, USES_END = "<!-- cache-uses:begin (python -m bench.cost_model --write) -->", "<!-- cache-uses:end -->"
 
 
+def expected_uses(config: dict, num_real: int, pool: int) -> dict:
+    """Expected draws and stylizations of one real / one synthetic image over ``config``'s run, with
+    ``num_real`` real images and a synthetic pool of ``pool`` (the authors' epoch: num_real samples,
+    int(num_real * r) of them synthetic, drawn without replacement; the rest a subset of the real set)."""
+    ratio, epochs = float(config["synthetic_ratio"]), int(config["epochs"])
+    nst = float(config.get("nst_probability", 1.0))
+    synthetic_per_epoch = int(num_real * ratio)
+    real_draws = epochs * (num_real - synthetic_per_epoch) / num_real
+    synthetic_draws = epochs * synthetic_per_epoch / pool
+    return {"epochs": epochs, "real_draws": real_draws, "synthetic_draws": synthetic_draws,
+            "real": real_draws * float(config["prob_real"]) * nst,
+            "synthetic": synthetic_draws * float(config["prob_synthetic"]) * nst}
+
+
 def stylizations_per_image(name: str) -> dict:
-    """Expected stylizations of one real / one synthetic image over a preset's run (the authors' epoch:
-    N samples, int(N * r) synthetic drawn from the pool without replacement, the rest real)."""
+    """``expected_uses`` of a preset, with the data set's size and the EDM pool."""
     from fastnst.train.config import DEFAULTS, load_preset
 
-    config = {**DEFAULTS, **load_preset(name)}
-    count, ratio, epochs = TRAIN_SIZES[name], float(config["synthetic_ratio"]), int(config["epochs"])
-    nst = float(config.get("nst_probability", 1.0))
-    synthetic_per_epoch = int(count * ratio)
-    real_share = (count - synthetic_per_epoch) / count          # chance a real image is in an epoch
-    synthetic_share = synthetic_per_epoch / SYNTHETIC_POOL       # chance a synthetic image is
-    return {"epochs": epochs, "real": epochs * real_share * float(config["prob_real"]) * nst,
-            "synthetic": epochs * synthetic_share * float(config["prob_synthetic"]) * nst,
-            "real_draws": epochs * real_share, "synthetic_draws": epochs * synthetic_share}
+    return expected_uses({**DEFAULTS, **load_preset(name)}, TRAIN_SIZES[name], SYNTHETIC_POOL)
 
 
 def uses_table(variants: int = CACHE_VARIANTS) -> str:

@@ -58,3 +58,24 @@ def test_markers_are_replaced_and_kept(tmp_path):
     replaced = cost_model.replace_between_markers(text, "new table", tmp_path)
     assert replaced == f"intro\n{cost_model.BEGIN}\nnew table\n{cost_model.END}\noutro\n"
     assert cost_model.replace_between_markers(replaced, "new table", tmp_path) == replaced
+
+
+def test_expected_uses_match_the_loaders_epochs():
+    """Count draws per image over the training loader's own epochs (tiny sizes): the formula's means."""
+    import numpy as np
+
+    from fastnst.train.data.sampler import MixedSampler
+
+    num_real, pool, epochs = 100, 300, 12
+    config = {"synthetic_ratio": 0.6, "epochs": epochs, "prob_real": 0.2, "prob_synthetic": 0.5,
+              "nst_probability": 0.95}
+    sampler = MixedSampler(num_real, pool, 16, 0.6, seed=0)
+    real, synthetic = np.zeros(num_real), np.zeros(pool)
+    for epoch in range(epochs):
+        for plan in sampler.epoch(epoch):
+            np.add.at(synthetic, plan.indices[plan.is_synthetic], 1)
+            np.add.at(real, plan.indices[~plan.is_synthetic], 1)
+    uses = cost_model.expected_uses(config, num_real, pool)
+    assert abs(real.mean() - uses["real_draws"]) < 1e-9
+    assert abs(synthetic.mean() - uses["synthetic_draws"]) < 0.05 * uses["synthetic_draws"]  # a few drawn, unserved
+    assert abs(uses["real"] - uses["real_draws"] * 0.2 * 0.95) < 1e-12
