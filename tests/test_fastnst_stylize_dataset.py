@@ -282,6 +282,7 @@ def test_mismatches_name_what_differs(files, reference):
 
 
 @pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_build_matches_the_cpu_build(files, reference, tmp_path):
     """bf16, compiled, pinned overlapped copies: the same variants as the float32 CPU build, within bf16."""
     out = tmp_path / "cuda"
