@@ -147,6 +147,8 @@ def _check_options(options: StylizeOptions) -> None:
         low, high = (float(v) for v in options.alpha)
         if not 0.0 <= low <= high <= 1.0:
             raise StylizeDatasetError(f"--alpha must be LOW HIGH with 0 <= LOW <= HIGH <= 1, got {options.alpha}")
+    if not options.style_bank:
+        raise StylizeDatasetError("--styles: a style bank file is needed (python -m fastnst.style_bank)")
     for flag, path in (("--styles", options.style_bank), ("--vgg", options.vgg), ("--decoder", options.decoder)):
         if path is not None and not Path(path).is_file():
             raise StylizeDatasetError(f"{flag} {path} does not exist or is not a file")
