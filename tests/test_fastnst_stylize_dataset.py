@@ -203,7 +203,7 @@ def test_complete_output_with_other_settings_is_refused(files, reference):
 
 
 def _cli_error(args, capsys) -> str:
-    assert sd.main(args) == 2
+    assert sd.cli(args) == 2
     message = capsys.readouterr().err.strip()
     assert "\n" not in message and "Traceback" not in message
     return message

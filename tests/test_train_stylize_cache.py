@@ -12,6 +12,7 @@ from fastnst.train.data import create_train_loader, make_demo_dataset
 from fastnst.train.data.sources import load_train_source
 from fastnst.train.data.stylized_cache import CacheMismatchError, open_caches
 from fastnst.train.data.synthetic import load_synthetic
+from fastnst.train.run import cli as run_cli
 from fastnst.train.run import main as run_main
 from fastnst.train.stylize_cache import main as cache_main
 
@@ -50,7 +51,7 @@ def epoch_batches(root, caches, epoch: int, stylizer=None):
                                  synthetic_ratio=0.5, stylizer=stylizer, ta_or_style_synthetic=True, seed=3)
     stylizer.set_epoch(epoch)
     loader.set_epoch(epoch)
-    return [(images.clone(), labels.clone()) for images, labels in loader], stylizer
+    return [(images.clone(), labels.clone()) for images, labels, _ in loader], stylizer
 
 
 def test_epochs_replay_bit_identical(demo):
@@ -113,8 +114,8 @@ def test_a_cache_of_other_data_is_refused(demo, tmp_path, capsys):
     root, caches = demo
     other = tmp_path / "other"
     make_demo_dataset(other, num_train=50, num_test=40, num_synthetic=30, seed=2)  # same sizes, other images
-    code = run_main(["--out", str(tmp_path / "run"), "--data-root", str(other), "--epochs", "1", "--batch-size", "16",
-                     "--stylize-cache", str(caches["real"]), str(caches["synthetic"])])
+    code = run_cli(["--out", str(tmp_path / "run"), "--data-root", str(other), "--epochs", "1", "--batch-size", "16",
+                    "--stylize-cache", str(caches["real"]), str(caches["synthetic"])])
     err = capsys.readouterr().err
     assert code == 2 and "\n" not in err.strip()
     assert f"--stylize-cache {caches['real']} was not made from this run's real images" in err and "labels" in err
@@ -130,10 +131,10 @@ def test_a_cache_of_other_data_is_refused(demo, tmp_path, capsys):
 
 def test_a_missing_source_cache_is_a_flag_error(demo, tmp_path, capsys):
     root, caches = demo
-    code = run_main(["--out", str(tmp_path / "run"), "--data-root", str(root), "--epochs", "1", "--batch-size", "16",
-                     "--stylize-cache", str(caches["synthetic"])])
+    code = run_cli(["--out", str(tmp_path / "run"), "--data-root", str(root), "--epochs", "1", "--batch-size", "16",
+                    "--stylize-cache", str(caches["synthetic"])])
     err = capsys.readouterr().err
     assert code == 2 and "no cache of the real images" in err and "--prob-real 0" in err
-    code = run_main(["--out", str(tmp_path / "run"), "--data-root", str(root), "--no-stylize",
-                     "--stylize-cache", str(caches["synthetic"])])
+    code = run_cli(["--out", str(tmp_path / "run"), "--data-root", str(root), "--no-stylize",
+                    "--stylize-cache", str(caches["synthetic"])])
     assert code == 2 and "--stylize-cache needs stylization on" in capsys.readouterr().err

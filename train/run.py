@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fastnst import CachedStylizer
 from fastnst.cli import program_name, run_cli
 from fastnst.train import distributed
 from fastnst.train.config import ConfigError, crop_padding, format_config, parse_command_line, save_config, stylizer_resolution
@@ -187,7 +188,6 @@ def resume_path(config: dict) -> Path | None:
 
 def build_cached_stylizer(config: dict, dist_info) -> StylizerMeter:
     """``--stylize-cache``: the stored variants, checked against this run's sources, in the networks' place."""
-    from fastnst import CachedStylizer
     from fastnst.train.data.sources import ArraySource, load_train_source
     from fastnst.train.data.stylized_cache import open_caches
     from fastnst.train.data.synthetic import load_synthetic
@@ -269,8 +269,11 @@ def random_weights_used(stylizer: StylizerMeter | None) -> dict | None:
     """Which stylizer networks run with random weights (no file, or a ``fastnst.weights --random`` file)."""
     if stylizer is None:
         return None
-    return {name: bool(getattr(getattr(stylizer.stylizer, name), "random_weights", False))
-            for name in ("encoder", "decoder")}
+    inner = stylizer.stylizer
+    if isinstance(inner, CachedStylizer):  # the networks ran when the cache was made; its metadata says how
+        random = any(cache.meta["settings"].get("random_weights", False) for cache in inner.caches.values())
+        return {"encoder": random, "decoder": random}
+    return {name: bool(getattr(getattr(inner, name), "random_weights", False)) for name in ("encoder", "decoder")}
 
 
 def run(config: dict) -> dict:
