@@ -134,10 +134,9 @@ def preset_workload(name: str) -> Workload:
 
 def cpu_bench_workload() -> Workload:
     """The cpu-mode train-step bench's workload (bench/train_step.py), to set its measurements against."""
-    from bench.train_step import PROB_REAL, PROB_SYNTHETIC, SIZES, SYNTHETIC_RATIO
+    from bench.train_step import RECIPE, SIZES
 
-    share = stylized_share({"synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
-                            "prob_real": PROB_REAL})
+    share = stylized_share(RECIPE)
     return Workload("cpu bench", SIZES["cpu"][0], 32, 10, share)
 
 

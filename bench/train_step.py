@@ -5,9 +5,11 @@ event timing when pytest-benchmark is absent, and the profiler tables) and the t
 
 One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of the classifier
 (channels_last, bf16 autocast and torch.compile on CUDA). The batch mixes real and synthetic
-images at the paper's ratio 0.5 and the Stylizer uses λs = 0.4, λo = 0.1, αs ~ U(0.1, 1), αo = 1,
-so about a quarter of each batch is stylized. Both variants read the same ready uint8 batches, so
-the difference between them is the style transfer alone. Style-transfer weights are random: the
+images and the Stylizer draws as the ``cifar10`` preset says (the authors' config549: synthetic
+ratio 0.5, λs = 0.5, λo = 0.1, αs ~ U(0.1, 1), αo = 1, nst_probability 0.95), so about 28 % of
+each batch is stylized; the optimizer's settings and the full mode's batch come from the same
+preset. All variants read the same ready uint8 batches, so the differences between them are the
+style transfer alone. Style-transfer weights are random: the
 cost does not depend on them. The ``cache`` variant draws the same samples but takes each stylized
 one from a ``fastnst.CachedStylizer`` (random stored variants, K = 4, resident on the GPU as a
 real run's would be when it fits): the cost of ``train.run --stylize-cache``.
@@ -27,14 +29,16 @@ import torch
 from torch import nn
 
 from bench.stylizers import random_weight_stylizer
+from fastnst.train.config import load_preset
 from fastnst.train.data import normalize
 from fastnst.train.models import create_model
 from fastnst.train.trainer import autocast_dtype, make_optimizer
 
-SYNTHETIC_RATIO, PROB_SYNTHETIC, PROB_REAL = 0.5, 0.4, 0.1
-RECIPE = {"lr": 0.15, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}  # cifar10 preset
+RECIPE = load_preset("cifar10")  # the workload follows the preset, so a recipe change moves the figures
+SYNTHETIC_RATIO, PROB_SYNTHETIC, PROB_REAL = (RECIPE[key] for key in
+                                              ("synthetic_ratio", "prob_synthetic", "prob_real"))
 SIZES = {  # bench mode -> (model, batch, steps per timed round, compile)
-    "full": ("wrn28_4", 512, 20, True),
+    "full": (RECIPE["model"], RECIPE["batch_size"], 20, True),
     "cpu": ("wrn10_1", 32, 2, False),
 }
 # variant -> Stylizer resolution: native size, intermediate sides (about 4x and 12x native's work at 32 px),
@@ -79,7 +83,8 @@ def random_cached_stylizer(device: torch.device, num_real: int, num_synthetic: i
             meta={"settings": {"source": source, "num_styles": 64, "variants": CACHE_VARIANTS}})
 
     return CachedStylizer({"real": cache("real", num_real), "synthetic": cache("synthetic", num_synthetic)},
-                          prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL, device=device)
+                          prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL,
+                          nst_probability=RECIPE["nst_probability"], device=device)
 
 
 @dataclass
@@ -100,7 +105,8 @@ class TrainStepCase:
     stylizer: nn.Module | None
     batches: list
     label_regions: bool = False  # wrap stylize / classifier in profiler ranges (gpu_run's profile part)
-    _criterion: nn.Module = field(default_factory=lambda: nn.CrossEntropyLoss(label_smoothing=0.1))
+    _criterion: nn.Module = field(
+        default_factory=lambda: nn.CrossEntropyLoss(label_smoothing=RECIPE["label_smoothing"]))
 
     def _region(self, name: str):
         return torch.profiler.record_function(name) if self.label_regions else nullcontext()
@@ -146,7 +152,7 @@ class TrainStepCase:
             "style_resolution": "cache" if self.variant == "cache" else self.style_resolution or "native",
             "dtype": str(self.amp_dtype or torch.float32), "shape": [self.batch, 3, 32, 32],
             "compiled": self.compiled, "synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
-            "prob_real": PROB_REAL, "steps_per_round": self.steps,
+            "prob_real": PROB_REAL, "nst_probability": RECIPE["nst_probability"], "steps_per_round": self.steps,
         }
 
 
@@ -173,7 +179,9 @@ def build_case(variant: str, bench_mode: str, device: torch.device, *, model_nam
         stylizer = random_cached_stylizer(device, num_real, num_synthetic)
     elif variant != "plain":
         stylizer = random_weight_stylizer(device, prob_synthetic=PROB_SYNTHETIC, prob_real=PROB_REAL,
-                                          alpha_synthetic=(0.1, 1.0), alpha_real=(1.0, 1.0),
+                                          alpha_synthetic=tuple(RECIPE["alpha_synthetic"]),
+                                          alpha_real=tuple(RECIPE["alpha_real"]),
+                                          nst_probability=RECIPE["nst_probability"],
                                           resolution=resolution, compile=compiled)
     return TrainStepCase(
         variant=variant, model_name=model_name, batch=batch, steps=steps, compiled=compiled, device=device,
