@@ -226,3 +226,17 @@ def test_dry_run_of_two_parts_writes_its_files_outside_the_repo(tmp_path):
     assert {path.suffix for path in results.iterdir()} == {".md", ".json", ".log"}
     state = json.loads(next(results.glob("*.json")).read_text(encoding="utf-8"))
     assert state["parts"]["env"]["status"] == "ok" and state["parts"]["feed"]["status"] == "ok"
+
+
+def test_adain_part_reports_the_goal_rows_from_measure_bandwidth():
+    """The adain part calls bench.adain_bandwidth as it is, and the report judges the rows that carry a goal."""
+    result = gpu_run.part_adain(gpu_run.DRY, dry_run=True)
+    assert result["status"] == "ok" and result["rows"]
+    assert {row["image_side"] for row in result["rows"]} == set(gpu_run.DRY.adain_image_sizes)
+    goal_row = {**result["rows"][0], "layer": "relu4_1", "image_side": 224, "pass": "forward", "goal": 0.85,
+                "fraction_of_copy": 0.9}
+    missed_row = {**goal_row, "pass": "backward", "goal": 0.75, "fraction_of_copy": 0.5}
+    text = "\n".join(gpu_run._adain_section({**result, "rows": [*result["rows"], goal_row, missed_row]}))
+    assert "| relu1_1 | 16 |" in text
+    assert "relu4_1, 224 px, float32, nchw: forward 0.90 of copy, goal met (≥ 0.85)" in text
+    assert "backward 0.50 of copy, goal MISSED (≥ 0.75)" in text
