@@ -386,7 +386,7 @@ def fit(
 
     if device.type == "cuda":
         # Time cuDNN's convolution algorithms once per input shape and keep the fastest: the shapes repeat
-        # every step (fixed batch size; the Stylizer pads its subsets to 64-row buckets), so the tuning
+        # every step (fixed batch size; the Stylizer pads its subsets to 16-row buckets), so the tuning
         # is paid a few times per run and every later step gets the fastest plan.
         torch.backends.cudnn.benchmark = True
     model = model.to(device, memory_format=torch.channels_last)
