@@ -485,12 +485,12 @@ def format_markdown(items: list[Item]) -> str:
                 checks.append(f"read at download time from the {entry.checksum_api.kind} API (official)")
             if not checks:
                 checks.append("none published: sha256 logged")
-            target = entry.target + ("/" if entry.layout != "file" else "")
+            target = f"`{entry.target}{'/' if entry.layout != 'file' else ''}`"
             if entry.merge_into:
-                target = f"{entry.merge_into}/ (merged)"
+                target = f"`{entry.merge_into}/` (merged)"
             if entry.also_accepted:
                 target += " or " + ", ".join(f"`{p}`" for p in entry.also_accepted)
-            lines.append(f"| `{item.name}` | {urls} | {size} | {'<br>'.join(checks)} | `{target}` | {entry.layout} |")
+            lines.append(f"| `{item.name}` | {urls} | {size} | {'<br>'.join(checks)} | {target} | {entry.layout} |")
     return "\n".join(lines)
 
 
