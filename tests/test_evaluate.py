@@ -402,3 +402,26 @@ def test_evaluator_feeds_the_measured_layout_and_pass_size(tiny_cifar, monkeypat
     assert probe.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert max(size for size, _ in probe.seen) == 3 and all(layout for _, layout in probe.seen)
     assert sum(size for size, _ in probe.seen) == 10 * 6  # clean + 5 severities
+
+
+def test_frost_textures_under_the_data_root_are_found(tiny_cifar, tmp_path, monkeypatch):
+    """Where `python -m train.data.download frost` puts them (DATA_ROOT/frost), no flag needed."""
+    import shutil
+
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    root, labels = tiny_cifar
+    data_root = tmp_path / "data"
+    shutil.copytree(root, data_root)
+    (data_root / "frost").mkdir()
+    for name in frost_module.FROST_FILES:
+        Image.new("RGB", (240, 200), (200, 220, 250)).save(data_root / "frost" / name, quality=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", data_root, source="generated", batch_size=5,
+                          corruptions=("frost",), progress=False)
+    assert result["meta"]["frost"] == f"official:{data_root / 'frost'}"
+    assert _frost_warnings(caught) == []
+    (data_root / "frost" / "frost5.jpg").unlink()  # an incomplete folder is not used: the stand-in, flagged
+    result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", data_root, source="generated", batch_size=5,
+                      corruptions=("frost",), progress=False)
+    assert result["meta"]["frost"] == "procedural stand-in"

@@ -29,7 +29,7 @@ from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
-from fastnst.train.corruptions.frost import stand_in_warning_suppressed
+from fastnst.train.corruptions.frost import default_frost_dir, stand_in_warning_suppressed
 from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, normalize
 from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, c_bar_root, corrupted_root,
                                           load_cifar_c, load_tinyimagenet_c, missing_c_bar_files, missing_official_files)
@@ -258,8 +258,9 @@ def _frost_notice(plan: EvaluationPlan, frost_dir, dataset: str) -> str | None:
     if not any(s.name == "frost" and s.source == "generated" for s in plan.sets) or "procedural" not in frost_source(frost_dir):
         return None
     fed = ["frost's accuracy"] + [score for score, members in score_members(dataset).items() if "frost" in members]
-    return ("frost is GENERATED with a procedural stand-in texture (official textures not found: set FASTNST_FROST_DIR "
-            f"or --frost-dir); it feeds {', '.join(fed)}, which are therefore not comparable to published numbers")
+    return ("frost is GENERATED with a procedural stand-in texture (official textures not found: python -m "
+            "train.data.download frost puts them in DATA_ROOT/frost, or set FASTNST_FROST_DIR or --frost-dir); "
+            f"it feeds {', '.join(fed)}, which are therefore not comparable to published numbers")
 
 
 def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, device="cpu", batch_size: int = 500,
@@ -267,6 +268,7 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
                     corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True) -> dict:
     """Evaluate several classifiers on the same clean and corrupted images (generated once)."""
     device = torch.device(device)
+    frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
     plan = plan_evaluation(dataset, data_root, source, corruptions)
     generated = [s.name for s in plan.sets if s.source == "generated"]
     if source == "auto" and any(s.source == "official" for s in plan.sets) and generated:
@@ -457,6 +459,7 @@ def format_summary(report: dict) -> str:
 def example_grid(dataset: str, data_root, *, seed: int = 0, frost_dir=None) -> torch.Tensor:
     """uint8 (19, 6, 3, H, W): one test image clean and at severities 1..5 of every -C corruption,
     generated (an illustration, whatever the evaluation read; frost's stand-in is not warned about here)."""
+    frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
     images, _ = load_test_set(dataset, data_root)
     image = torch.from_numpy(np.ascontiguousarray(images[seed % len(images)][None])).permute(0, 3, 1, 2).contiguous()
     rows = []
@@ -503,8 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="-C sets: official files, generated, or auto: each set official when its file is there, else "
                             "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
     group.add_argument("--max-images", type=_positive_int, help="evaluate a seeded random subset of this many test images")
-    group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: $FASTNST_FROST_DIR, "
-                       "else a procedural stand-in, flagged in the results)")
+    group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: "
+                       "$FASTNST_FROST_DIR, else DATA_ROOT/frost when they are there, else a procedural stand-in, "
+                       "flagged in the results)")
     group.add_argument("--seed", type=int, default=0, help="seed of the subset and of the generated corruptions")
     group.add_argument("--corruptions", default=None,
                        help="comma-separated subset for a quick look (default: the 19 -C and the 10 C-bar sets; "

@@ -5,8 +5,9 @@ The official corruption blends a random crop of one of the frost photographs
 ships too, but the scripts draw ``randint(5)`` and never pick it). They are
 in the hendrycks/robustness repository (``ImageNet-C/create_c/``) and in the
 ``imagecorruptions`` wheel on PyPI (folder ``imagecorruptions/frost/``); we do
-not redistribute them. Point ``FASTNST_FROST_DIR`` (or ``--frost-dir``) at a
-folder holding them.
+not redistribute them. ``python -m train.data.download frost`` fetches them into
+``DATA_ROOT/frost/``, where the evaluation looks by default; ``FASTNST_FROST_DIR``
+(or ``--frost-dir``) points at another folder holding them.
 
 Without them, frost uses a procedural stand-in (bright, blue-white crystalline
 texture from plasma noise and streaks). Its numbers are *not* comparable to
@@ -44,6 +45,16 @@ def frost_dir(explicit: str | os.PathLike | None = None) -> Path | None:
             "github.com/hendrycks/robustness (ImageNet-C/create_c/) or the imagecorruptions wheel (imagecorruptions/frost/)"
         )
     return folder
+
+
+def default_frost_dir(data_root: str | os.PathLike | None) -> Path | None:
+    """Where the evaluation of ``data_root`` reads textures when no folder is named: None when
+    $FASTNST_FROST_DIR is set (``frost_dir`` reads it), else ``DATA_ROOT/frost`` if the download put all
+    five there, else None (the stand-in)."""
+    if os.environ.get(FROST_DIR_ENV) or data_root is None:
+        return None
+    folder = Path(data_root) / "frost"
+    return folder if all((folder / name).is_file() for name in FROST_FILES) else None
 
 
 def frost_source(explicit: str | os.PathLike | None = None) -> str:
@@ -139,7 +150,8 @@ def frost_layers(n: int, size: int, scale: float, folder: str | os.PathLike | No
         return official_frost_crops(n, size, scale, resolved, generator, device)
     if not _warned and not _stand_in_warning_quiet.get():
         warnings.warn(
-            f"frost: official textures not found (set {FROST_DIR_ENV} or --frost-dir); using a procedural "
+            f"frost: official textures not found (python -m train.data.download frost, or set {FROST_DIR_ENV} or "
+            "--frost-dir); using a procedural "
             "stand-in, so Frost numbers are NOT comparable to published ones",
             stacklevel=3,
         )
