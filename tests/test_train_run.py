@@ -43,6 +43,9 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
     assert summary["corruption_source"] == "generated"
     assert summary["random_weights"] == {"encoder": True, "decoder": True}  # the demo's stylizer is random
     assert set(summary["robustness"]) == {"model", "swa_model"}
+    scores = summary["robustness"]["model"]["scores"]  # the authors' scores, over the generated demo sets
+    assert scores["Acc_C-original-15"]["source"] == "generated" and 0 <= scores["Acc_C-original-15"]["value"] <= 100
+    assert "Acc_C-original-15" in captured.out
     for kind in ("json", "markdown", "bars", "examples"):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
 

@@ -1,8 +1,8 @@
 """``python -m train.run``: train with stylized synthetic augmentation, evaluate corruption robustness, report.
 
     python -m train.run                                   # the built-in demo, end to end, CPU, minutes
-    python -m train.run --dataset cifar10 --data-root data --synthetic data/cifar10_edm_1m.npz \\
-        --styles styles.pt --vgg vgg_normalised.pth --decoder decoder.pth
+    python -m train.data.download --for cifar10 --data-root data    # the data set, its -C set, EDM images, AdaIN
+    python -m train.run --dataset cifar10 --data-root data          # the authors' config549; inputs found there
     torchrun --nproc_per_node=8 -m train.run --dataset cifar10 ...   # DistributedDataParallel
 
 Reads top to bottom: options, data (and the demo's generated data and styles), stylizer,
@@ -47,13 +47,13 @@ DEMO_BANNER = """\
              INITIALISED VGG encoder; the decoder is random too. This is NOT the
              paper's style transfer: it only exercises the same code path.
    corruptions  generated with train.corruptions (the 15 CIFAR-10-C types).
- For the real thing (arXiv 2512.15675) you need:
-   --dataset cifar10|cifar100|tinyimagenet --data-root DIR   the data set (or --download)
-   --synthetic FILE    EDM-generated images (.npz, e.g. the 1M CIFAR-10 set of Wang et al. 2023)
-   --styles FILE       a style bank: python -m fastnst.style_bank --styles PAINTINGS --out FILE
-   --vgg vgg_normalised.pth --decoder decoder.pth   the public AdaIN weights
-   a GPU (600 epochs of WRN-28-4), and CIFAR-10-C / CIFAR-100-C / TinyImageNet-C
-   under the data root for the official corruption benchmark.
+ For the real thing (arXiv 2512.15675):
+   python -m train.data.download --for cifar10 --data-root data
+       the data set, its -C set, the 1M EDM images, the authors' style features
+       and the AdaIN weights (docs/data.md lists every file and its checksum)
+   python -m train.run --dataset cifar10 --data-root data
+       the authors' config549 (600 epochs of WRN-28-4: a GPU); cifar100 and
+       tinyimagenet likewise. --print-config shows every value and its source.
 ================================================================================"""
 
 
@@ -138,10 +138,10 @@ def fill_paths(config: dict) -> None:
                    if config[key] is None]
         if missing:
             raise ConfigError(
-                f"stylization on --dataset {config['dataset']} needs {', '.join(missing)}: a style bank "
-                "(python -m fastnst.style_bank --styles PAINTINGS_DIR --vgg vgg_normalised.pth --out styles.pt) and the "
-                "AdaIN weights vgg_normalised.pth / decoder.pth of the pytorch-AdaIN port. "
-                "Pass --no-stylize for the baseline without style transfer."
+                f"stylization on --dataset {config['dataset']} needs {', '.join(missing)}: fetch the authors' style "
+                f"features and the AdaIN weights with `python -m train.data.download --for {config['dataset']}`, "
+                "or make a bank of your own (python -m fastnst.style_bank --styles PAINTINGS_DIR --vgg "
+                "vgg_normalised.pth --out styles.pt). --no-stylize trains the baseline without style transfer."
             )
 
 
@@ -250,7 +250,9 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
     paths = write_report(report, out_dir / "report", examples=examples)
     print(format_summary(report), flush=True)
     return {"robustness": {name: {"clean_accuracy": result["clean_accuracy"],
-                                  "mean_corruption_accuracy": result["mean_corruption_accuracy"]}
+                                  "mean_corruption_accuracy": result["mean_corruption_accuracy"],
+                                  "scores": {score: {key: entry[key] for key in ("value", "source", "missing")}
+                                             for score, entry in result["scores"].items()}}
                            for name, result in report["results"].items()},
             "corruption_source": report["meta"]["source"],
             "report": {kind: str(path) for kind, path in paths.items()}}
@@ -346,6 +348,9 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
     for name, numbers in (summary.get("robustness") or {}).items():
         lines.append(f"  {'corruption accuracy, ' + name:26s} {numbers['mean_corruption_accuracy']:6.2f} %"
                      f"  ({summary['corruption_source']} corruptions)")
+        for score, entry in numbers.get("scores", {}).items():  # the authors' Acc_C-* (None: sets missing)
+            if entry["value"] is not None:
+                lines.append(f"    {score:24s} {entry['value']:6.2f} %  ({entry['source']})")
     lines.append(f"  checkpoint  {summary['checkpoint']}")
     for kind, path in (summary.get("report") or {}).items():
         lines.append(f"  report      {path}")
