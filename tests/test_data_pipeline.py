@@ -581,6 +581,20 @@ def test_checked_files_are_not_decoded_again(tmp_path, monkeypatch):
     assert checked == [changed]
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_ddp_rank_zero_checks_the_jpegs_before_the_others(rank, monkeypatch):
+    """Rank 0 decodes and writes the verdicts, then releases the barrier; the other ranks wait, then read them."""
+    from fastnst.train.data.train_loader import rank_zero_first
+
+    events = []
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda: events.append("barrier"))
+    with rank_zero_first():
+        events.append("check")
+    assert events == (["check", "barrier"] if rank == 0 else ["barrier", "check"])
+
+
 @pytest.mark.parametrize("policy", ["skip", "stop"])
 def test_train_run_with_a_corrupt_jpeg_never_crashes(tmp_path, policy):
     """Issue 14: `python -m train.run --dataset tinyimagenet` with a corrupt training JPEG, in a subprocess

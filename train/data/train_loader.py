@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,6 +36,20 @@ StylizerFn = Callable[..., tuple]
 
 _RESIDENT_FRACTION = 0.25  # keep a pixel array on the GPU when it takes at most this share of its memory
 DEFAULT_ERASING_SCALE = (0.02, 0.4)  # the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
+
+
+@contextmanager
+def rank_zero_first():
+    """Under torch.distributed, rank 0 runs the block first and the others after it: for the JPEG check,
+    one process decodes every file and writes the verdicts, the others then only read them (instead of
+    every rank decoding all of them at once and racing to write one cache file)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    first = not distributed or torch.distributed.get_rank() == 0
+    if not first:
+        torch.distributed.barrier()
+    yield
+    if distributed and first:
+        torch.distributed.barrier()
 
 
 def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device, stream) -> torch.Tensor:
@@ -409,7 +424,8 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
                          on_bad_image=on_bad_image)
     if isinstance(real, JpegSource):
         # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
-        bad = find_bad_files(real.paths, info.image_size, real.folder, f"{dataset} training images")
+        with rank_zero_first():
+            bad = find_bad_files(real.paths, info.image_size, real.folder, f"{dataset} training images")
         if bad and on_bad_image == "stop":
             first = next(iter(bad))
             more = f" ({len(bad) - 1} more bad images; --on-bad-image skip trains without them)" if len(bad) > 1 else ""
