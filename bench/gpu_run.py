@@ -51,7 +51,7 @@ import threading
 import time
 import traceback
 import xml.etree.ElementTree as ElementTree
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -245,23 +245,28 @@ def part_profile(sizes: Sizes, dry_run: bool) -> dict:
     return result
 
 
+def _median_round_seconds(case, sizes: Sizes) -> float:
+    """Median wall-clock seconds of a round of steps after warm-up (each round ends with one sync)."""
+    import statistics
+
+    for _ in range(sizes.warmup_rounds):
+        case.run_round()
+    samples = []
+    for _ in range(sizes.timed_rounds):
+        started = time.perf_counter()
+        case.run_round()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
 def _bucket_timing(sizes: Sizes, device) -> dict:
     """The 224 px stylized step with 16-row buckets (the default) and 64-row ones (full sizes): padded work
     against fewer cuDNN shapes (docs/stylizer.md, "16-row buckets"). Median of timed rounds after warm-up."""
-    import statistics
-
     timings = {}
     for bucket in sizes.buckets:
         case = _case("paper224", sizes, device)
         case.stylizer.bucket_size = bucket
-        for _ in range(sizes.warmup_rounds):
-            case.run_round()
-        samples = []
-        for _ in range(sizes.timed_rounds):
-            started = time.perf_counter()
-            case.run_round()
-            samples.append(time.perf_counter() - started)
-        timings[bucket] = {"seconds_per_step": statistics.median(samples) / case.steps,
+        timings[bucket] = {"seconds_per_step": _median_round_seconds(case, sizes) / case.steps,
                            "mean_stylized_per_batch": case.mean_stylized_per_batch()}
         del case
     return {"variant": "paper224", "by_bucket": timings}
@@ -271,22 +276,13 @@ def _bucket_timing(sizes: Sizes, device) -> dict:
 
 def part_headline(sizes: Sizes, dry_run: bool) -> dict:
     """stylized_over_plain timed here: median seconds of a round of steps (each round ends with one sync)."""
-    import statistics
-
     import torch
 
     device = _device(dry_run)
     medians, settings = {}, {}
     for variant in ("plain", "native", "paper224"):
         case = _case(variant, sizes, device)
-        for _ in range(sizes.warmup_rounds):
-            case.run_round()
-        samples = []
-        for _ in range(sizes.timed_rounds):
-            started = time.perf_counter()
-            case.run_round()
-            samples.append(time.perf_counter() - started)
-        medians[variant] = statistics.median(samples)
+        medians[variant] = _median_round_seconds(case, sizes)
         settings[variant] = {**case.settings(), "images_per_second": case.batch * case.steps / medians[variant],
                              "mean_stylized_per_batch": case.mean_stylized_per_batch()}
         del case
@@ -633,7 +629,7 @@ def render_report(state: dict, paths: dict[str, Path]) -> str:
     lines += ["", "## Device and driver", ""]
     if env.get("status") == "ok":
         lines += [f"- device: {env['device']} (`{env['device_kind']}`), {env['cpu_cores']} CPU cores",
-                  f"- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())]
+                  "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())]
         if env.get("cuda_properties"):
             lines.append("- torch.cuda properties: " + ", ".join(f"{k} {v}" for k, v in env["cuda_properties"].items()))
         lines += ["", "```", env.get("nvidia_smi_query") or "", env.get("nvidia_smi", ""), "```"]

@@ -15,7 +15,6 @@ are two PyTorch formulations and the figures only keep the bench alive.
 """
 from __future__ import annotations
 
-import pytest
 import torch
 
 from bench import adain_bandwidth

@@ -82,6 +82,32 @@ def program_name(module: str) -> str:
     return f"python -m {module}"
 
 
+# ---------------------------------------------------------------------------- argparse value types
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def style_resolution(text: str) -> int | str:
+    """argparse type of every --style-resolution / --resolution: 'native' or a side of at least 8 px."""
+    if text == "native":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a side in pixels or 'native', got {text!r}") from None
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"expected at least 8 px, got {value}")
+    return value
+
+
 def run_cli(main: Callable[[list[str]], object], argv: Sequence[str] | None = None, *, prog: str) -> int:
     """Call ``main(argv)`` and turn its outcome into an exit status.
 

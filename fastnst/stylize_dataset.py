@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
+from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli, style_resolution
 
 FORMAT_VERSION = 1
 IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE = "images.npy", "style_index.npy", "alpha.npy", "labels.npy"
@@ -602,15 +602,8 @@ def read_input(path: str | os.PathLike, progress: bool = True) -> tuple[np.ndarr
 
 
 def _resolution(text: str) -> int | None:
-    if text == "native":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a side in pixels or 'native', got {text!r}") from None
-    if value < 8:
-        raise argparse.ArgumentTypeError(f"expected at least 8 px, got {value}")
-    return value
+    side = style_resolution(text)
+    return None if side == "native" else side
 
 
 def add_work_arguments(parser: argparse.ArgumentParser) -> None:

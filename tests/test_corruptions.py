@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt
+from fastnst.train.corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
 from fastnst.train.corruptions import _ops, blur, frost as frost_module, spatter as spatter_module
 from fastnst.train.corruptions.frost import FROST_FILES
 from fastnst.train.corruptions.params import PARAMS

@@ -5,7 +5,6 @@ Also imported by the subprocess scripts of the resume and DDP tests (``run_stand
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fastnst.cli import UsageError, add_debug_flag, program_name
+from fastnst.cli import UsageError, add_debug_flag, program_name, style_resolution
 from fastnst.train.data.stats import DATASETS, dataset_info
 from fastnst.train.fetched import resolve_fetched_paths
 from fastnst.train.models import MODEL_NAMES
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--alpha-synthetic", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αs range")
     add("--alpha-real", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αo range")
     add("--nst-probability", type=float, metavar="P", help="share of the chosen samples actually stylized")
-    add("--style-resolution", type=_style_resolution, metavar="PX|native",
+    add("--style-resolution", type=style_resolution, metavar="PX|native",
         help="stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)")
     add("--stylize-cache", nargs="+", metavar="DIR",
         help="caches of python -m train.stylize_cache (one per source, real and/or synthetic): a stylized "
@@ -306,18 +306,6 @@ def format_config(config: dict, sources: dict[str, str]) -> str:
         comment_out = "# " if source.startswith("derived") else ""  # not an option: --config would refuse it
         lines.append(f"{comment_out}{text.ljust(width)}  # {source}")
     return "\n".join(lines)
-
-
-def _style_resolution(text: str) -> int | str:
-    if text == "native":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a side in pixels or 'native', got {text!r}") from None
-    if value < 8:
-        raise argparse.ArgumentTypeError(f"expected at least 8 px, got {value}")
-    return value
 
 
 def _crop_padding(text: str) -> int | str:

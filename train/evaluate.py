@@ -13,7 +13,6 @@ their files when present and never generated. Accuracies are in percent.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
+from fastnst.cli import UsageError, add_debug_flag, positive_int, program_name, run_cli
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
@@ -483,16 +482,6 @@ def parse_corruptions(text: str | None) -> tuple[str, ...] | None:
     return tuple(name for name in known if name in names)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=program_name("train.evaluate"),
                                      description="Corruption robustness of a trained classifier (and its SWA model).")
@@ -505,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--source", default="auto", choices=SOURCES,
                        help="-C sets: official files, generated, or auto: each set official when its file is there, else "
                             "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
-    group.add_argument("--max-images", type=_positive_int, help="evaluate a seeded random subset of this many test images")
+    group.add_argument("--max-images", type=positive_int, help="evaluate a seeded random subset of this many test images")
     group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: "
                        "$FASTNST_FROST_DIR, else DATA_ROOT/frost when they are there, else a procedural stand-in, "
                        "flagged in the results)")
@@ -515,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
     group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    group.add_argument("--batch-size", type=_positive_int, default=500,
+    group.add_argument("--batch-size", type=positive_int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
                             "take at most 64 images, measured faster")
     group.add_argument("--out", help="folder for results.json, report.md and the figures (default: next to the checkpoint)")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnst.cli import add_debug_flag, program_name, run_cli
+from fastnst.cli import add_debug_flag, program_name, run_cli, style_resolution
 from fastnst.stylize_dataset import SOURCES, add_work_arguments, options_from_args, report, stylize_dataset
-from fastnst.train.config import DEFAULTS, ConfigError, _style_resolution, load_preset, load_yaml, stylizer_resolution
+from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
 from fastnst.train.data import dataset_info, default_synthetic_path
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.sources import JpegSource, load_train_source
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--alpha", type=float, nargs=2, metavar=("LOW", "HIGH"), help="alpha range (default: the preset's "
         "alpha_synthetic / alpha_real)")
     add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's)",
-        type=_style_resolution)
+        type=style_resolution)
     add_work_arguments(parser)
     add_debug_flag(parser)
     return parser
