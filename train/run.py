@@ -46,7 +46,7 @@ DEMO_BANNER = """\
    styles    {num_styles} procedurally drawn style images, encoded with a RANDOMLY
              INITIALISED VGG encoder; the decoder is random too. This is NOT the
              paper's style transfer: it only exercises the same code path.
-   corruptions  generated with train.corruptions (the 15 CIFAR-10-C types).
+   corruptions  generated with train.corruptions (the 19 CIFAR-10-C types).
  For the real thing (arXiv 2512.15675):
    python -m train.data.download --for cifar10 --data-root data
        the data set, its -C set, the 1M EDM images, the authors' style features
@@ -344,13 +344,13 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
     lines = [f"done: {config['epochs']} epochs of {config['model']} on {config['dataset']}"]
     for key, label in (("test_acc", "clean test accuracy"), ("swa_test_acc", "clean test accuracy, SWA")):
         if final.get(key) is not None:
-            lines.append(f"  {label:26s} {100 * final[key]:6.2f} %")
+            lines.append(f"  {label:32s} {100 * final[key]:6.2f} %")
     for name, numbers in (summary.get("robustness") or {}).items():
-        lines.append(f"  {'corruption accuracy, ' + name:26s} {numbers['mean_corruption_accuracy']:6.2f} %"
+        lines.append(f"  {'corruption accuracy, ' + name:32s} {numbers['mean_corruption_accuracy']:6.2f} %"
                      f"  ({summary['corruption_source']} corruptions)")
         for score, entry in numbers.get("scores", {}).items():  # the authors' Acc_C-* (None: sets missing)
             if entry["value"] is not None:
-                lines.append(f"    {score:24s} {entry['value']:6.2f} %  ({entry['source']})")
+                lines.append(f"    {score:30s} {entry['value']:6.2f} %  ({entry['source']})")
     lines.append(f"  checkpoint  {summary['checkpoint']}")
     for kind, path in (summary.get("report") or {}).items():
         lines.append(f"  report      {path}")
