@@ -17,8 +17,9 @@ every variant for sm_90 and reports registers and spills (``tests/test_adain_sm9
 
 On CUDA the public :func:`adain` calls the Triton ops (also under
 ``torch.compile(fullgraph=True)``); on the CPU it runs the plain-PyTorch reference.
-The ops' CPU kernels run Triton when ``TRITON_INTERPRET=1`` was set before this module
-was imported (how the tests check the Triton code without a GPU), the reference otherwise.
+On CPU tensors the ops run Triton when ``TRITON_INTERPRET=1`` was set before this module
+was imported (how the tests check the Triton code without a GPU), the reference otherwise,
+and always the reference under torch.compile's AOT tracing (fake tensors; see ``_runs_triton``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import nn
+from torch._subclasses.fake_tensor import is_fake
 from torch.library import triton_op, wrap_triton
 
 from fastnst.kernels.reference import (
@@ -465,18 +467,29 @@ cpu_ops_use_triton = not isinstance(_adain_fwd_kernel, triton.runtime.jit.JITFun
 
 
 def _runs_triton(t: torch.Tensor) -> bool:
-    return t.device.type == "cuda" or cpu_ops_use_triton
+    """Triton for CUDA tensors; for CPU tensors only when interpreted and real, not traced.
+
+    torch.compile's AOT dispatch decomposes a triton_op through its Python body on fake tensors
+    (whatever the device): CPU tensors must trace the reference there, since neither a compiled
+    kernel nor the interpreter can run on them."""
+    if t.device.type == "cuda":
+        return True
+    return cpu_ops_use_triton and not is_fake(t)
 
 
 # --------------------------------------------------------------------------- ops
 
 
+# The bodies pick the implementation by device (see _runs_triton), so eager calls and torch.compile's
+# decomposition of the ops agree: Triton on CUDA, the plain-PyTorch reference on the CPU.
 @triton_op("fastnst::adain_forward", mutates_args={})
 def adain_forward(
     content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, alpha: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(output, content mean, content std); the statistics are kept for the backward."""
-    return _launch_forward(content, style_mean, style_std, alpha, eps, write_output=True)
+    if _runs_triton(content):
+        return _launch_forward(content, style_mean, style_std, alpha, eps, write_output=True)
+    return adain_forward_reference(content, style_mean, style_std, alpha, eps)
 
 
 @triton_op("fastnst::adain_backward", mutates_args={})
@@ -485,30 +498,13 @@ def adain_backward(
     alpha: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients for content, style_mean, style_std and alpha (float32 for the small ones)."""
-    return _launch_backward(grad_output, content, style_mean, style_std, alpha, mean, std)
-
-
-@triton_op("fastnst::adain_stats", mutates_args={})
-def adain_stats_op(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return _launch_stats(x, eps)
-
-
-@adain_forward.register_kernel("cpu")
-def _adain_forward_cpu(content, style_mean, style_std, alpha, eps):
-    if _runs_triton(content):
-        return _launch_forward(content, style_mean, style_std, alpha, eps, write_output=True)
-    return adain_forward_reference(content, style_mean, style_std, alpha, eps)
-
-
-@adain_backward.register_kernel("cpu")
-def _adain_backward_cpu(grad_output, content, style_mean, style_std, alpha, mean, std):
     if _runs_triton(content):
         return _launch_backward(grad_output, content, style_mean, style_std, alpha, mean, std)
     return adain_backward_reference(grad_output, content, style_mean, style_std, alpha, mean, std)
 
 
-@adain_stats_op.register_kernel("cpu")
-def _adain_stats_cpu(x, eps):
+@triton_op("fastnst::adain_stats", mutates_args={})
+def adain_stats_op(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     if _runs_triton(x):
         return _launch_stats(x, eps)
     return adain_stats_reference(x, eps)

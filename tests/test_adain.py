@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from fastnst import kernels
-from fastnst.kernels.adain import adain_forward, adain_stats_op
+from fastnst.kernels.adain import adain_backward, adain_forward, adain_stats_op
 from fastnst.kernels.reference import adain_reference, adain_stats_reference
 
 adain_module = importlib.import_module("fastnst.kernels.adain")  # the package re-exports a function of the same name
@@ -264,21 +264,20 @@ def test_public_stats_match_reference():
     assert _relative_error(mean, mean64) < 1e-6 and _relative_error(std, std64) < 1e-6
 
 
-# AOT dispatch traces a triton_op through its Python body into a Triton HOP, which needs
-# compiled (CUDA) kernels: the interpreter would be handed fake tensors. It runs on CUDA only.
-CPU_OPCHECK_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor")
-
-
 @pytest.mark.parametrize("cpu_kernel_runs_triton", [False, True], ids=["reference_cpu_kernel", "triton_cpu_kernel"])
 def test_opcheck_on_cpu(cpu_kernel_runs_triton, monkeypatch):
+    """Every opcheck utility, AOT dispatch included (it decomposes each op through its Python body)."""
     if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
         pytest.skip("Triton kernels are compiled, not interpreted")
     monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
     generator = torch.Generator().manual_seed(5)
     content, style_mean, style_std, alpha = _random_inputs((2, 3, 4, 5), torch.float32, False, "cpu", generator)
     args = (content.requires_grad_(), style_mean.requires_grad_(), style_std.requires_grad_(), alpha.requires_grad_(), 1e-5)
-    torch.library.opcheck(adain_forward, args, test_utils=CPU_OPCHECK_UTILS)
-    torch.library.opcheck(adain_stats_op, (content.detach().requires_grad_(), 1e-5), test_utils=CPU_OPCHECK_UTILS)
+    torch.library.opcheck(adain_forward, args)
+    torch.library.opcheck(adain_stats_op, (content.detach().requires_grad_(), 1e-5))
+    mean, std = adain_stats_op(content.detach(), 1e-5)
+    grad_output = torch.randn(content.shape, generator=generator) + 0.1
+    torch.library.opcheck(adain_backward, (grad_output, *(t.detach() for t in args[:4]), mean, std))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -297,6 +296,34 @@ def test_public_function_compiles_fullgraph_on_cpu():
     content, style_mean, style_std, alpha = _random_inputs((2, 8, 4, 4), torch.float32, False, "cpu", generator)
     compiled = torch.compile(kernels.adain, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(content, style_mean, style_std, alpha), kernels.adain(content, style_mean, style_std, alpha))
+
+
+@pytest.mark.parametrize("cpu_kernel_runs_triton", [False, True], ids=["reference_cpu_kernel", "triton_cpu_kernel"])
+def test_ops_compile_fullgraph_on_cpu_with_gradients(cpu_kernel_runs_triton, monkeypatch):
+    """The ops themselves on CPU tensors under torch.compile's AOT dispatch (what aot_eager and Inductor
+    run): it decomposes a triton_op through its Python body, which must not launch Triton on fake
+    CPU tensors. Output and every gradient match the eager op."""
+    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+        pytest.skip("Triton kernels are compiled, not interpreted")
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
+    generator = torch.Generator().manual_seed(37)
+    inputs = _random_inputs((2, 3, 5, 7), torch.float32, True, "cpu", generator)
+
+    def stylize_and_measure(content, style_mean, style_std, alpha):
+        out = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
+        mean, std = adain_stats_op(out, 1e-5)
+        return out * 2, mean + std
+
+    torch._dynamo.reset()
+    compiled = torch.compile(stylize_and_measure, fullgraph=True, backend="aot_eager")
+    results = []
+    for function in (compiled, stylize_and_measure):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        out, stats = function(*leaves)
+        loss = (out * torch.linspace(0.5, 1.5, out.numel()).reshape(out.shape)).sum() + (stats * stats).sum()
+        results.append((out, stats, *torch.autograd.grad(loss, leaves)))
+    for name, actual, expected in zip(("out", "stats", "content", "style_mean", "style_std", "alpha"), *results):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5, msg=name)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
