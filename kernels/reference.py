@@ -26,7 +26,7 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 def adain_stats_reference(x: torch.Tensor, eps: float = DEFAULT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(n, c) mean and std of an (N, C, H, W) tensor, in float32 (float64 for float64 input)."""
     n, c = x.shape[:2]
-    flat = x.to(_accumulation_dtype(x.dtype)).reshape(n, c, -1)
+    flat = x.to(_accumulation_dtype(x.dtype)).reshape(n, c, x.shape[2] * x.shape[3])  # -1 fails for N or C == 0
     mean = flat.mean(dim=2)
     count = flat.shape[2]
     centered = flat - mean.unsqueeze(2)

@@ -348,6 +348,26 @@ def test_bad_shapes_get_clear_errors(content_shape, mean_shape, std_shape, alpha
         kernels.adain(torch.randn(content_shape), torch.randn(mean_shape), torch.rand(std_shape), alpha)
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 4, 5), (2, 0, 4, 5)], ids=["no-samples", "no-channels"])
+@pytest.mark.parametrize("cpu_kernel_runs_triton", [False, True], ids=["reference", "triton"])
+def test_empty_batches_give_empty_results(shape, cpu_kernel_runs_triton, monkeypatch):
+    """An empty subset (no image drawn for stylization) is a no-op on every path, as the CUDA launch
+    of an empty grid is; the reference must not fail to reshape zero elements."""
+    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+        pytest.skip("Triton kernels are compiled, not interpreted")
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
+    n, c = shape[:2]
+    content = torch.randn(shape, requires_grad=True)
+    style_mean, style_std = torch.randn(n, c, requires_grad=True), torch.rand(n, c, requires_grad=True)
+    alpha = torch.rand(n, requires_grad=True)
+    for out in (kernels.adain(content, style_mean, style_std, alpha), adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]):
+        assert out.shape == content.shape
+        grads = torch.autograd.grad(out.sum(), (content, style_mean, style_std, alpha))
+        assert [g.shape for g in grads] == [content.shape, (n, c), (n, c), (n,)]
+    for mean, std in (kernels.adain_stats(content), adain_stats_op(content, 1e-5)):
+        assert mean.shape == std.shape == (n, c)
+
+
 def test_integer_tensors_are_rejected():
     with pytest.raises(TypeError, match="content must be a floating-point tensor"):
         kernels.adain(torch.ones(2, 3, 4, 4, dtype=torch.uint8), torch.randn(2, 3), torch.rand(2, 3))
