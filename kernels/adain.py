@@ -24,6 +24,7 @@ and always the reference under torch.compile's AOT tracing (fake tensors; see ``
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -606,8 +607,10 @@ def _checked_style_and_alpha(content, style_mean, style_std, alpha):
         if tuple(alpha.shape) != (n,):
             raise ValueError(f"alpha must be a float or have shape (N,) = ({n},), got {tuple(alpha.shape)}")
         alpha = alpha.to(content.device).contiguous()
-    else:
+    elif isinstance(alpha, numbers.Real):
         alpha = torch.full((n,), float(alpha), device=content.device, dtype=torch.float32)
+    else:
+        raise TypeError(f"alpha must be a float or a floating-point tensor, got {type(alpha).__name__}")
     return alpha
 
 

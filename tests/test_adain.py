@@ -368,6 +368,31 @@ def test_empty_batches_give_empty_results(shape, cpu_kernel_runs_triton, monkeyp
         assert mean.shape == std.shape == (n, c)
 
 
+@pytest.mark.parametrize(
+    "style_device, alpha, error, match",
+    [
+        ("meta", 1.0, ValueError, "style_mean is on meta but content is on cpu"),  # a device other than content's
+        ("cpu", "half", TypeError, "alpha must be a float or"),                     # neither number nor tensor
+        ("cpu", None, TypeError, "alpha must be a float or"),
+        ("cpu", torch.ones(2, dtype=torch.int64), TypeError, "alpha must be a float or a floating-point tensor"),
+        ("cpu", torch.ones(2, 1), ValueError, r"alpha must be a float or have shape \(N,\)"),
+    ],
+    ids=["style-device", "alpha-string", "alpha-none", "alpha-int", "alpha-2d"],
+)
+def test_bad_style_statistics_and_alpha_get_one_line_errors_naming_them(style_device, alpha, error, match):
+    with pytest.raises(error, match=match) as raised:
+        kernels.adain(torch.randn(2, 3, 4, 4), torch.randn(2, 3, device=style_device), torch.rand(2, 3), alpha)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_sample_past_int32_offsets_is_refused():
+    """The kernels index inside a sample in int32 (the sample's base is 64-bit): a larger sample is refused."""
+    largest = torch.empty(1, 2**15 - 1, 2**8, 2**8, device="meta")  # 2**31 - 2**16 elements: accepted
+    assert adain_module._map_strides(largest) == (largest.stride(0), 2**16, 1)
+    with pytest.raises(ValueError, match="more than 2\\*\\*31 - 1 elements"):
+        adain_module._map_strides(torch.empty(2, 2**15, 2**8, 2**8, device="meta").contiguous(memory_format=torch.channels_last))
+
+
 def test_integer_tensors_are_rejected():
     with pytest.raises(TypeError, match="content must be a floating-point tensor"):
         kernels.adain(torch.ones(2, 3, 4, 4, dtype=torch.uint8), torch.randn(2, 3), torch.rand(2, 3))
