@@ -192,10 +192,14 @@ STATS_CASES = [(shape, layout) for shape in [(2, 3, 5, 7), (1, 3, 67, 67), (2, 7
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype, tolerance", DTYPE_TOLERANCES, ids=lambda v: str(v).replace("torch.", ""))
 @pytest.mark.parametrize("shape, channels_last", STATS_CASES, ids=[_case_id(c) for c in STATS_CASES])
-def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, device, triton_interpreter):
+def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, dtype, tolerance, device,
+                                                          triton_interpreter):
+    """float32 statistics of any input dtype (summed in float32: as exact as for a float32 input);
+    the gradient comes back in the input's dtype, so it carries that dtype's rounding."""
     generator = torch.Generator().manual_seed(7)
-    x = torch.randn(shape, generator=generator) * 3 + 1
+    x = (torch.randn(shape, generator=generator) * 3 + 1).to(dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x = x.to(device).requires_grad_()
@@ -206,10 +210,10 @@ def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, 
     x64 = x.detach().double().cpu().requires_grad_()
     mean64, std64 = adain_stats_reference(x64)
     expected_grad = torch.autograd.grad((mean64, std64), x64, (grad_mean.double(), grad_std.double()))[0]
-    assert mean.dtype == std.dtype == torch.float32
+    assert mean.dtype == std.dtype == torch.float32 and grad_x.dtype == dtype
     assert _relative_error(mean, mean64) < 1e-5
     assert _relative_error(std, std64) < 1e-5
-    assert _relative_error(grad_x, expected_grad) < 1e-5
+    assert _relative_error(grad_x, expected_grad) < max(tolerance, 1e-5)
 
 
 @pytest.mark.parametrize(
@@ -416,6 +420,51 @@ def test_size_one_dimensions_with_unusual_strides(shape, permutation, triton_int
     expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
     assert _relative_error(out, expected) < 1e-5
     assert _relative_error(grads[0], expected_grads[0]) < _gradient_tolerance(1e-5)
+
+
+NON_CONTIGUOUS_CASES = {  # content views that are neither contiguous nor channels_last
+    "every-other-column": lambda t: t[:, :, :, ::2],
+    "every-other-sample": lambda t: t[::2],
+    "h-and-w-swapped": lambda t: t.permute(0, 1, 3, 2),
+    "channels-between-h-and-w": lambda t: t.permute(0, 2, 1, 3),
+    "channel-slice-of-channels-last": lambda t: t.contiguous(memory_format=torch.channels_last)[:, 1:],
+}
+
+
+@pytest.mark.parametrize("make_view", NON_CONTIGUOUS_CASES.values(), ids=NON_CONTIGUOUS_CASES.keys())
+def test_non_contiguous_content_matches_reference(make_view, triton_interpreter):
+    """Slices and permutations of either layout: copied to a layout the kernels take, values and
+    gradients as for a contiguous input."""
+    generator = torch.Generator().manual_seed(41)
+    content = make_view(torch.randn(4, 6, 8, 10, generator=generator) * 2 + 0.5)
+    n, c = content.shape[:2]
+    style_mean, style_std = torch.randn(n, c, generator=generator), torch.rand(n, c, generator=generator) + 0.5
+    alpha = torch.rand(n, generator=generator) * 0.9 + 0.05
+    leaves = [t.clone() if t is not content else t.detach() for t in (content, style_mean, style_std, alpha)]
+    leaves = [t.requires_grad_() for t in leaves]
+    out = adain_forward(*leaves, 1e-5)[0]
+    grad_output = torch.randn(out.shape, generator=generator) + 0.1
+    grads = torch.autograd.grad(out, leaves, grad_output)
+    expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
+    assert out.shape == content.shape and _relative_error(out, expected) < 1e-5
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert _relative_error(grad, expected_grad) < _gradient_tolerance(1e-5)
+
+
+def test_style_statistics_in_other_dtypes_get_gradients_in_their_dtype(triton_interpreter):
+    """bf16 style statistics and a float64 alpha with float32 content: each gradient in its leaf's dtype."""
+    generator = torch.Generator().manual_seed(43)
+    content, style_mean, style_std, alpha = _random_inputs((2, 5, 6, 7), torch.float32, True, "cpu", generator)
+    style_mean, style_std, alpha = style_mean.bfloat16(), style_std.bfloat16(), alpha.double()
+    leaves = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+    out = adain_forward(*leaves, 1e-5)[0]
+    grad_output = torch.randn(out.shape, generator=generator) + 0.1
+    grads = torch.autograd.grad(out, leaves, grad_output)
+    expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
+    assert out.dtype == torch.float32 and _relative_error(out, expected) < 1e-5
+    for leaf, grad, expected_grad in zip(leaves, grads, expected_grads):
+        # bf16 gradients carry bf16's rounding (2**-9 relative)
+        assert grad.dtype == leaf.dtype and _relative_error(grad, expected_grad) < 1e-2
 
 
 def test_style_statistics_with_their_own_strides(triton_interpreter):
