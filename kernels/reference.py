@@ -1,9 +1,10 @@
 """Plain-PyTorch AdaIN: the CPU path of the ``fastnst`` ops and the test oracle.
 
 Statistics follow the widely used PyTorch AdaIN port (naoto0804/pytorch-AdaIN,
-``function.calc_mean_std``): per (sample, channel) over H*W, *unbiased*
+``function.calc_mean_std``), as the authors' copy does (``experiments/adaIN/utils.py:1``
+eps=1e-5, ``:6`` ``var(dim=2) + eps``): per (sample, channel) over H*W, *unbiased*
 variance (divide by H*W - 1), and ``eps = 1e-5`` added to the variance before
-the square root. For a 1x1 map the unbiased variance is undefined; we define
+the square root. The alpha blend is theirs too (``experiments/style_transfer.py:147``). For a 1x1 map the unbiased variance is undefined; we define
 it as 0 there (so std = sqrt(eps)), where the port would return NaN.
 
     adain(x, s)  = style_std * (x - mean(x)) / std(x) + style_mean
