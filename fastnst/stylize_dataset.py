@@ -627,9 +627,13 @@ def report(result: StylizeResult) -> None:
     if result.complete and result.images_stylized:
         settings = result.meta["settings"]
         resolution = settings["resolution"]
+        total = result.meta["dataset"]["count"] * settings["variants"]
+        # After a resume this call made only part of the set: say so, or the time and img/s read as the whole set's.
+        resumed = "" if result.images_stylized == total else (
+            f" (resumed: {result.images_stylized} of the {total} stylized images made by this call)")
         print(f"stylized {result.meta['dataset']['count']} images x {settings['variants']} variants at "
-              f"{resolution if resolution == 'native' else f'{resolution} px'} in {result.seconds:.1f} s: {result.images_per_second:.1f} img/s "
-              f"({result.meta['device']}); wrote {result.path}")
+              f"{resolution if resolution == 'native' else f'{resolution} px'}{resumed} in {result.seconds:.1f} s: "
+              f"{result.images_per_second:.1f} img/s ({result.meta['device']}); wrote {result.path}")
     elif result.images_stylized:
         print(f"{result.images_stylized} stylized images in {result.seconds:.1f} s: "
               f"{result.images_per_second:.1f} img/s")

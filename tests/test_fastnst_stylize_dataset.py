@@ -181,6 +181,8 @@ def test_max_chunks_stops_and_resumes(files, reference, tmp_path, capsys):
     assert "run the same command again" in capsys.readouterr().out
     second = sd.stylize_dataset(files["images"], files["labels"], out, options(files))
     assert second.complete and second.images_stylized == 2 * VARIANTS
+    sd.report(second)  # the time and img/s are this call's: the line must not claim the whole set
+    assert f"(resumed: {2 * VARIANTS} of the {10 * VARIANTS} stylized images made by this call)" in capsys.readouterr().out
     np.testing.assert_array_equal(sd.open_stylized_dataset(out).images, reference.images)
     again = sd.stylize_dataset(files["images"], files["labels"], out, options(files))  # complete: nothing to do
     assert again.complete and again.images_stylized == 0
