@@ -35,7 +35,7 @@ BENCHMARK_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defoc
                          "jpeg_compression")
 # Sizes and the post-training evaluation only: none of them touches how inputs are found (the demo test covers
 # SWA and the report; here the official -C set is checked where the evaluation looks for it). The recipe itself
-# (WRN-28-4, 300 epochs, 224 px) needs a GPU.
+# (WRN-28-4, 600 epochs, 224 px) needs a GPU.
 TINY_RUN = ["--epochs", "1", "--batch-size", "16", "--model", "wrn10_1", "--style-resolution", "native",
             "--no-swa", "--no-evaluate-corruptions", "--log-every", "1", "--out", "run"]
 
