@@ -176,6 +176,23 @@ def test_print_config_names_the_source_of_every_value(tmp_path, capsys):
                                                                    "--out", str(out), "--data-root", "data"])
 
 
+def test_print_config_before_the_download_names_what_is_missing(tmp_path, capsys):
+    """--print-config works before anything is fetched: inputs not under --data-root are empty, and
+    their lines say which download command fetches them; a run with the same flags refuses to start."""
+    from fastnst.train.run import cli, main
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert main(["--print-config", "--dataset", "cifar10", "--data-root", str(empty)]) == 0
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if ":" in line}
+    for key, item in (("synthetic", "edm-cifar10"), ("styles", "style-feats"), ("vgg", "adain-vgg"),
+                      ("decoder", "adain-decoder")):
+        assert lines[key].startswith(f"{key}: null") and "MISSING" in lines[key]
+        assert f"python -m train.data.download {item} --data-root {empty}" in lines[key]
+    assert cli(["--dataset", "cifar10", "--data-root", str(empty), "--out", str(tmp_path / "run")]) == 2
+    assert "needs --synthetic FILE and --styles, --vgg, --decoder" in capsys.readouterr().err
+
+
 def test_data_path_options_default_to_the_authors_and_are_checked():
     from fastnst.train.config import crop_padding
 

@@ -332,8 +332,10 @@ def resolve(flags: dict, config_file: str | None = None) -> dict:
     return resolve_with_sources(flags, config_file)[0]
 
 
-def resolve_with_sources(flags: dict, config_file: str | None = None) -> tuple[dict, dict[str, str]]:
-    """``resolve`` and, per key, where its value came from (for --print-config)."""
+def resolve_with_sources(flags: dict, config_file: str | None = None, *,
+                         require_inputs: bool = True) -> tuple[dict, dict[str, str]]:
+    """``resolve`` and, per key, where its value came from (for --print-config). ``require_inputs=False``
+    leaves inputs not found under --data-root empty, their source saying how to fetch them."""
     given = {key: value for key, value in flags.items() if value is not None}
     file_values = load_yaml(config_file) if config_file else {}
     dataset = given.get("dataset", file_values.get("dataset", DEFAULTS["dataset"]))
@@ -355,13 +357,15 @@ def resolve_with_sources(flags: dict, config_file: str | None = None) -> tuple[d
     if isinstance(config["input_noise"], dict):
         config["input_noise"] = {str(name): eps for name, eps in config["input_noise"].items()}
     not_given = {key for key in ("synthetic", "styles", "vgg", "decoder") if config[key] is None}
-    resolve_fetched_paths(config)  # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
+    # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
+    missing = resolve_fetched_paths(config, required=require_inputs)
     sources.update({key: "default (found or fetched under --data-root)" for key in not_given if config[key] is not None})
-    _validate(config)
+    sources.update({key: f"MISSING: not under --data-root; {how}" for key, how in missing.items()})
+    _validate(config, require_inputs)
     return config, sources
 
 
-def _validate(config: dict) -> None:
+def _validate(config: dict, require_inputs: bool = True) -> None:
     def check(ok: bool, flag: str, expected: str):
         if not ok:
             raise ConfigError(f"--{flag.replace('_', '-')} must be {expected}, got {config[flag]!r}")
@@ -398,7 +402,7 @@ def _validate(config: dict) -> None:
     if cache and not config["stylize"]:
         raise ConfigError("--stylize-cache needs stylization on (it replaces the style-transfer networks); "
                           "drop --no-stylize or --stylize-cache")
-    if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo":
+    if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo" and require_inputs:
         raise ConfigError(
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "
             "pass --synthetic-ratio 0 to train on real images only"
@@ -441,7 +445,7 @@ def parse_command_line(argv: list[str] | None = None) -> tuple[dict, dict[str, s
     config_file = args.pop("config")
     print_config = args.pop("print_config")
     args.pop("debug")  # read by fastnst.cli.run_cli from the command line itself
-    config, sources = resolve_with_sources(args, config_file)
+    config, sources = resolve_with_sources(args, config_file, require_inputs=not print_config)
     return config, sources, print_config
 
 

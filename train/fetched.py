@@ -32,13 +32,14 @@ def _config_error(message: str) -> Exception:
     return ConfigError(message)
 
 
-def resolve_fetched_paths(config: dict) -> None:
+def resolve_fetched_paths(config: dict, *, required: bool = True) -> dict[str, str]:
     """Fill ``synthetic``, ``styles``, ``vgg`` and ``decoder`` (where not given) from the data root, in place.
 
-    Raises one ConfigError that names every missing file and the command that fetches them all.
+    Raises one ConfigError that names every missing file and the command that fetches them all; with
+    ``required=False`` (``--print-config`` before a download) returns {option: how to get it} instead.
     """
     if config["dataset"] == "demo":
-        return
+        return {}
     dataset = config["dataset"]
     data_root = Path(config["data_root"] or DEFAULT_DATA_ROOT)
     wanted = {}  # option -> manifest item
@@ -60,7 +61,11 @@ def resolve_fetched_paths(config: dict) -> None:
         else:
             missing[option] = item
     if not missing:
-        return
+        return {}
+    if not required:
+        return {option: (f"fetch with `{manifest.download_command(item, data_root=data_root)}`"
+                         if item in manifest.ITEMS else f"no published file ({item})")
+                for option, item in missing.items()}
     needs = []
     if "synthetic" in missing:
         needs.append("--synthetic FILE")
