@@ -640,7 +640,7 @@ def report(result: StylizeResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastnst.stylize_dataset", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=program_name("fastnst.stylize_dataset"), description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add("--input", required=True, type=Path, help="EDM-style .npz (image, label) or an image folder "

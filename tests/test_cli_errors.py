@@ -268,3 +268,21 @@ def test_style_bank_module_runs_without_a_warning_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "--styles" in result.stdout and "--debug" in result.stdout
+
+
+def test_every_console_script_names_itself_in_usage_errors(monkeypatch, capsys):
+    """Run as ``fastnst-download`` (etc.), argparse's usage errors and the handler's one-line errors
+    name the script the user typed, not a ``python -m`` module the user did not run."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts
+    for script, target in scripts.items():
+        module, function = target.split(":")
+        monkeypatch.setattr(sys, "argv", [f"/venv/bin/{script}", "--no-such-flag"])
+        with pytest.raises(SystemExit) as exit_info:
+            getattr(importlib.import_module(module), function)()
+        assert exit_info.value.code == 2, script
+        usage_error = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage lines
+        assert_one_error_line(usage_error, script)  # (a required flag may be named first)

@@ -64,7 +64,7 @@ def stylization_settings(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.stylize_cache", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=program_name("train.stylize_cache"), description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add("--dataset", required=True, choices=sorted(DATASETS))

@@ -49,7 +49,6 @@ from fastnst.train.data.manifest import Checksum, ChecksumApi, Item, RemoteFile
 
 log = logging.getLogger(__name__)
 
-PROG = "python -m train.data.download"
 DOWNLOAD_LOG = "download-log.jsonl"
 _SHOW_PROGRESS_FROM = 32 << 20  # bytes: smaller files are fetched and hashed without a progress bar
 
@@ -456,7 +455,7 @@ def format_list(items: list[Item], data_root: str | Path) -> str:
     if to_fetch:
         total = sum(item_size(item)[0] for item in to_fetch)
         lines.append(f"\nnot yet here: {len(to_fetch)} items, about {_human(total)} "
-                     f"({PROG} --all --data-root {data_root}, or name the items)")
+                     f"({program_name('train.data.download')} --all --data-root {data_root}, or name the items)")
     else:
         lines.append("\nevery downloadable item is here")
     lines.append("\nnotes:")
@@ -511,7 +510,8 @@ def _selected(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
 def build_parser() -> argparse.ArgumentParser:
     datasets = sorted({d for item in manifest.ITEMS.values() for d in item.datasets})
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Fetch, verify and put in place the external files of the paper's runs "
+        prog=program_name("train.data.download"),
+        description="Fetch, verify and put in place the external files of the paper's runs "
         "(train/data/manifest.py): data sets, -C sets, AdaIN weights, EDM synthetic sets, the authors' style features.")
     parser.add_argument("names", nargs="*", metavar="ITEM", help=f"items to fetch: {', '.join(manifest.ITEMS)}")
     parser.add_argument("--all", action="store_true", help="every downloadable item")
@@ -526,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prog = program_name("train.data.download")  # fastnst-download when run as the console script
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -534,13 +535,13 @@ def main(argv: list[str] | None = None) -> int:
         shown = items or list(manifest.ITEMS.values())
         print(format_markdown(shown) if args.markdown else format_list(shown, args.data_root))
         if not items and not args.list:
-            print(f"\nnothing fetched: name items, --for DATASET or --all (see {PROG} --help)")
+            print(f"\nnothing fetched: name items, --for DATASET or --all (see {prog} --help)")
         return 0
     failures = 0
     for item in items:
         if not item.downloadable:
             if item.name in args.names:  # asked for by name: say why nothing happened, as an error
-                print(f"{PROG}: error: {item.name}: no published download: {item.generate}", file=sys.stderr)
+                print(f"{prog}: error: {item.name}: no published download: {item.generate}", file=sys.stderr)
                 failures += 1
             else:
                 print(f"{item.name}: skipped, no published download (see --list)")
@@ -548,11 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             paths = fetch_item(item.name, args.data_root, keep_archive=args.keep_archive, timeout=args.timeout)
         except (MissingDataError, DataFormatError) as error:  # DownloadError, ChecksumError, a broken archive
-            print(f"{PROG}: error: {error}", file=sys.stderr)
+            print(f"{prog}: error: {error}", file=sys.stderr)
             failures += 1
             continue
         except KeyboardInterrupt:
-            print(f"{PROG}: interrupted; rerun the same command to resume (partial files end in .part)",
+            print(f"{prog}: interrupted; rerun the same command to resume (partial files end in .part)",
                   file=sys.stderr)
             return 130
         print(f"{item.name}: {', '.join(str(p) for p in dict.fromkeys(paths))}", flush=True)
