@@ -245,6 +245,19 @@ def test_frost_warning_names_what_the_generated_stand_in_feeds(tiny_cifar, monke
     assert result["meta"]["frost"] == "procedural stand-in" and result["meta"]["warnings"] == stand_in
 
 
+def test_a_broken_test_set_stops_before_any_frost_warning(tiny_cifar, monkeypatch):
+    """The error is the one line a user sees: no stand-in warning about numbers that will never exist."""
+    monkeypatch.delenv("FASTNST_FROST_DIR", raising=False)
+    root, _ = tiny_cifar
+    test_batch = root / "cifar-10-batches-py" / "test_batch"
+    test_batch.write_bytes(test_batch.read_bytes()[:500])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="test_batch"):
+            evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, progress=False)
+    assert not _frost_warnings(caught)
+
+
 def test_official_files_with_other_labels_are_rejected(tiny_cifar):
     root, labels = tiny_cifar
     write_cifar10_c(root, (labels + 1) % 10)

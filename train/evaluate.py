@@ -269,6 +269,7 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     device = torch.device(device)
     frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
     plan = plan_evaluation(dataset, data_root, source, corruptions)
+    test_images, test_labels = load_test_set(dataset, data_root)  # a bad test set stops us before any warning
     generated = [s.name for s in plan.sets if s.source == "generated"]
     if source == "auto" and any(s.source == "official" for s in plan.sets) and generated:
         warnings.warn(f"{dataset}-C is partly missing under {plan.official_root}: "
@@ -280,7 +281,6 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     memory_format = EVAL_MEMORY_FORMAT.get(device.type, torch.contiguous_format)
     for model in models.values():
         model.to(device, memory_format=memory_format).eval()
-    test_images, test_labels = load_test_set(dataset, data_root)
     indices = _subset(len(test_labels), max_images, seed)
     clean, labels = _to_device(test_images[indices], test_labels[indices], device)
 
