@@ -145,12 +145,10 @@ def torchvision_to_encoder_state(state: dict[str, torch.Tensor], path="<state di
     return converted
 
 
-def _pop_random_marker(state: dict[str, torch.Tensor], what: str, path) -> bool:
-    """Drop the marker of ``--random`` files; warn and return True when it was there."""
-    if state.pop(RANDOM_WEIGHTS_KEY, None) is None:
-        return False
-    warn_random_file(what, path)
-    return True
+def _pop_random_marker(state: dict[str, torch.Tensor]) -> bool:
+    """Drop the marker of ``--random`` files; True when it was there (the caller warns once the file
+    has loaded, so that a wrong file gets only its error, not also a warning about the wrong network)."""
+    return state.pop(RANDOM_WEIGHTS_KEY, None) is not None
 
 
 def load_encoder(path: str | os.PathLike | None = None) -> VGGEncoder:
@@ -164,11 +162,13 @@ def load_encoder(path: str | os.PathLike | None = None) -> VGGEncoder:
         encoder.random_weights = True
     else:
         state = read_state_dict(path)
-        encoder.random_weights = _pop_random_marker(state, "VGG-19 encoder", path)
+        encoder.random_weights = _pop_random_marker(state)
         if _is_torchvision_vgg(state):
             _check_and_load(encoder, torchvision_to_encoder_state(state, path), path)
         else:
             _check_and_load(encoder, state, path, ignored=_port_deeper_keys())
+        if encoder.random_weights:
+            warn_random_file("VGG-19 encoder", path)
     return encoder.eval().requires_grad_(False)
 
 
@@ -183,8 +183,10 @@ def load_decoder(path: str | os.PathLike | None = None) -> Decoder:
         decoder.random_weights = True
     else:
         state = read_state_dict(path)
-        decoder.random_weights = _pop_random_marker(state, "AdaIN decoder", path)
+        decoder.random_weights = _pop_random_marker(state)
         _check_and_load(decoder, state, path)
+        if decoder.random_weights:
+            warn_random_file("AdaIN decoder", path)
     return decoder.eval().requires_grad_(False)
 
 

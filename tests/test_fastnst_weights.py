@@ -158,6 +158,18 @@ def test_random_weights_command_writes_marked_files_in_the_ports_layout(tmp_path
     assert not torch.equal(torch.load(other, weights_only=True)["2.weight"], torch.load(vgg_path, weights_only=True)["2.weight"])
 
 
+def test_a_random_file_given_for_the_other_network_gets_only_its_error(tmp_path, recwarn):
+    """``--vgg random_decoder.pth``: the key error, not also a warning that the *encoder* is random."""
+    from fastnst.weights import main
+
+    vgg_path, decoder_path = main(["--random", "--out", str(tmp_path)])
+    with pytest.raises(WeightsError, match="random_decoder.pth: missing key"):
+        load_encoder(decoder_path)
+    with pytest.raises(WeightsError, match="random_vgg_normalised.pth: missing key"):
+        load_decoder(vgg_path)
+    assert not [w for w in recwarn if issubclass(w.category, RandomWeightsWarning)]
+
+
 def test_plain_files_are_not_marked_random(tmp_path, recwarn):
     torch.save(VGGEncoder().state_dict(), tmp_path / "vgg.pth")
     assert load_encoder(tmp_path / "vgg.pth").random_weights is False
