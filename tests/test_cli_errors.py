@@ -286,3 +286,31 @@ def test_every_console_script_names_itself_in_usage_errors(monkeypatch, capsys):
         assert exit_info.value.code == 2, script
         usage_error = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage lines
         assert_one_error_line(usage_error, script)  # (a required flag may be named first)
+
+
+def readme_troubleshooting_message(fault: str) -> str:
+    """The message the README's Troubleshooting table shows for ``fault`` (its code span, unquoted)."""
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith(f"| {fault} |"):
+            cell = line.split(" | ", 1)[1].rsplit(" |", 1)[0].strip()
+            return cell.strip("`")
+    raise AssertionError(f"no row {fault!r} in the README's Troubleshooting table")
+
+
+def assert_matches_readme(actual: str, fault: str) -> None:
+    """The README's text, whose '...' stand for elided parts, is the actual message."""
+    pieces = readme_troubleshooting_message(fault).split("...")
+    position = 0
+    for piece in pieces:
+        found = actual.find(piece, position)
+        assert found >= 0, (piece, actual)
+        position = found + len(piece)
+    assert actual.startswith(pieces[0]) and actual.endswith(pieces[-1]), actual
+
+
+def test_readme_shows_the_message_of_a_missing_data_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    code = run_as_main("train.run", TRAIN + ["--no-stylize", "--data-root", "data", "--out", "run"], monkeypatch)
+    assert code == 2
+    assert_matches_readme(capsys.readouterr().err.strip().splitlines()[-1], "data set not downloaded")
