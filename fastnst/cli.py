@@ -82,6 +82,17 @@ def program_name(module: str) -> str:
     return f"python -m {module}"
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``(default: X)`` after a flag's help, except where there is no default (None, False) or the help
+    already says what the default is: no ``(default: None)`` after "default: the preset's"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text or "omitted" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 # ---------------------------------------------------------------------------- argparse value types
 
 def positive_int(text: str) -> int:

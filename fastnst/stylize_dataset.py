@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli, style_resolution
+from fastnst.cli import DefaultsHelpFormatter, UsageError, add_debug_flag, program_name, run_cli, style_resolution
 
 FORMAT_VERSION = 1
 IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE = "images.npy", "style_index.npy", "alpha.npy", "labels.npy"
@@ -641,7 +641,7 @@ def report(result: StylizeResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=program_name("fastnst.stylize_dataset"), description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     add = parser.add_argument
     add("--input", required=True, type=Path, help="EDM-style .npz (image, label) or an image folder "
         "(class subfolders); CIFAR pickles and the training sets: python -m train.stylize_cache")

@@ -314,3 +314,15 @@ def test_readme_shows_the_message_of_a_missing_data_set(tmp_path, monkeypatch, c
     code = run_as_main("train.run", TRAIN + ["--no-stylize", "--data-root", "data", "--out", "run"], monkeypatch)
     assert code == 2
     assert_matches_readme(capsys.readouterr().err.strip().splitlines()[-1], "data set not downloaded")
+
+
+@pytest.mark.parametrize("module", ["fastnst.train.stylize_cache", "fastnst.stylize_dataset"])
+def test_help_shows_real_defaults_only(module, monkeypatch, capsys):
+    """No ``(default: None)``, and none after a help text that already says what the default is."""
+    import importlib
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(module).cli(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: None)" not in text
+    assert "(default: the preset's) (default:" not in text and "(default: 4)" in text and "(default: 0)" in text

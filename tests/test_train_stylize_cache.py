@@ -138,3 +138,27 @@ def test_a_missing_source_cache_is_a_flag_error(demo, tmp_path, capsys):
     code = run_cli(["--out", str(tmp_path / "run"), "--data-root", str(root), "--no-stylize",
                     "--stylize-cache", str(caches["synthetic"])])
     assert code == 2 and "--stylize-cache needs stylization on" in capsys.readouterr().err
+
+
+def test_inputs_default_to_what_the_download_put_under_the_data_root(tmp_path):
+    """``train.stylize_cache --dataset cifar10 --data-root data --source synthetic --out ...`` after
+    ``train.data.download --for cifar10``: the EDM set, the authors' features and the AdaIN weights
+    are found there, as train.run finds them (they were once ignored: random weights, no bank)."""
+    from fastnst.weights import write_random_weights
+    from tests.data_formats import write_cifar10, write_synthetic_npz
+
+    root = tmp_path / "data"
+    write_cifar10(root, per_batch=4, num_test=4)
+    write_synthetic_npz(root / "synthetic" / "cifar10_edm_1m.npz", count=6)
+    np.save(root / "style_feats_adain_1000.npy", np.random.default_rng(0).random((3, 512, 4, 4), dtype=np.float32))
+    vgg, decoder = write_random_weights(root / "adain")
+    vgg.rename(root / "adain" / "vgg_normalised.pth")
+    decoder.rename(root / "adain" / "decoder.pth")
+    out = tmp_path / "cache"
+    assert cache_main(["--dataset", "cifar10", "--data-root", str(root), "--source", "synthetic",
+                       "--style-resolution", "native", "--variants", "1", "--out", str(out), "--no-progress"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["input"]["path"] == str(root / "synthetic" / "cifar10_edm_1m.npz")
+    assert meta["style_bank"] == str(root / "style_feats_adain_1000.npy")
+    assert (meta["vgg"], meta["decoder"]) == (str(root / "adain" / "vgg_normalised.pth"),
+                                              str(root / "adain" / "decoder.pth"))

@@ -9,6 +9,8 @@ The images are read exactly as the training loader reads them (CIFAR pickles, Ti
 folders, the EDM .npz memory-mapped), so row i of the cache is the loader's sample i of that
 source. The stylization settings default to the data set's preset (or ``--config FILE`` over it):
 the source's alpha range, ``style_resolution``, the style bank and weights; flags override them.
+A synthetic set, style bank or weights given nowhere are taken from where ``python -m
+train.data.download`` put them under ``--data-root``, as ``train.run`` takes them.
 The work itself is ``fastnst.stylize_dataset`` (see its docstring for the output folder, the
 resumable chunks and the flags shared with it): this module only reads the data.
 """
@@ -20,14 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnst.cli import add_debug_flag, program_name, run_cli, style_resolution
+from fastnst.cli import DefaultsHelpFormatter, add_debug_flag, program_name, run_cli, style_resolution
 from fastnst.stylize_dataset import SOURCES, add_work_arguments, options_from_args, report, stylize_dataset
 from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
 from fastnst.train.data import dataset_info, default_synthetic_path
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.sources import JpegSource, load_train_source
 from fastnst.train.data.stats import DATASETS
-from fastnst.train.data.synthetic import load_synthetic
+from fastnst.train.data import manifest
+from fastnst.train.data.synthetic import load_synthetic, synthetic_item
+from fastnst.train.fetched import STYLIZATION_ITEMS
+
+
+def fetched_file(item: str, data_root: str | Path) -> str | None:
+    """Where ``python -m train.data.download ITEM`` put the item's file under ``data_root``, if it is there."""
+    found = manifest.find(item, data_root) if item in manifest.ITEMS else None
+    return str(found) if found is not None and found.is_file() else None
+
+
+def download_hint(item: str, data_root: str | Path) -> str:
+    return manifest.download_command(item, data_root=data_root) if item in manifest.ITEMS else "(no download)"
 
 
 def read_source(dataset: str, data_root: str | Path, source: str,
@@ -35,9 +49,11 @@ def read_source(dataset: str, data_root: str | Path, source: str,
     """The training source's images (uint8 NHWC, in the loader's order), labels and a description."""
     info = dataset_info(dataset)
     if source == "synthetic":
-        synthetic_path = synthetic_path or default_synthetic_path(dataset, data_root)
+        synthetic_path = (synthetic_path or default_synthetic_path(dataset, data_root)
+                          or fetched_file(synthetic_item(dataset), data_root))
         if synthetic_path is None:
-            raise ConfigError("--source synthetic needs --synthetic FILE (the EDM .npz train.run is given)")
+            raise ConfigError("--source synthetic needs --synthetic FILE (the EDM .npz train.run is given), or "
+                              f"`{download_hint(synthetic_item(dataset), data_root)}` to fetch it into --data-root")
         images, labels = load_synthetic(synthetic_path, info.image_size, info.num_classes)
         return images, labels, {"dataset": dataset, "source": source, "path": str(synthetic_path)}
     real = load_train_source(dataset, data_root)
@@ -53,11 +69,14 @@ def stylization_settings(args: argparse.Namespace) -> dict:
     for key in ("styles", "vgg", "decoder"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+        elif values[key] is None:  # as train.run: what train.data.download put under --data-root
+            values[key] = fetched_file(STYLIZATION_ITEMS[key], args.data_root)
     if args.style_resolution is not None:
         values["style_resolution"] = args.style_resolution
     alpha = args.alpha if args.alpha is not None else values[f"alpha_{args.source}"]
     if values["styles"] is None:
-        raise ConfigError("--styles FILE is needed (a style bank: python -m fastnst.style_bank)")
+        raise ConfigError("--styles FILE is needed (a style bank: python -m fastnst.style_bank), or "
+                          f"`{download_hint('style-feats', args.data_root)}` to fetch the authors' into --data-root")
     return {"style_bank": values["styles"], "vgg": values["vgg"], "decoder": values["decoder"],
             "source": args.source, "alpha": tuple(float(v) for v in alpha),
             "resolution": stylizer_resolution(values)}
@@ -65,16 +84,20 @@ def stylization_settings(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=program_name("train.stylize_cache"), description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     add = parser.add_argument
     add("--dataset", required=True, choices=sorted(DATASETS))
     add("--data-root", required=True, metavar="DIR", help="folder holding the data set (as for train.run)")
     add("--source", required=True, choices=SOURCES, help="which training source to stylize")
-    add("--synthetic", metavar="FILE", help="the EDM .npz (for --source synthetic; demo: its own)")
+    add("--synthetic", metavar="FILE", help="the EDM .npz (for --source synthetic; default: the one "
+        "train.data.download put under --data-root; demo: its own)")
     add("--config", metavar="FILE", help="YAML options over the preset (as for train.run)")
-    add("--styles", metavar="FILE", help="style bank (default: the preset's / --config's)")
-    add("--vgg", metavar="FILE", help="vgg_normalised.pth (default: the preset's; none: random weights)")
-    add("--decoder", metavar="FILE", help="AdaIN decoder.pth (default: the preset's; none: random weights)")
+    add("--styles", metavar="FILE", help="style bank (default: --config's, else the authors' features under "
+        "--data-root, as train.run)")
+    add("--vgg", metavar="FILE", help="vgg_normalised.pth (default: --config's, else DATA_ROOT/adain/; "
+        "none there: random weights)")
+    add("--decoder", metavar="FILE", help="AdaIN decoder.pth (default: --config's, else DATA_ROOT/adain/; "
+        "none there: random weights)")
     add("--alpha", type=float, nargs=2, metavar=("LOW", "HIGH"), help="alpha range (default: the preset's "
         "alpha_synthetic / alpha_real)")
     add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's)",
