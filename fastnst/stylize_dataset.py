@@ -384,7 +384,9 @@ def _settings(options: StylizeOptions, stylizer, device: torch.device, batch_siz
         "style_bank_sha256": sha256_file(options.style_bank),
         "vgg_sha256": sha256_file(options.vgg) if options.vgg else None,
         "decoder_sha256": sha256_file(options.decoder) if options.decoder else None,
-        "random_weights": options.vgg is None or options.decoder is None,
+        # no file, or a `fastnst.weights --random` file (the loaders mark those networks)
+        "random_weights": any(getattr(network, "random_weights", False) for network in (stylizer.encoder, stylizer.decoder))
+                          or options.vgg is None or options.decoder is None,
     }
 
 

@@ -162,3 +162,4 @@ def test_inputs_default_to_what_the_download_put_under_the_data_root(tmp_path):
     assert meta["style_bank"] == str(root / "style_feats_adain_1000.npy")
     assert (meta["vgg"], meta["decoder"]) == (str(root / "adain" / "vgg_normalised.pth"),
                                               str(root / "adain" / "decoder.pth"))
+    assert meta["settings"]["random_weights"] is True  # fastnst.weights --random files, whatever their name
