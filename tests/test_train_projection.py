@@ -102,3 +102,7 @@ def test_gpu_recipe_on_a_cpu_is_warned_before_training():
     assert gpu_recipe_warning(parse_config([]), torch.device("cpu")) is None  # the demo is made for a CPU
     trial = parse_config(["--dataset", "cifar10", "--synthetic-ratio", "0", "--no-stylize", *TRIAL_FLAGS.split()])
     assert gpu_recipe_warning(trial, torch.device("cpu")) is None  # already a small trial
+    # A small trial on a stylized cache: the preset's 224 px is the cache's, not this run's cost.
+    cached = parse_config(["--dataset", "cifar10", "--synthetic", "edm.npz", *TRIAL_FLAGS.split()[:6],
+                           "--stylize-cache", "cache/real", "cache/syn"])
+    assert cached["style_resolution"] == 224 and gpu_recipe_warning(cached, torch.device("cpu")) is None

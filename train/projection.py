@@ -42,12 +42,15 @@ def gpu_recipe_warning(config: dict, device: torch.device) -> str | None:
     if device.type != "cpu" or config["dataset"] not in GPU_PRESETS:
         return None
     preset = load_preset(config["dataset"])
-    keys = ["model", "epochs", "batch_size"] + (["style_resolution"] if config["stylize"] else [])
+    # --stylize-cache runs no networks: its style resolution was the cache's, paid for offline
+    stylizes_here = config["stylize"] and not config.get("stylize_cache")
+    keys = ["model", "epochs", "batch_size"] + (["style_resolution"] if stylizes_here else [])
     from_preset = [f"{flag_name(key)} {format_value(config[key])}" for key in keys if config[key] == preset.get(key)]
     if not from_preset:
         return None
     return (f"WARNING: the {config['dataset']} preset is a GPU recipe and this run is on the CPU "
-            f"({', '.join(from_preset)} come from it): it can take days. {TRIAL_ADVICE}")
+            f"({', '.join(from_preset)} {'comes' if len(from_preset) == 1 else 'come'} from it): it can take days. "
+            f"{TRIAL_ADVICE}")
 
 
 class ProjectedTime:
