@@ -5,7 +5,7 @@
 
 Without ``--images`` / ``--styles`` it draws small generated pictures (shapes
 for content, stripes/checks/blobs for styles), so it runs anywhere; without
-weights the networks are random and the figure says so in its title.
+weights (or with `fastnst.weights --random` files) the networks are random and the figure says so in its title.
 
 ``--styles`` is a folder of style images, or a style bank: a ``.pt`` from
 ``python -m fastnst.style_bank`` or relu4_1 feature maps (``.npy``, e.g. the
@@ -159,8 +159,10 @@ def make_preview(args: argparse.Namespace) -> Path:
     style_index = torch.arange(count)
     stylized = [stylizer.stylize(contents.to(args.device), style_index, torch.full((count,), alpha)).cpu()
                 for alpha in args.alphas]
-    weights = "RANDOM weights: not the paper's look" if args.vgg is None or args.decoder is None else \
-        f"{args.vgg.name} + {args.decoder.name}"
+    # no file, or a `fastnst.weights --random` file: the loaders mark both
+    random = [name for name, network in (("encoder", encoder), ("decoder", decoder)) if network.random_weights]
+    weights = (f"RANDOM {' and '.join(random)} weights: not the paper's look" if random else
+               f"{args.vgg.name} + {args.decoder.name}")
     resolution = f"upsampled to {args.resolution} px" if args.resolution else "native resolution"
     title = f"fastnst Stylizer, {args.image_size} px images, {resolution}; {weights}"
     return draw_grid(contents, stylized, list(args.alphas), styles, title, args.out)

@@ -59,3 +59,20 @@ def test_preview_with_fetched_weights_and_the_authors_style_features(tmp_path):
     picked, names = pick_from_bank(bank, 7, seed=0)  # more rows than styles: every style, then repeats
     assert len(set(names)) == 5 and len(picked) == 7
     assert all(torch.equal(picked.mean[i], bank.mean[bank.names.index(name)]) for i, name in enumerate(names))
+
+
+def test_the_title_says_random_for_files_of_fastnst_weights_random(tmp_path, monkeypatch):
+    """Named like the real files or not, ``fastnst.weights --random`` files give a RANDOM title."""
+    import fastnst.preview as preview
+    from fastnst.weights import write_random_weights
+
+    titles = []
+    monkeypatch.setattr(preview, "draw_grid", lambda *args: titles.append(args[4]) or args[5])
+    vgg, decoder = write_random_weights(tmp_path)
+    torch.save(Decoder().state_dict(), tmp_path / "decoder.pth")  # a plain file: not marked
+    common = ["--out", str(tmp_path / "grid.png"), "--num-images", "1", "--alphas", "1", "--style-size", "32",
+              "--image-size", "16", "--device", "cpu", "--vgg", str(vgg)]
+    main(common + ["--decoder", str(decoder)])
+    main(common + ["--decoder", str(tmp_path / "decoder.pth")])
+    assert "RANDOM encoder and decoder weights" in titles[0]
+    assert "RANDOM encoder weights" in titles[1] and "decoder weights" not in titles[1]
