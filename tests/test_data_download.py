@@ -318,6 +318,19 @@ def test_list_shows_sizes_and_what_is_present(tmp_path, toy_manifest, archive_by
     assert "present" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("toy "))
 
 
+def test_list_of_a_selection_names_the_command_that_fetches_just_that(tmp_path, toy_manifest, capsys):
+    """``--list --for cifar10`` must not advise ``--all`` (every data set, ~28 GB for the real manifest)."""
+    toy_manifest["other"] = dataclasses.replace(toy_manifest["toy-weights"], name="other", datasets=("otherset",))
+    assert download.main(["--list", "--for", "toyset", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not yet here: 2 items" in out and f"download --for toyset --data-root {tmp_path})" in out
+    assert download.main(["--list", "toy-weights", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not yet here: 1 item," in out and f"download toy-weights --data-root {tmp_path})" in out
+    assert download.main(["--list", "--data-root", str(tmp_path)]) == 0
+    assert f"download --all --data-root {tmp_path}, or name the items)" in capsys.readouterr().out
+
+
 def test_all_fetches_everything_once(tmp_path, server, toy_manifest, capsys):
     assert download.main(["--all", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out

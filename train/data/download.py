@@ -443,8 +443,9 @@ def _target_text(item: Item) -> str:
     return ", ".join(targets)
 
 
-def format_list(items: list[Item], data_root: str | Path) -> str:
-    """The manifest as a text table with each item's status under ``data_root``, then the notes."""
+def format_list(items: list[Item], data_root: str | Path, selection: str = "--all") -> str:
+    """The manifest as a text table with each item's status under ``data_root``, then the notes.
+    ``selection``: the arguments that fetch what is listed (``--all``, ``--for cifar10``, item names)."""
     header = ("item", "size", "checksum", f"target under {data_root}", "status")
     rows = [(item.name, _size_text(item), _checksum_text(item), _target_text(item), item_status(item, data_root))
             for item in items]
@@ -454,8 +455,9 @@ def format_list(items: list[Item], data_root: str | Path) -> str:
     to_fetch = [item for item, row in zip(items, rows) if item.downloadable and row[4] != "present"]
     if to_fetch:
         total = sum(item_size(item)[0] for item in to_fetch)
-        lines.append(f"\nnot yet here: {len(to_fetch)} items, about {_human(total)} "
-                     f"({program_name('train.data.download')} --all --data-root {data_root}, or name the items)")
+        lines.append(f"\nnot yet here: {len(to_fetch)} item{'s' if len(to_fetch) > 1 else ''}, about {_human(total)} "
+                     f"({program_name('train.data.download')} {selection} --data-root {data_root}"
+                     f"{', or name the items' if selection == '--all' else ''})")
     else:
         lines.append("\nevery downloadable item is here")
     lines.append("\nnotes:")
@@ -533,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     items = _selected(args, parser)
     if args.list or not items:
         shown = items or list(manifest.ITEMS.values())
-        print(format_markdown(shown) if args.markdown else format_list(shown, args.data_root))
+        selection = f"--for {args.dataset}" if args.dataset and not args.names and not args.all else \
+            " ".join(args.names) if args.names and not args.dataset and not args.all else "--all"
+        print(format_markdown(shown) if args.markdown else format_list(shown, args.data_root, selection))
         if not items and not args.list:
             print(f"\nnothing fetched: name items, --for DATASET or --all (see {prog} --help)")
         return 0
