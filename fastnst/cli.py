@@ -106,6 +106,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device(text: str) -> str:
+    """argparse type of a --device flag: a torch device name; a CUDA one only where CUDA is there
+    (else torch fails later, deep inside, with a traceback about drivers)."""
+    import torch
+
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:1, got {text!r}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text} was given but no CUDA device is available; pass --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: there are only {torch.cuda.device_count()} CUDA devices")
+    return text
+
+
 def style_resolution(text: str) -> int | str:
     """argparse type of every --style-resolution / --resolution: 'native' or a side of at least 8 px."""
     if text == "native":

@@ -58,7 +58,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fastnst.cli import DefaultsHelpFormatter, UsageError, add_debug_flag, program_name, run_cli, style_resolution
+from fastnst.cli import (
+    DefaultsHelpFormatter, UsageError, add_debug_flag, device, program_name, run_cli, style_resolution,
+)
 
 FORMAT_VERSION = 1
 IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE = "images.npy", "style_index.npy", "alpha.npy", "labels.npy"
@@ -385,8 +387,8 @@ def _settings(options: StylizeOptions, stylizer, device: torch.device, batch_siz
         "vgg_sha256": sha256_file(options.vgg) if options.vgg else None,
         "decoder_sha256": sha256_file(options.decoder) if options.decoder else None,
         # no file, or a `fastnst.weights --random` file (the loaders mark those networks)
-        "random_weights": any(getattr(network, "random_weights", False) for network in (stylizer.encoder, stylizer.decoder))
-                          or options.vgg is None or options.decoder is None,
+        "random_weights": options.vgg is None or options.decoder is None
+                          or any(getattr(net, "random_weights", False) for net in (stylizer.encoder, stylizer.decoder)),
     }
 
 
@@ -616,7 +618,7 @@ def add_work_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=0, help="seed of the style and alpha draws")
     add("--downsample", choices=["bilinear", "area"], default="bilinear",
         help="resizing back to the image size (bilinear: the authors')")
-    add("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
     add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
     add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
         "512 below; 4 / 32 on a CPU)")

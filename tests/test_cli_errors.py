@@ -326,3 +326,22 @@ def test_help_shows_real_defaults_only(module, monkeypatch, capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "(default: None)" not in text
     assert "(default: the preset's) (default:" not in text and "(default: 4)" in text and "(default: 0)" in text
+
+
+@pytest.mark.parametrize("module", ["train.evaluate", "fastnst.style_bank", "fastnst.preview", "fastnst.train_decoder",
+                                    "fastnst.stylize_dataset"])
+def test_device_cuda_without_a_gpu_is_a_flag_error(module, files, monkeypatch, capsys):
+    """As train.run's --device cuda: one line naming the flag, exit 2; not torch's driver traceback
+    from deep inside the first .to("cuda")."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU host
+    argv = {"train.evaluate": ["--checkpoint", "{checkpoint}", "--data-root", "{good}"],
+            "fastnst.style_bank": ["--styles", "{images}", "--out", "{root}/s.pt"],
+            "fastnst.preview": ["--out", "{root}/p.png"],
+            "fastnst.train_decoder": ["--content", "{images}", "--styles", "{images}", "--out", "{root}/d"],
+            "fastnst.stylize_dataset": ["--input", "{images}", "--styles", "{styles}", "--out", "{root}/x"]}[module]
+    code = run_as_main(module, _fill(argv, files) + ["--device", "cuda"], monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"python -m {module}: error: argument --device: cuda was given but no "
+                                            "CUDA device is available; pass --device cpu")
