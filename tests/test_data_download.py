@@ -196,6 +196,9 @@ def test_unreachable_url_is_one_line_and_leaves_no_file(tmp_path, closed_port_ur
     message = str(raised.value)
     assert "\n" not in message and closed_port_url in message and "refused" in message.lower()
     assert list(tmp_path.iterdir()) == []  # not even an empty .part
+    with pytest.raises(DownloadError):
+        download_file(closed_port_url, tmp_path / "data" / "adain" / "decoder.pth")
+    assert list(tmp_path.iterdir()) == []  # nor the folders made for it
 
 
 def test_dropped_connection_keeps_a_resumable_part_file_only(tmp_path, server, archive_bytes):
@@ -360,7 +363,7 @@ def test_no_network_is_one_line_per_item_and_exit_2(tmp_path, toy_manifest, clos
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(closed_port_url in line and "refused" in line.lower() for line in err)
     assert not any("Traceback" in line for line in err)
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # no file, and no empty folder made for one
 
 
 def test_unknown_item_is_a_usage_error(tmp_path, toy_manifest):

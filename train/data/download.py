@@ -223,6 +223,7 @@ def download_file(urls: str | tuple[str, ...] | list[str], destination: str | Pa
     checksums = tuple(checksums) + tuple(Checksum(algorithm, value, "official", "given")
                                          for algorithm, value in (("md5", md5), ("sha256", sha256)) if value)
     destination = Path(destination)
+    new_folders = _missing_folders(destination.parent)  # removed again if nothing lands in them
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.exists():
         verify(destination, name=str(destination), url=urls[0], size=size, checksums=checksums)
@@ -241,6 +242,8 @@ def download_file(urls: str | tuple[str, ...] | list[str], destination: str | Pa
         kept = partial.exists() and partial.stat().st_size > 0
         if partial.exists() and not kept:
             partial.unlink()
+        if not kept:
+            _remove_empty(new_folders)
         if len(failures) == 1:
             message = f"{destination.name}: could not download {failures[0][0]}: {failures[0][1]}"
         else:
@@ -259,6 +262,23 @@ def download_file(urls: str | tuple[str, ...] | list[str], destination: str | Pa
                                 "sha256": digests["sha256"], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                 "verified_with": [f"{c.algorithm} {c.role} ({c.source})" for c in checksums]}) + "\n")
     return destination
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; stop at the first that holds something
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 # ----------------------------------------------------------------------------- extraction
