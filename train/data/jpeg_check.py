@@ -1,6 +1,6 @@
 """Decode-check every training JPEG once, before DALI sees any; remember the verdicts.
 
-Why (see /work/notes/dali_segfault.md's measurements, DALI 2.4 / nvImageCodec 0.9): DALI's
+Why (measurements in docs/data.md, "Corrupt training JPEGs"; DALI 2.4 / nvImageCodec 0.9): DALI's
 decoder names no file, fails the whole batch, and its pipeline must then be dropped; and a file
 whose headers are valid but whose entropy-coded data is random bytes usually decodes "fine" in
 DALI (libjpeg-turbo warnings only), so it would be trained on as noise. So ``find_bad_files``

@@ -3,8 +3,9 @@
 ``python -m train.data.download --list`` prints this table with what is already under ``--data-root``;
 ``--all``, ``--for DATASET`` or item names fetch it. The loaders (cifar.py, corrupted.py, tinyimagenet.py,
 synthetic.py) and ``train.run``'s defaults read their URLs and target paths from here, so each fact is
-written once. Sources of every value: /work/notes/download_manifest.md (compiled from the distributors'
-pages and the projects that pin these files; nothing in it was downloaded).
+written once. Every checksum names who publishes it (``Checksum.source``, shown in docs/data.md); the
+values were compiled from the distributors' pages and the projects that pin these files, without
+downloading the files themselves.
 
 Checksums, by who publishes them (``Checksum.role``):
 
@@ -254,9 +255,9 @@ ITEMS_LIST: tuple[Item, ...] = (
             Checksum("git-blob-sha1", blob, "official", f"hendrycks/robustness@{_HENDRYCKS_COMMIT[:7]} tree"),
             Checksum("sha256", sha256, "third-party", "computed from that blob")))
         for name, size, sha256, blob in _FROST),
-        note="Only generated corruptions use them (the official -C files have frost baked in): point "
-             "FASTNST_FROST_DIR (or train.evaluate --frost-dir) at DATA_ROOT/frost; without them Frost uses a "
-             "labelled stand-in.",
+        note="Only generated corruptions use them (the official -C files have frost baked in); the evaluation "
+             "reads them from DATA_ROOT/frost (FASTNST_FROST_DIR or train.evaluate --frost-dir name another "
+             "folder); without them Frost uses a labelled stand-in.",
         datasets=("cifar10", "cifar100", "tinyimagenet")),
 )
 
