@@ -67,6 +67,14 @@ def add_debug_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                         help=f"show the full traceback of an error (also: {DEBUG_ENVIRONMENT}=1)")
 
 
+def add_device_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--device``: CUDA when available, else the CPU; checked by the ``device`` type."""
+    import torch
+
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device,
+                        help="a torch device name (default: cuda when available, else cpu)")
+
+
 def program_name(module: str) -> str:
     """How the user started this command: ``fastnst-train`` (console script) or ``python -m <module>``.
 

@@ -31,7 +31,9 @@ import torch  # noqa: E402
 import torchvision.transforms.functional as TF  # noqa: E402
 
 from fastnst import kernels  # noqa: E402
-from fastnst.cli import FileFormatError, MissingFileError, add_debug_flag, device, program_name, run_cli  # noqa: E402
+from fastnst.cli import (  # noqa: E402
+    FileFormatError, MissingFileError, add_debug_flag, add_device_flag, program_name, run_cli,
+)
 from fastnst.style_bank import DEFAULT_STYLE_SIZE, StyleBank, list_style_images, load_style_image  # noqa: E402
 from fastnst.stylizer import Stylizer  # noqa: E402
 from fastnst.weights import load_decoder, load_encoder  # noqa: E402
@@ -182,7 +184,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--image-size", type=int, default=32, help="content side, px (CIFAR: 32, TinyImageNet: 64)")
     parser.add_argument("--style-size", type=int, default=DEFAULT_STYLE_SIZE, help="style shorter side, px")
     parser.add_argument("--resolution", type=int, default=None, help="stylize at this side (paper: 224); native if unset")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
+    add_device_flag(parser)
     parser.add_argument("--seed", type=int, default=0)
     add_debug_flag(parser)
     out = make_preview(parser.parse_args(argv))

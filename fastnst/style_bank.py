@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from fastnst import kernels
 from fastnst.atomic import save_atomic
-from fastnst.cli import FileFormatError, MissingFileError, add_debug_flag, device, program_name, run_cli
+from fastnst.cli import FileFormatError, MissingFileError, add_debug_flag, add_device_flag, program_name, run_cli
 from fastnst.networks import FEATURE_CHANNELS
 from fastnst.safe_load import safe_torch_load
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> StyleBank:
     parser.add_argument("--out", required=True, type=Path, help="style bank file to write (.pt)")
     parser.add_argument("--vgg", type=Path, default=None, help="vgg_normalised.pth or torchvision vgg19 weights")
     parser.add_argument("--image-size", type=int, default=DEFAULT_STYLE_SIZE, help="shorter side of a style image, px")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
+    add_device_flag(parser)
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding processes")
     add_debug_flag(parser)
     args = parser.parse_args(argv)

@@ -59,7 +59,7 @@ import torch
 from tqdm import tqdm
 
 from fastnst.cli import (
-    DefaultsHelpFormatter, UsageError, add_debug_flag, device, program_name, run_cli, style_resolution,
+    DefaultsHelpFormatter, UsageError, add_debug_flag, add_device_flag, program_name, run_cli, style_resolution,
 )
 
 FORMAT_VERSION = 1
@@ -618,7 +618,7 @@ def add_work_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=0, help="seed of the style and alpha draws")
     add("--downsample", choices=["bilinear", "area"], default="bilinear",
         help="resizing back to the image size (bilinear: the authors')")
-    add("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
+    add_device_flag(parser)
     add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
     add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
         "512 below; 4 / 32 on a CPU)")

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from fastnst import kernels
 from fastnst.atomic import save_atomic
-from fastnst.cli import MissingFileError, add_debug_flag, device, program_name, run_cli
+from fastnst.cli import MissingFileError, add_debug_flag, add_device_flag, program_name, run_cli
 from fastnst.safe_load import safe_torch_load
 from fastnst.style_bank import list_style_images
 from fastnst.weights import load_decoder, load_encoder
@@ -106,7 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
     group.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                        help="continue from OUT/train_state.pt when it exists")
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
+    add_device_flag(group)
     group.add_argument("--seed", type=int, default=0)
     add_debug_flag(group)
     args = parser.parse_args(argv)

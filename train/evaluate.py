@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fastnst.cli import UsageError, add_debug_flag, device, positive_int, program_name, run_cli
+from fastnst.cli import UsageError, add_debug_flag, add_device_flag, positive_int, program_name, run_cli
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated subset for a quick look (default: the 19 -C and the 10 C-bar sets; "
                             "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", type=device)
+    add_device_flag(group)
     group.add_argument("--batch-size", type=positive_int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
                             "take at most 64 images, measured faster")
