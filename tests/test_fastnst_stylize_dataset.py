@@ -16,28 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from data_formats import random_images, write_cifar10, write_synthetic_npz, write_tinyimagenet
-from fastnst import Decoder, StyleBank, VGGEncoder
+from lively_networks import lively_networks
+from fastnst import StyleBank
 from fastnst import stylize_dataset as sd
 from fastnst.stylizer import build_stylizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = 2
-
-
-def lively_networks(seed=0):
-    """Random networks with activations of order one, so outputs are images, not black squares."""
-    torch.manual_seed(seed)
-    encoder, decoder = VGGEncoder().eval(), Decoder().eval()
-    for module in [*encoder.modules(), *decoder.modules()]:
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            nn.init.uniform_(module.bias, -0.1, 0.1)
-    decoder[28].weight.data.mul_(0.3)
-    decoder[28].bias.data.fill_(0.5)
-    return encoder, decoder
 
 
 @pytest.fixture(scope="module")

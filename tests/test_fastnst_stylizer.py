@@ -3,26 +3,12 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from fastnst import StyleBank, Stylizer, build_stylizer
-from fastnst.networks import Decoder, VGGEncoder
+from lively_networks import lively_networks
 
 # Random networks are these tests' point; the warning itself is tested in test_fastnst_weights.py.
 pytestmark = pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
-
-
-def lively_networks(seed=0):
-    """Random networks with activations of order one, so outputs are images, not black squares."""
-    torch.manual_seed(seed)
-    encoder, decoder = VGGEncoder().eval(), Decoder().eval()
-    for module in [*encoder.modules(), *decoder.modules()]:
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            nn.init.uniform_(module.bias, -0.1, 0.1)
-    decoder[28].weight.data.mul_(0.3)
-    decoder[28].bias.data.fill_(0.5)
-    return encoder, decoder
 
 
 def random_bank(styles=7, seed=0):
