@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# DALI's TrivialAugmentWide suite (auto_aug.trivial_augment.get_trivial_augment_wide_suite), as
-# torchvision's: 14 operations, the last one the identity; pipeline.py checks this when it builds.
+# torchvision's TrivialAugmentWide in DALI operators (trivial_augment.trivial_augment_suite): 14 operations,
+# the last one the identity, 31 magnitude bins, a sign for the signed ones.
 TA_NUM_OPS = 14
 TA_IDENTITY_OP = 13
 TA_NUM_MAGNITUDE_BINS = 31

@@ -25,8 +25,9 @@ flips, TrivialAugment operations and magnitudes and erasing boxes through ``exte
 So both graphs are built once per run (building the TrivialAugment graph costs about 2 s on a
 2-core CPU; it used to be rebuilt every epoch to reseed it), and an epoch's augmentations are a
 function of (seed, epoch, rank, step): a resumed run replays them exactly. TrivialAugmentWide
-is DALI's own suite applied with ``auto_aug.core.select``, one operation per sample (torchvision
-v2 / kornia would pick one per batch call).
+is torchvision v2's, rebuilt from DALI operators (``trivial_augment.py``) and applied with
+``auto_aug.core.select``, one operation per sample (torchvision v2 / kornia would pick one per
+batch call).
 
 Why ``external_source`` and not ``fn.readers.file`` for JPEG sets: the batch composition (real
 and synthetic rows at a fixed ratio, this rank's shard, a function of (seed, epoch)) is decided
@@ -40,33 +41,12 @@ decode pipeline that raised anyway is dropped at once and rebuilt (``train_loade
 from __future__ import annotations
 
 import os
-import warnings
-from contextlib import contextmanager
 
 import nvidia.dali.fn as fn
 import nvidia.dali.types as types
 from nvidia.dali import pipeline_def
-from nvidia.dali.auto_aug import trivial_augment
-from nvidia.dali.auto_aug.core import select, signed_bin
 
-from fastnst.train.data.draws import TA_IDENTITY_OP, TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS
-
-
-@contextmanager
-def _quiet_dali_alias_deprecations():
-    """Drop DALI's "`fn.experimental.X` is now deprecated" warnings raised by its own auto_aug code.
-
-    DALI forces a "default" filter around those warnings, so a plain filter cannot silence them;
-    recording them here and re-emitting the rest keeps every other warning visible.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        text = str(warning.message)
-        if issubclass(warning.category, DeprecationWarning) and "nvidia.dali.fn.experimental." in text:
-            continue
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+from fastnst.train.data.trivial_augment import apply_trivial_augment
 
 
 def pipeline_options(batch_size: int, device: str, seed: int = 0) -> dict:
@@ -91,16 +71,6 @@ def _per_sample(name: str, dtype):
     return fn.external_source(name=name, device="cpu", dtype=dtype)
 
 
-def trivial_augment_suite():
-    """DALI's TrivialAugmentWide operations (torchvision's 14, translations up to 32 px), identity last."""
-    with _quiet_dali_alias_deprecations():
-        suite = trivial_augment.get_trivial_augment_wide_suite()
-    names = [augmentation.name for augmentation in suite]
-    if len(suite) != TA_NUM_OPS or "identity" not in names[TA_IDENTITY_OP]:
-        raise RuntimeError(f"DALI's TrivialAugmentWide suite changed ({names}); update train/data/draws.py")
-    return suite
-
-
 @pipeline_def(enable_conditionals=True)
 def decode_pipeline(on_gpu: bool):
     """Stage 1 for JPEG sets: "data" holds one encoded file per sample; decoded RGB, uncropped."""
@@ -113,21 +83,17 @@ def augment_pipeline(image_size: int, source_device: str, mean: tuple, std: tupl
                      random_erasing: bool):
     """Stage 2: flip + zero-padded crop, TrivialAugmentWide, Random Erasing, normalize to float HWC.
 
-    Every random choice comes in as a per-sample input (``draws.AugmentDraws.feed``). As
-    torchvision's defaults and the authors' code: TA warps use nearest-neighbour sampling and fill
-    with 0, translations reach 32 px; erased boxes are 0 before normalization (black), as
-    ``RandomErasing(value=0)`` applied to [0, 1] tensors.
+    Every random choice comes in as a per-sample input (``draws.AugmentDraws.feed``). TA is torchvision
+    v2's ``TrivialAugmentWide()`` as the authors apply it (``trivial_augment.py``); erased boxes are 0
+    before normalization (black), as ``RandomErasing(value=0)`` applied to [0, 1] tensors.
     """
     images = fn.external_source(name="images", device=source_device, layout="HWC", dtype=types.UINT8, no_copy=False)
     images = fn.slice(images, start=_per_sample("crop_start", types.INT32), shape=[image_size, image_size],
                       axis_names="HW", out_of_bounds_policy="pad", fill_values=0)
     images = fn.flip(images, horizontal=_per_sample("flip", types.INT32))
     if trivial_augment_wide:
-        magnitude_bin = signed_bin(_per_sample("ta_bin", types.INT32), random_sign=_per_sample("ta_negate", types.INT32))
-        with _quiet_dali_alias_deprecations():
-            images = select(trivial_augment_suite(), _per_sample("ta_op", types.INT32), data=images,
-                            magnitude_bin=magnitude_bin, num_magnitude_bins=TA_NUM_MAGNITUDE_BINS, fill_value=0,
-                            interp_type=types.INTERP_NN)
+        images = apply_trivial_augment(images, _per_sample("ta_op", types.INT32), _per_sample("ta_bin", types.INT32),
+                                       _per_sample("ta_negate", types.INT32), image_size)
     if random_erasing:
         anchor, shape = _per_sample("erase_anchor", types.FLOAT), _per_sample("erase_shape", types.FLOAT)
         if _per_sample("erase", types.BOOL):
