@@ -42,6 +42,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fastnst.atomic import replace_durably
 from fastnst.cli import add_debug_flag, program_name, run_cli
 from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
@@ -255,7 +256,7 @@ def download_file(urls: str | tuple[str, ...] | list[str], destination: str | Pa
         raise DownloadError(message)
     url = urls[len(failures)]
     digests = verify(partial, name=str(destination), url=url, size=size, checksums=checksums)
-    os.replace(partial, destination)
+    replace_durably(partial, destination)
     if record is not None:
         with open(record, "a") as f:
             f.write(json.dumps({"file": str(destination), "url": url, "bytes": destination.stat().st_size,

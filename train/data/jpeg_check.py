@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import PIL
 import PIL.Image
 
+from fastnst.atomic import write_json_atomic
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import check_jpeg_bytes, decode_rgb
 
@@ -114,13 +114,9 @@ def _load(locations: list[Path]) -> dict:
 
 
 def _save(locations: list[Path], files: dict) -> None:
-    text = json.dumps({"checker": checker(), "files": files}, separators=(",", ":"))
     for path in locations:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
-                tmp.write(text)
-            os.replace(tmp.name, path)  # atomic: ranks checking at the same time never read half a file
+        try:  # atomic: ranks checking at the same time never read half a file
+            write_json_atomic(path, {"checker": checker(), "files": files}, separators=(",", ":"))
             return
         except OSError:
             continue
