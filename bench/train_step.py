@@ -70,7 +70,7 @@ def ready_batches(count: int, batch: int, device: torch.device, image_size: int 
 def random_cached_stylizer(device: torch.device, num_real: int, num_synthetic: int, image_size: int = 32):
     """A ``fastnst.CachedStylizer`` over random stored variants, at the bench's probabilities."""
     from fastnst import CachedStylizer
-    from fastnst.stylize_dataset import StylizedDataset
+    from fastnst.cache_format import StylizedDataset
 
     rng = np.random.default_rng(0)
 

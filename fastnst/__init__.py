@@ -6,8 +6,8 @@
     images, plan = stylizer(images_uint8_nchw, is_synthetic)  # a random per-sample subset re-textured
 
 Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decoder``, ``python -m fastnst.weights``,
-``python -m fastnst.preview``, ``python -m fastnst.stylize_dataset`` (the offline stylized cache, which
-``CachedStylizer`` serves in place of the networks). AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.
+``python -m fastnst.preview``; ``fastnst.stylize_dataset`` makes the offline stylized cache (command line:
+``python -m train.stylize_cache``) that ``CachedStylizer`` serves in place of the networks. AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.
 
 The distribution installs three packages and claims no generic top-level name: ``fastnst``,
 ``fastnst.kernels`` (the ``kernels/`` folder) and ``fastnst.train`` (the ``train/`` folder).
@@ -29,7 +29,7 @@ _EXPORTS = {
     "PAPER_RESOLUTION": "fastnst.stylizer", "StylePlan": "fastnst.stylizer", "Stylizer": "fastnst.stylizer",
     "build_stylizer": "fastnst.stylizer",
     "CachedStylizer": "fastnst.cached_stylizer",
-    "StylizedDataset": "fastnst.stylize_dataset", "open_stylized_dataset": "fastnst.stylize_dataset",
+    "StylizedDataset": "fastnst.cache_format", "open_stylized_dataset": "fastnst.cache_format",
     "RandomWeightsWarning": "fastnst.weights", "WeightsError": "fastnst.weights",
     "load_decoder": "fastnst.weights", "load_encoder": "fastnst.weights",
 }

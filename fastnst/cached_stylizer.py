@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from fastnst.stylize_dataset import SOURCES, StylizedDataset
+from fastnst.cache_format import SOURCES, StylizedDataset
 from fastnst.stylizer import StylePlan, _check_probability, _epoch_seed, draw_samples
 
 RESIDENT_FRACTION = 0.25  # a cache goes to the GPU once when it takes at most this share of its memory

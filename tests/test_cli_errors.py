@@ -316,7 +316,7 @@ def test_readme_shows_the_message_of_a_missing_data_set(tmp_path, monkeypatch, c
     assert_matches_readme(capsys.readouterr().err.strip().splitlines()[-1], "data set not downloaded")
 
 
-@pytest.mark.parametrize("module", ["fastnst.train.stylize_cache", "fastnst.stylize_dataset"])
+@pytest.mark.parametrize("module", ["fastnst.train.stylize_cache"])
 def test_help_shows_real_defaults_only(module, monkeypatch, capsys):
     """No ``(default: None)``, and none after a help text that already says what the default is."""
     import importlib
@@ -329,7 +329,7 @@ def test_help_shows_real_defaults_only(module, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("module", ["train.evaluate", "fastnst.style_bank", "fastnst.preview", "fastnst.train_decoder",
-                                    "fastnst.stylize_dataset"])
+                                    "train.stylize_cache"])
 def test_device_cuda_without_a_gpu_is_a_flag_error(module, files, monkeypatch, capsys):
     """As train.run's --device cuda: one line naming the flag, exit 2; not torch's driver traceback
     from deep inside the first .to("cuda")."""
@@ -338,7 +338,8 @@ def test_device_cuda_without_a_gpu_is_a_flag_error(module, files, monkeypatch, c
             "fastnst.style_bank": ["--styles", "{images}", "--out", "{root}/s.pt"],
             "fastnst.preview": ["--out", "{root}/p.png"],
             "fastnst.train_decoder": ["--content", "{images}", "--styles", "{images}", "--out", "{root}/d"],
-            "fastnst.stylize_dataset": ["--input", "{images}", "--styles", "{styles}", "--out", "{root}/x"]}[module]
+            "train.stylize_cache": ["--input", "{images}", "--source", "real", "--styles", "{styles}",
+                                    "--out", "{root}/x"]}[module]
     code = run_as_main(module, _fill(argv, files) + ["--device", "cuda"], monkeypatch)
     err = capsys.readouterr().err
     assert code == 2, err

@@ -10,7 +10,7 @@ import torch
 from fastnst import StyleBank, Stylizer
 from fastnst.cached_stylizer import CachedStylizer
 from fastnst.networks import Decoder, VGGEncoder
-from fastnst.stylize_dataset import StylizedDataset
+from fastnst.cache_format import StylizedDataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
 

@@ -1,4 +1,5 @@
-"""fastnst.stylize_dataset: the stylized cache of a data set, its resume after a kill, its errors.
+"""fastnst.stylize_dataset and its command line train.stylize_cache: the stylized cache of a data set,
+its resume after a kill, its errors.
 
 Random (but lively) networks saved as weight files, a random style bank, 32 px images stylized at
 native size: the logic under test at a CPU-friendly cost.
@@ -20,8 +21,11 @@ import torch
 from data_formats import random_images, write_cifar10, write_synthetic_npz, write_tinyimagenet
 from lively_networks import lively_networks
 from fastnst import StyleBank
+from fastnst import cache_format as fmt
 from fastnst import stylize_dataset as sd
+from fastnst.cache_journal import JOURNAL_FILE
 from fastnst.stylizer import build_stylizer
+from fastnst.train import stylize_cache
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = 2
@@ -49,8 +53,8 @@ def options(files, **overrides) -> sd.StylizeOptions:
 
 
 def cli_args(files, out, *extra) -> list[str]:
-    return ["--input", str(files["npz"]), "--out", str(out), "--styles", files["styles"], "--vgg", files["vgg"],
-            "--decoder", files["decoder"], "--variants", str(VARIANTS), "--resolution", "native",
+    return ["--input", str(files["npz"]), "--out", str(out), "--source", "synthetic", "--styles", files["styles"],
+            "--vgg", files["vgg"], "--decoder", files["decoder"], "--variants", str(VARIANTS), "--style-resolution", "native",
             "--batch-size", "2", "--chunk-size", "4", "--device", "cpu", "--no-progress", *extra]
 
 
@@ -58,8 +62,8 @@ def cli_args(files, out, *extra) -> list[str]:
 def reference(files, tmp_path_factory):
     """An uninterrupted run through the command line: the output every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "cache"
-    assert sd.main(cli_args(files, out)) == 0
-    return sd.open_stylized_dataset(out)
+    assert stylize_cache.main(cli_args(files, out)) == 0
+    return fmt.open_stylized_dataset(out)
 
 
 def test_cache_holds_each_variant_as_the_stylizer_makes_it(files, reference):
@@ -85,15 +89,15 @@ def test_cache_holds_each_variant_as_the_stylizer_makes_it(files, reference):
 def test_meta_records_settings_and_hashes(files, reference):
     meta = reference.meta
     settings = meta["settings"]
-    assert settings["vgg_sha256"] == sd.sha256_file(files["vgg"])
-    assert settings["decoder_sha256"] == sd.sha256_file(files["decoder"])
-    assert settings["style_bank_sha256"] == sd.sha256_file(files["styles"])
+    assert settings["vgg_sha256"] == fmt.sha256_file(files["vgg"])
+    assert settings["decoder_sha256"] == fmt.sha256_file(files["decoder"])
+    assert settings["style_bank_sha256"] == fmt.sha256_file(files["styles"])
     assert settings["variants"] == VARIANTS and settings["resolution"] == "native" and settings["source"] == "synthetic"
     assert settings["alpha"] == [0.1, 1.0]  # the paper's synthetic range
-    assert meta["dataset"] == sd.dataset_identity(files["images"], files["labels"])
+    assert meta["dataset"] == fmt.dataset_identity(files["images"], files["labels"])
     assert meta["last_call"]["images_per_second"] > 0
-    assert not (reference.path / sd.JOURNAL_FILE).exists()
-    assert not sd.partial_path(reference.path).exists()
+    assert not (reference.path / JOURNAL_FILE).exists()
+    assert not fmt.partial_path(reference.path).exists()
     assert reference.mismatches(files["images"], files["labels"]) == []
 
 
@@ -130,9 +134,10 @@ def test_variants_in_one_call_equal_separate_calls(files):
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     import fastnst.stylize_dataset as sd
+    from fastnst.train.stylize_cache import main
     # Die like a killed process (no cleanup) while chunk 1's second batch is being written.
     sd._batch_written_hook = lambda written: os.kill(os.getpid(), signal.SIGKILL) if written == 3 else None
-    sys.exit(sd.main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))
 """)
 
 
@@ -142,18 +147,18 @@ def test_resume_after_a_kill_is_bit_identical(files, reference, tmp_path):
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN, *cli_args(files, out)], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    partial = sd.partial_path(out)
+    partial = fmt.partial_path(out)
     assert not out.exists() and partial.is_dir()
-    journal = json.loads((partial / sd.JOURNAL_FILE).read_text())
+    journal = json.loads((partial / JOURNAL_FILE).read_text())
     assert journal["done"] == [0] and journal["num_chunks"] == 3  # 10 images, chunks of 4
-    with pytest.raises(sd.StylizeDatasetError, match="incomplete"):
-        sd.open_stylized_dataset(out)
+    with pytest.raises(fmt.StylizeDatasetError, match="incomplete"):
+        fmt.open_stylized_dataset(out)
 
-    resumed = subprocess.run([sys.executable, "-m", "fastnst.stylize_dataset", *cli_args(files, out)], env=env,
+    resumed = subprocess.run([sys.executable, "-m", "train.stylize_cache", *cli_args(files, out)], env=env,
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "img/s" in resumed.stdout
-    result = sd.open_stylized_dataset(out)
+    result = fmt.open_stylized_dataset(out)
     assert result.meta["last_call"]["stylized_images"] == 6 * VARIANTS  # chunk 0 was not redone
     np.testing.assert_array_equal(result.images, reference.images)
     np.testing.assert_array_equal(result.style_index, reference.style_index)
@@ -168,9 +173,9 @@ def test_max_chunks_stops_and_resumes(files, reference, tmp_path, capsys):
     assert "run the same command again" in capsys.readouterr().out
     second = sd.stylize_dataset(files["images"], files["labels"], out, options(files))
     assert second.complete and second.images_stylized == 2 * VARIANTS
-    sd.report(second)  # the time and img/s are this call's: the line must not claim the whole set
+    stylize_cache.report(second)  # the time and img/s are this call's: the line must not claim the whole set
     assert f"(resumed: {2 * VARIANTS} of the {10 * VARIANTS} stylized images made by this call)" in capsys.readouterr().out
-    np.testing.assert_array_equal(sd.open_stylized_dataset(out).images, reference.images)
+    np.testing.assert_array_equal(fmt.open_stylized_dataset(out).images, reference.images)
     again = sd.stylize_dataset(files["images"], files["labels"], out, options(files))  # complete: nothing to do
     assert again.complete and again.images_stylized == 0
 
@@ -178,21 +183,21 @@ def test_max_chunks_stops_and_resumes(files, reference, tmp_path, capsys):
 def test_resume_with_other_settings_is_refused(files, tmp_path):
     out = tmp_path / "cache"
     sd.stylize_dataset(files["images"], files["labels"], out, options(files, max_chunks=1))
-    with pytest.raises(sd.StylizeDatasetError, match=r"settings\.seed: recorded 0, now 1"):
+    with pytest.raises(fmt.StylizeDatasetError, match=r"settings\.seed: recorded 0, now 1"):
         sd.stylize_dataset(files["images"], files["labels"], out, options(files, seed=1))
     other_images = files["images"].copy()
     other_images[0] ^= 1
-    with pytest.raises(sd.StylizeDatasetError, match=r"dataset\.pixels_sha256"):
+    with pytest.raises(fmt.StylizeDatasetError, match=r"dataset\.pixels_sha256"):
         sd.stylize_dataset(other_images, files["labels"], out, options(files))
 
 
 def test_complete_output_with_other_settings_is_refused(files, reference):
-    with pytest.raises(sd.StylizeDatasetError, match=r"already exists.*settings\.variants: recorded 2, now 3"):
+    with pytest.raises(fmt.StylizeDatasetError, match=r"already exists.*settings\.variants: recorded 2, now 3"):
         sd.stylize_dataset(files["images"], files["labels"], reference.path, options(files, variants=3))
 
 
 def _cli_error(args, capsys) -> str:
-    assert sd.cli(args) == 2
+    assert stylize_cache.cli(args) == 2
     message = capsys.readouterr().err.strip()
     assert "\n" not in message and "Traceback" not in message
     return message
@@ -213,7 +218,7 @@ def test_bad_input_gets_a_one_line_error(files, tmp_path, capsys):
     assert "not a readable .npz" in _cli_error(with_input(str(tmp_path / "broken.npz")), capsys)
     write_cifar10(tmp_path / "data", per_batch=2, num_test=2)
     message = _cli_error(with_input(str(tmp_path / "data" / "cifar-10-batches-py")), capsys)
-    assert "python -m train.stylize_cache" in message
+    assert "--dataset cifar10|cifar100" in message
     mixed = tmp_path / "mixed" / "cat"
     mixed.mkdir(parents=True)
     from PIL import Image
@@ -225,7 +230,9 @@ def test_bad_input_gets_a_one_line_error(files, tmp_path, capsys):
     assert "cannot decode" in _cli_error(with_input(str(tmp_path / "mixed")), capsys)
     assert "--styles" in _cli_error([*base[:-1], "--styles", str(tmp_path / "nope.pt"), "--no-progress"], capsys)
     assert "--variants must be at least 1" in _cli_error([*base, "--variants", "0"], capsys)
-    assert not out.exists() and not sd.partial_path(out).exists()
+    assert "--dataset needs --data-root" in _cli_error(["--dataset", "cifar10", *base[2:]], capsys)
+    assert "--synthetic names the EDM set" in _cli_error([*base, "--synthetic", str(files["npz"])], capsys)
+    assert not out.exists() and not fmt.partial_path(out).exists()
 
 
 def test_image_folder_reads_tinyimagenet_in_the_loaders_order(tmp_path):
@@ -233,7 +240,9 @@ def test_image_folder_reads_tinyimagenet_in_the_loaders_order(tmp_path):
     from fastnst.train.data.tinyimagenet import list_train_files
 
     write_tinyimagenet(tmp_path, per_class=2, num_val=2, classes=3)
-    images, labels = sd.read_input(tmp_path / "tiny-imagenet-200")
+    from fastnst.train.data.generic_input import read_input
+
+    images, labels = read_input(tmp_path / "tiny-imagenet-200")
     paths, expected_labels = list_train_files(tmp_path, 3)
     np.testing.assert_array_equal(labels, expected_labels)
     np.testing.assert_array_equal(images, decode_files(paths, 64, "check"))
@@ -242,15 +251,13 @@ def test_image_folder_reads_tinyimagenet_in_the_loaders_order(tmp_path):
 def test_train_entry_point_caches_the_loaders_source(files, tmp_path):
     """python -m train.stylize_cache reads the source as the loader does and records it."""
     from fastnst.train.data.sources import load_train_source
-    from fastnst.train.stylize_cache import main
-
     write_cifar10(tmp_path / "data", per_batch=2, num_test=2)
     out = tmp_path / "real"
-    assert main(["--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--source", "real",
+    assert stylize_cache.main(["--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--source", "real",
                  "--styles", files["styles"], "--vgg", files["vgg"], "--decoder", files["decoder"],
                  "--style-resolution", "native", "--variants", "1", "--out", str(out), "--device", "cpu",
                  "--no-progress"]) == 0
-    cache = sd.open_stylized_dataset(out)
+    cache = fmt.open_stylized_dataset(out)
     real = load_train_source("cifar10", tmp_path / "data")
     assert cache.mismatches(real.images, real.labels) == []
     assert cache.meta["settings"]["alpha"] == [1.0, 1.0]  # the cifar10 preset's alpha_real
@@ -277,6 +284,6 @@ def test_cuda_build_matches_the_cpu_build(files, reference, tmp_path):
     out = tmp_path / "cuda"
     result = sd.stylize_dataset(files["images"], files["labels"], out, options(files, device="cuda", batch_size=4))
     assert result.complete and result.meta["settings"]["compute_dtype"] == "torch.bfloat16"
-    cache = sd.open_stylized_dataset(out)
+    cache = fmt.open_stylized_dataset(out)
     np.testing.assert_array_equal(cache.style_index, reference.style_index)
     assert np.abs(cache.images.astype(float) - reference.images.astype(float)).mean() < 8  # uint8 levels

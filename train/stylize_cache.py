@@ -1,18 +1,20 @@
-"""``python -m train.stylize_cache``: the stylized cache of a training source, for ``train.run --stylize-cache``.
+"""``python -m train.stylize_cache``: stylize a data set K times, offline, for ``train.run --stylize-cache``.
 
     python -m train.stylize_cache --dataset cifar10 --data-root data --source synthetic \\
         --synthetic data/cifar10_edm_1m.npz --styles styles.pt --vgg vgg_normalised.pth \\
         --decoder decoder.pth --out cache/cifar10-synthetic-224
     python -m train.stylize_cache --dataset cifar10 --data-root data --source real ... --out cache/cifar10-real-224
+    python -m train.stylize_cache --input images.npz --source synthetic --styles styles.pt ... --out cache/x
 
-The images are read exactly as the training loader reads them (CIFAR pickles, TinyImageNet JPEG
-folders, the EDM .npz memory-mapped), so row i of the cache is the loader's sample i of that
-source. The stylization settings default to the data set's preset (or ``--config FILE`` over it):
-the source's alpha range, ``style_resolution``, the style bank and weights; flags override them.
-A synthetic set, style bank or weights given nowhere are taken from where ``python -m
-train.data.download`` put them under ``--data-root``, as ``train.run`` takes them.
-The work itself is ``fastnst.stylize_dataset`` (see its docstring for the output folder, the
-resumable chunks and the flags shared with it): this module only reads the data.
+``--dataset``: a training source, read exactly as the training loader reads it (CIFAR pickles,
+TinyImageNet JPEG folders, the EDM .npz memory-mapped), so row i of the cache is the loader's
+sample i of that source. ``--input``: anything else, an EDM-style .npz or an image folder
+(``train.data.generic_input``). The stylization settings default to the data set's preset (or the
+built-in defaults with ``--input``; ``--config FILE`` over them): the source's alpha range,
+``style_resolution``, the style bank and weights; flags override them. A synthetic set, style bank
+or weights given nowhere are taken from where ``python -m train.data.download`` put them under
+``--data-root``, as ``train.run`` takes them. The work itself, the output folder and its resumable
+chunks are ``fastnst.stylize_dataset``'s.
 """
 from __future__ import annotations
 
@@ -22,10 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnst.cli import DefaultsHelpFormatter, add_debug_flag, program_name, run_cli, style_resolution
-from fastnst.stylize_dataset import SOURCES, add_work_arguments, options_from_args, report, stylize_dataset
+from fastnst.cache_format import SOURCES
+from fastnst.cli import (
+    DefaultsHelpFormatter, UsageError, add_debug_flag, add_device_flag, program_name, run_cli, style_resolution,
+)
+from fastnst.stylize_dataset import DEFAULT_CHUNK_SIZE, DEFAULT_VARIANTS, StylizeOptions, StylizeResult, stylize_dataset
 from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
 from fastnst.train.data import dataset_info, default_synthetic_path
+from fastnst.train.data.generic_input import read_input
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.sources import JpegSource, load_train_source
 from fastnst.train.data.stats import DATASETS
@@ -34,14 +40,14 @@ from fastnst.train.data.synthetic import load_synthetic, synthetic_item
 from fastnst.train.fetched import STYLIZATION_ITEMS
 
 
-def fetched_file(item: str, data_root: str | Path) -> str | None:
+def fetched_file(item: str, data_root: str | Path | None) -> str | None:
     """Where ``python -m train.data.download ITEM`` put the item's file under ``data_root``, if it is there."""
-    found = manifest.find(item, data_root) if item in manifest.ITEMS else None
+    found = manifest.find(item, data_root) if data_root is not None and item in manifest.ITEMS else None
     return str(found) if found is not None and found.is_file() else None
 
 
-def download_hint(item: str, data_root: str | Path) -> str:
-    return manifest.download_command(item, data_root=data_root) if item in manifest.ITEMS else "(no download)"
+def download_hint(item: str, data_root: str | Path | None) -> str:
+    return manifest.download_command(item, data_root=data_root or "DIR") if item in manifest.ITEMS else "(no download)"
 
 
 def read_source(dataset: str, data_root: str | Path, source: str,
@@ -65,7 +71,8 @@ def read_source(dataset: str, data_root: str | Path, source: str,
 
 def stylization_settings(args: argparse.Namespace) -> dict:
     """Defaults < the data set's preset < --config < flags, for the keys the cache depends on."""
-    values = {**DEFAULTS, **load_preset(args.dataset), **(load_yaml(args.config) if args.config else {})}
+    values = {**DEFAULTS, **(load_preset(args.dataset) if args.dataset else {}),
+              **(load_yaml(args.config) if args.config else {})}
     for key in ("styles", "vgg", "decoder"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -82,14 +89,26 @@ def stylization_settings(args: argparse.Namespace) -> dict:
             "resolution": stylizer_resolution(values)}
 
 
+def options_from_args(args: argparse.Namespace) -> StylizeOptions:
+    return StylizeOptions(**stylization_settings(args), variants=args.variants, seed=args.seed,
+                          downsample=args.downsample, device=args.device, compile=args.compile,
+                          batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunks=args.max_chunks,
+                          progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=program_name("train.stylize_cache"), description=__doc__.split("\n\n")[0],
                                      formatter_class=DefaultsHelpFormatter)
     add = parser.add_argument
-    add("--dataset", required=True, choices=sorted(DATASETS))
-    add("--data-root", required=True, metavar="DIR", help="folder holding the data set (as for train.run)")
-    add("--source", required=True, choices=SOURCES, help="which training source to stylize")
-    add("--synthetic", metavar="FILE", help="the EDM .npz (for --source synthetic; default: the one "
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dataset", choices=sorted(DATASETS), help="a training set (with --data-root and --source)")
+    what.add_argument("--input", type=Path, help="anything else: an EDM-style .npz (image, label) or an image "
+                      "folder (class subfolders)")
+    add("--data-root", metavar="DIR", help="folder holding the data set and the downloads (as for train.run); "
+        "needed with --dataset")
+    add("--source", required=True, choices=SOURCES, help="which training source to stylize; picks the alpha range "
+        "(synthetic U(0.1, 1), real 1, or the preset's)")
+    add("--synthetic", metavar="FILE", help="the EDM .npz (for --dataset and --source synthetic; default: the one "
         "train.data.download put under --data-root; demo: its own)")
     add("--config", metavar="FILE", help="YAML options over the preset (as for train.run)")
     add("--styles", metavar="FILE", help="style bank (default: --config's, else the authors' features under "
@@ -100,23 +119,59 @@ def build_parser() -> argparse.ArgumentParser:
         "none there: random weights)")
     add("--alpha", type=float, nargs=2, metavar=("LOW", "HIGH"), help="alpha range (default: the preset's "
         "alpha_synthetic / alpha_real)")
-    add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's)",
+    add("--style-resolution", metavar="PX|native", help="stylization side (default: the preset's, else 224)",
         type=style_resolution)
-    add_work_arguments(parser)
+    add("--out", required=True, type=Path, help="output folder (written as OUT.partial, renamed when complete)")
+    add("--variants", type=int, default=DEFAULT_VARIANTS, metavar="K", help="stylized variants per image")
+    add("--seed", type=int, default=0, help="seed of the style and alpha draws")
+    add("--downsample", choices=["bilinear", "area"], default="bilinear",
+        help="resizing back to the image size (bilinear: the authors')")
+    add_device_flag(parser)
+    add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
+    add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
+        "512 below; 4 / 32 on a CPU)")
+    add("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="images per journaled (resumable) chunk")
+    add("--max-chunks", type=int, default=None, help="stop after this many chunks; run again to continue")
+    add("--no-progress", action="store_true", help="no progress bar")
     add_debug_flag(parser)
     return parser
 
 
+def report(result: StylizeResult) -> None:
+    if result.complete and result.images_stylized:
+        settings = result.meta["settings"]
+        resolution = settings["resolution"]
+        total = result.meta["dataset"]["count"] * settings["variants"]
+        # After a resume this call made only part of the set: say so, or the time and img/s read as the whole set's.
+        resumed = "" if result.images_stylized == total else (
+            f" (resumed: {result.images_stylized} of the {total} stylized images made by this call)")
+        print(f"stylized {result.meta['dataset']['count']} images x {settings['variants']} variants at "
+              f"{resolution if resolution == 'native' else f'{resolution} px'}{resumed} in {result.seconds:.1f} s: "
+              f"{result.images_per_second:.1f} img/s ({result.meta['device']}); wrote {result.path}")
+    elif result.images_stylized:
+        print(f"{result.images_stylized} stylized images in {result.seconds:.1f} s: "
+              f"{result.images_per_second:.1f} img/s")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = options_from_args(args, **stylization_settings(args))
-    images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
+    if args.dataset is not None and args.data_root is None:
+        raise UsageError("--dataset needs --data-root DIR (the folder holding the data set)")
+    if args.input is not None and args.synthetic is not None:
+        raise UsageError("--synthetic names the EDM set of a --dataset; with --input, the input is what is stylized")
+    options = options_from_args(args)
+    if args.input is not None:
+        images, labels = read_input(args.input, progress=not args.no_progress)
+        input_info = {"path": str(args.input)}
+    else:
+        images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
     result = stylize_dataset(images, labels, args.out, options, input_info=input_info)
     report(result)
     return 0
 
 
 def cli(argv: list[str] | None = None) -> int:
+    """Errors a user can cause (bad input, a bank or weight file that is not one) are one line, exit 2."""
     return run_cli(main, argv, prog=program_name("train.stylize_cache"))
 
 

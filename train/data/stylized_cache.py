@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnst.cli import FileFormatError
-from fastnst.stylize_dataset import StylizedDataset, StylizeDatasetError, open_stylized_dataset
+from fastnst.cache_format import StylizedDataset, StylizeDatasetError, open_stylized_dataset
 from fastnst.train.data.jpeg import decode_rgb
 from fastnst.train.data.sources import ArraySource, JpegSource
 

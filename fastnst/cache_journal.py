@@ -1,0 +1,89 @@
+"""The crash-safe record of a stylized cache in the making: which chunks of the work are done.
+
+The work is done in chunks inside ``OUT.partial/``. After each chunk the caller flushes the chunk's
+pixels to disk, then ``mark_done`` records the chunk in ``journal.json`` (replaced atomically). A
+killed run, started again with the same identity (input and settings), redoes only the chunks the
+journal lacks; with another identity it is refused, naming the differences. ``publish`` renames
+``OUT.partial`` to ``OUT`` once every chunk is done: nothing half-written ever carries the final name.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from fastnst.atomic import replace_durably, write_json_atomic
+from fastnst.cache_format import FORMAT_VERSION, StylizeDatasetError
+
+JOURNAL_FILE = "journal.json"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def identity_mismatches(recorded: dict, current: dict) -> list[str]:
+    """``settings.variants: recorded 2, now 3`` for every (nested) key whose value differs."""
+    recorded, current = _flatten(recorded), _flatten(current)
+    return [f"{key}: recorded {recorded.get(key)!r}, now {current.get(key)!r}"
+            for key in sorted(set(recorded) | set(current)) if recorded.get(key) != current.get(key)]
+
+
+class Journal:
+    """``journal.json`` of a work folder: the job's identity, its number of chunks and those done."""
+
+    def __init__(self, folder: Path, record: dict):
+        self.folder, self.record = folder, record
+
+    @classmethod
+    def start_or_resume(cls, folder: Path, identity: dict, num_chunks: int, create_files: Callable[[Path], None],
+                        own_files: set[str]) -> "Journal":
+        """Continue the job in ``folder``, or start it: ``create_files(folder)`` writes the job's files
+        (named in ``own_files``), then the journal is written, its presence saying they are complete."""
+        path = folder / JOURNAL_FILE
+        if folder.is_dir() and not path.is_file():
+            # atomic_write's temporary files are ".<name>.<random>.tmp"
+            foreign = sorted(p.name for p in folder.iterdir()
+                             if p.name not in own_files and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+            if foreign:
+                raise StylizeDatasetError(f"{folder} exists and holds files this tool did not write "
+                                          f"({', '.join(foreign[:3])}): move it away or choose another --out")
+            shutil.rmtree(folder)  # a run killed while creating its files: nothing of it is done yet
+        if folder.is_dir():
+            journal = cls(folder, json.loads(path.read_text()))
+            differences = identity_mismatches(journal.record["identity"], identity)
+            if differences:
+                raise StylizeDatasetError(f"{folder} holds a stopped run with other settings or input ("
+                                          + "; ".join(differences) + f"): rerun with its settings, or delete {folder}")
+            return journal
+        folder.mkdir(parents=True)
+        create_files(folder)
+        journal = cls(folder, {"format_version": FORMAT_VERSION, "identity": identity, "num_chunks": num_chunks,
+                               "done": []})
+        journal._write()
+        return journal
+
+    @property
+    def done(self) -> set[int]:
+        return set(self.record["done"])
+
+    def mark_done(self, chunk: int) -> None:
+        """Call once the chunk's data is on disk."""
+        self.record["done"] = sorted(self.done | {int(chunk)})
+        self._write()
+
+    def publish(self, out: Path) -> None:
+        """Rename the finished work folder to ``out``; the journal goes along, then is removed (a kill
+        in between leaves a harmless extra file)."""
+        replace_durably(self.folder, out)
+        (out / JOURNAL_FILE).unlink()
+
+    def _write(self) -> None:
+        write_json_atomic(self.folder / JOURNAL_FILE, self.record, indent=2)
