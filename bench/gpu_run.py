@@ -234,8 +234,7 @@ def part_profile(sizes: Sizes, dry_run: bool) -> dict:
             case.run_round()
         summary = summarize(work_records(prof.events(), on_device))
         summary["settings"] = case.settings()
-        summary["stylized_rows_last_call"] = case.stylizer.last_stats["num_stylized"]
-        summary["padded_to_last_call"] = case.stylizer.last_stats["padded_to"]
+        summary.update(case.last_call_rows())
         result["variants"][variant] = summary
         del case, prof
         if on_device:

@@ -14,10 +14,9 @@ cost does not depend on them. The ``cache`` variant draws the same samples but t
 one from a ``fastnst.CachedStylizer`` (random stored variants, K = 4, resident on the GPU as a
 real run's would be when it fits): the cost of ``train.run --stylize-cache``.
 
-Nothing in a timed round waits for the device except the final synchronize: in particular
-``Stylizer.last_stats`` (which waits for the call's end event) is never read inside a round;
-``TrainStepCase.mean_stylized_per_batch`` counts the stylized rows afterwards, from the host-side
-draws alone.
+Nothing in a timed round waits for the device except the final synchronize:
+``TrainStepCase.mean_stylized_per_batch`` and ``last_call_rows`` count the stylized rows afterwards,
+from the host-side draws and plans alone.
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from bench.stylizers import random_weight_stylizer
+from fastnst.stylizer import StylePlan, Stylizer, bucketed_count
 from fastnst.train.config import load_preset
 from fastnst.train.data import normalize
 from fastnst.train.models import create_model
@@ -105,6 +105,7 @@ class TrainStepCase:
     stylizer: nn.Module | None
     batches: list
     label_regions: bool = False  # wrap stylize / classifier in profiler ranges (gpu_run's profile part)
+    last_plan: StylePlan | None = None  # the last stylizer call's (host-side) plan
     _criterion: nn.Module = field(
         default_factory=lambda: nn.CrossEntropyLoss(label_smoothing=RECIPE["label_smoothing"]))
 
@@ -114,7 +115,7 @@ class TrainStepCase:
     def train_step(self, images, is_synthetic, labels, source_index) -> torch.Tensor:
         if self.stylizer is not None:
             with self._region("stylize"):
-                images, _ = self.stylizer(images, is_synthetic, source_index=source_index)
+                images, self.last_plan = self.stylizer(images, is_synthetic, source_index=source_index)
         with self._region("classifier_forward"):
             inputs = normalize(images, "cifar10")
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
@@ -144,6 +145,13 @@ class TrainStepCase:
                 self.stylizer.draw(is_synthetic)
             counts.append((plan[0] if isinstance(plan, tuple) else plan).rows.numel())
         return sum(counts) / len(counts)
+
+    def last_call_rows(self) -> dict:
+        """The last stylizer call's stylized rows and the rows its networks ran on (padded to the bucket;
+        a CachedStylizer runs none); from its plan: call after timing."""
+        rows = self.last_plan.rows.numel()
+        bucket = self.stylizer.bucket_for(self.device) if isinstance(self.stylizer, Stylizer) else 1
+        return {"stylized_rows_last_call": rows, "padded_to_last_call": bucketed_count(rows, bucket)}
 
     def settings(self) -> dict:
         """What a result needs to name: the figures' ``extra_info``."""

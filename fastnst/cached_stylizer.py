@@ -24,8 +24,6 @@ pinned asynchronous copy).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -66,7 +64,6 @@ class CachedStylizer:
         self.epoch = 0
         self.generator = torch.Generator(device="cpu")
         self.set_epoch(0)
-        self._stats: dict = {"num_images": 0, "num_stylized": 0, "seconds": 0.0}
 
     def _maybe_resident(self, images: np.ndarray) -> np.ndarray | torch.Tensor:
         if self.device.type != "cuda":
@@ -130,7 +127,6 @@ class CachedStylizer:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"CachedStylizer: images must be uint8 (N, 3, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
-        started = time.perf_counter()
         plan, variant = self.draw(is_synthetic, source_index)
         output = images
         if plan.rows.numel():
@@ -153,16 +149,7 @@ class CachedStylizer:
                 else:
                     rows = plan.rows[among].to(images.device, non_blocking=True)
                     output.index_copy_(0, rows, stored.permute(0, 3, 1, 2))
-        self._stats = {"num_images": images.shape[0], "num_stylized": plan.rows.numel(),
-                       "num_stylized_synthetic": plan.num_synthetic,
-                       "num_stylized_real": plan.rows.numel() - plan.num_synthetic,
-                       "padded_to": plan.rows.numel(), "seconds": time.perf_counter() - started}
         return output, plan
-
-    @property
-    def last_stats(self) -> dict:
-        """Counts of the last call and its host time in seconds (the copies are asynchronous on CUDA)."""
-        return dict(self._stats)
 
     def __repr__(self) -> str:
         caches = ", ".join(f"{source}={cache.path} (K={cache.variants})" for source, cache in self.caches.items())

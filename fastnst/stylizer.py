@@ -38,7 +38,6 @@ not, so cuDNN's plans and the compiled kernels see a handful of batch sizes.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,8 +147,8 @@ class Stylizer(nn.Module):
             them eagerly (as fast there, and no C++ build per shape), so the default means "compiled on
             CUDA, eager on the CPU".
         bucket_size: the stylized subset is padded to a multiple of this, so compiled kernels and cuDNN
-            plans see a handful of shapes, not one per batch. None (default): 64 on CUDA, compiled or
-            eager, and 1 (no padding) on the CPU; an int applies on every device.
+            plans see a handful of shapes, not one per batch. None (default): ``CUDA_BUCKET_SIZE`` (16) on CUDA,
+            compiled or eager, and 1 (no padding) on the CPU; an int applies on every device.
         downsample: "bilinear" (the authors' code) or "area" (antialiased) when resizing back from ``resolution``.
         autocast_dtype: compute dtype on CUDA (default bfloat16); the CPU path runs in float32.
         nst_probability: share of the chosen samples that are actually stylized (the authors' NSTTransform
@@ -210,8 +209,6 @@ class Stylizer(nn.Module):
         self.epoch = 0
         self.generator = torch.Generator(device="cpu")
         self.set_epoch(0)
-        self._stats: dict = {"num_images": 0, "num_stylized": 0, "seconds": 0.0}
-        self._pending_events = None
 
     # -- randomness --------------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -307,26 +304,16 @@ class Stylizer(nn.Module):
         ``plan.rows`` / ``plan.stylized`` the stylized ones.
         """
         self._check_inputs(images, is_synthetic)
-        timer = self._start_timer(images.device)
         plan = self.draw(is_synthetic)
-        count = plan.rows.numel()
-        if count == 0:
-            output = images
-        else:
-            rows = plan.rows.to(images.device, non_blocking=True)
-            stylized = self.stylize(images.index_select(0, rows), plan.style_index, plan.alpha)
-            output = images.clone()
-            output.index_copy_(0, rows, stylized)
-        self._stop_timer(timer, images.device, {
-            "num_images": images.shape[0],
-            "num_stylized": count,
-            "num_stylized_synthetic": plan.num_synthetic,
-            "num_stylized_real": count - plan.num_synthetic,
-            "padded_to": bucketed_count(count, self.bucket_for(images.device)),
-        })
+        if plan.rows.numel() == 0:
+            return images, plan
+        rows = plan.rows.to(images.device, non_blocking=True)
+        stylized = self.stylize(images.index_select(0, rows), plan.style_index, plan.alpha)
+        output = images.clone()
+        output.index_copy_(0, rows, stylized)
         return output, plan
 
-    # -- checks and bookkeeping --------------------------------------------------------------------------
+    # -- checks ------------------------------------------------------------------------------------------
     @staticmethod
     def _check_inputs(images: torch.Tensor, is_synthetic: torch.Tensor) -> None:
         if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 3:
@@ -339,35 +326,6 @@ class Stylizer(nn.Module):
             raise ValueError(f"Stylizer: is_synthetic must be a ({images.shape[0]},) bool tensor, got {got}")
         if is_synthetic.dtype != torch.bool:
             raise ValueError(f"Stylizer: is_synthetic must be a bool tensor, got {is_synthetic.dtype}")
-
-    @staticmethod
-    def _start_timer(device: torch.device):
-        if device.type == "cuda":  # events: timing without a host sync per batch
-            start = torch.cuda.Event(enable_timing=True)
-            start.record()
-            return start
-        return time.perf_counter()
-
-    def _stop_timer(self, timer, device: torch.device, stats: dict) -> None:
-        if device.type == "cuda":
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            self._pending_events = (timer, end)
-            stats["seconds"] = None
-        else:
-            self._pending_events = None
-            stats["seconds"] = time.perf_counter() - timer
-        self._stats = stats
-
-    @property
-    def last_stats(self) -> dict:
-        """Counts of the last call and its duration in seconds (on CUDA: waits for that call to finish)."""
-        if self._pending_events is not None:
-            start, end = self._pending_events
-            end.synchronize()
-            self._stats["seconds"] = start.elapsed_time(end) / 1000.0
-            self._pending_events = None
-        return dict(self._stats)
 
     def extra_repr(self) -> str:
         return (f"styles={len(self.style_names)}, prob_synthetic={self.prob_synthetic}, prob_real={self.prob_real}, "

@@ -1,10 +1,12 @@
 """The Stylizer: per-source probabilities and alphas, untouched rows bit-identical, alpha = 0, determinism."""
 import math
+from contextlib import contextmanager
 
 import pytest
 import torch
 
 from fastnst import StyleBank, Stylizer, build_stylizer
+from fastnst.stylizer_meter import StylizerMeter
 from lively_networks import lively_networks
 
 # Random networks are these tests' point; the warning itself is tested in test_fastnst_weights.py.
@@ -33,6 +35,17 @@ def random_batch(count=24, size=32, seed=0):
     images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8, generator=generator)
     is_synthetic = torch.rand(count, generator=generator) < 0.5
     return images, is_synthetic
+
+
+@contextmanager
+def encoder_rows(stylizer):
+    """The rows of each encoder call inside the block: the stylized subset, padded to the bucket."""
+    rows = []
+    handle = stylizer.encoder.register_forward_hook(lambda module, inputs, output: rows.append(inputs[0].shape[0]))
+    try:
+        yield rows
+    finally:
+        handle.remove()  # the networks are shared by the module's tests
 
 
 def test_fraction_alpha_and_style_per_source(networks):
@@ -80,10 +93,11 @@ def test_unselected_rows_bit_identical_and_selected_rows_stylized(networks):
     # Scatter puts each stylized image in its own row, with its own style and alpha.
     expected = stylizer.stylize(images[plan.rows], plan.style_index, plan.alpha)
     assert torch.equal(output[plan.rows], expected)
-    stats = stylizer.last_stats
-    assert stats["num_images"] == 24 and stats["num_stylized"] == plan.rows.numel()
-    assert stats["num_stylized_synthetic"] + stats["num_stylized_real"] == stats["num_stylized"]
-    assert stats["seconds"] > 0
+    meter = StylizerMeter(stylizer)  # the trainer's count and time of the calls
+    meter.set_epoch(5)
+    assert torch.equal(meter(images, is_synthetic)[0], output)
+    seconds, num_stylized = meter.totals()
+    assert num_stylized == plan.rows.numel() and seconds > 0
 
 
 def test_chosen_samples_are_stylized_with_the_nst_probability(networks):
@@ -172,8 +186,9 @@ def test_bucket_padding_does_not_change_results(networks):
     stylizer = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, bucket_size=8)
     padded = stylizer.stylize(images, style_index, alpha)
     torch.testing.assert_close(padded, exact, rtol=1e-5, atol=1e-5)
-    stylizer(images, torch.ones(5, dtype=torch.bool))
-    assert stylizer.last_stats["padded_to"] == 8
+    with encoder_rows(stylizer) as rows:
+        stylizer(images, torch.ones(5, dtype=torch.bool))
+    assert rows == [8]
 
 
 def test_nothing_selected_returns_input(networks):
@@ -181,7 +196,6 @@ def test_nothing_selected_returns_input(networks):
     images, is_synthetic = random_batch(count=4)
     output, plan = stylizer(images, is_synthetic)
     assert output is images and not plan.chosen.any()
-    assert stylizer.last_stats["num_stylized"] == 0
 
 
 def test_bad_arguments_are_named(networks):
@@ -226,9 +240,10 @@ def test_compile_option_keeps_cpu_results(networks):
     compiled = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=True, bucket_size=64)
     eager = make_stylizer(networks, prob_synthetic=1.0, prob_real=1.0, compile=False)
     assert not any(key.startswith("_") for key in compiled.state_dict()), "compiled wrappers add no state keys"
-    output, _ = compiled(images, is_synthetic)
+    with encoder_rows(compiled) as rows:
+        output, _ = compiled(images, is_synthetic)
     assert compiled._compiled == {}, "no compiled wrapper is made for a CPU call"
-    assert compiled.last_stats["padded_to"] == 64
+    assert rows == [64]
     assert (output.int() - eager(images, is_synthetic)[0].int()).abs().max() <= 1  # rounding of float sums only
 
 
@@ -246,8 +261,9 @@ def test_compiled_on_cuda_and_bucketed_by_default(networks):
     forced = make_stylizer(networks, bucket_size=8)  # an explicit size applies on every device
     assert forced.bucket_for(torch.device("cpu")) == forced.bucket_for(torch.device("cuda")) == 8
     images, is_synthetic = random_batch(count=6)
-    default(images, is_synthetic)
-    assert default.last_stats["padded_to"] == default.last_stats["num_stylized"]  # CPU: no padding
+    with encoder_rows(default) as rows:
+        _, plan = default(images, is_synthetic)
+    assert rows == [plan.rows.numel()]  # CPU: no padding
     with pytest.raises(ValueError, match="bucket_size"):
         make_stylizer(networks, bucket_size=0)
 

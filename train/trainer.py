@@ -45,6 +45,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
 from fastnst.cli import UserError
+from fastnst.stylizer_meter import StylizerMeter
 from fastnst.train import distributed
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
@@ -65,48 +66,6 @@ class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was. Exit status 3."""
 
     exit_code = 3
-
-
-class StylizerMeter:
-    """Wraps a Stylizer handed to the data loader; sums its work per epoch.
-
-    The loader calls the stylizer inside its pipeline (a step ahead of training, on its side
-    stream on a GPU), so the trainer never sees the calls; this wrapper counts the stylized images
-    (from the plan each call returns) and times the calls: by the clock on the CPU, by an event
-    pair per call on CUDA, read only in ``totals()`` after the epoch's last step, so that no call
-    makes the host wait for the device (reading the Stylizer's ``last_stats`` at the next call
-    would: with the loader one step ahead, that call may still be running).
-    """
-
-    def __init__(self, stylizer):
-        self.stylizer = stylizer
-        self._seconds, self._num_stylized, self._events = 0.0, 0, []
-
-    def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor, **options):
-        if images.is_cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            out, plan = self.stylizer(images, is_synthetic, **options)
-            end.record()
-            self._events.append((start, end))
-        else:
-            started = time.perf_counter()
-            out, plan = self.stylizer(images, is_synthetic, **options)
-            self._seconds += time.perf_counter() - started
-        self._num_stylized += int(plan.rows.numel())
-        return out, plan
-
-    def totals(self) -> tuple[float, int]:
-        """(seconds spent stylizing, images stylized) since the last ``set_epoch``."""
-        for start, end in self._events:
-            end.synchronize()
-            self._seconds += start.elapsed_time(end) / 1000.0
-        self._events.clear()
-        return self._seconds, self._num_stylized
-
-    def set_epoch(self, epoch: int) -> None:
-        self._seconds, self._num_stylized, self._events = 0.0, 0, []
-        self.stylizer.set_epoch(epoch)
 
 
 @dataclass
