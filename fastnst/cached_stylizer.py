@@ -28,9 +28,8 @@ import numpy as np
 import torch
 
 from fastnst.cache_format import SOURCES, StylizedDataset
+from fastnst.resident import maybe_resident
 from fastnst.stylizer import StylePlan, _check_probability, _epoch_seed, draw_samples
-
-RESIDENT_FRACTION = 0.25  # a cache goes to the GPU once when it takes at most this share of its memory
 
 
 class CachedStylizer:
@@ -57,24 +56,13 @@ class CachedStylizer:
                                  f"{source} images (python -m train.stylize_cache --source {source})")
         self.caches = dict(caches)
         self.device = torch.device(device)
-        self._pixels = {source: self._maybe_resident(cache.images) for source, cache in self.caches.items()}
+        self._pixels = {source: maybe_resident(cache.images, self.device) for source, cache in self.caches.items()}
         # Any bank size gives the same stream; the Stylizer's own is what its style draw is sized by.
         self._num_styles = max((int(cache.meta["settings"]["num_styles"]) for cache in caches.values()), default=1)
         self.seed = int(seed)
         self.epoch = 0
         self.generator = torch.Generator(device="cpu")
         self.set_epoch(0)
-
-    def _maybe_resident(self, images: np.ndarray) -> np.ndarray | torch.Tensor:
-        if self.device.type != "cuda":
-            return images
-        if images.nbytes > RESIDENT_FRACTION * torch.cuda.get_device_properties(self.device).total_memory:
-            return images
-        resident = torch.empty(images.shape, dtype=torch.uint8, device=self.device)
-        chunk = 1 << 14  # images per copy: a memory-mapped file is paged in once, never held twice in RAM
-        for start in range(0, len(images), chunk):
-            resident[start:start + chunk].copy_(torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])))
-        return resident
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed from (seed, epoch): a replayed epoch picks the same samples and variants."""

@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from fastnst.resident import maybe_resident
 from fastnst.train.data.draws import draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import read_jpeg_bytes
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 # transfer (fastnst.Stylizer or fastnst.CachedStylizer, which reads stored variants by source_index; StylePlan).
 StylizerFn = Callable[..., tuple]
 
-_RESIDENT_FRACTION = 0.25  # keep a pixel array on the GPU when it takes at most this share of its memory
 DEFAULT_ERASING_SCALE = (0.02, 0.4)  # the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
 
 
@@ -136,8 +136,8 @@ class TrainLoader:
         self._streams = StreamHandoff(self.device)
         self._decode_stage: _Stage | None = None
         self._augment_stage: _Stage | None = None
-        self._real_pixels = self._maybe_resident(real.images) if isinstance(real, ArraySource) else None
-        self._synthetic_pixels = self._maybe_resident(synthetic.images) if synthetic is not None else None
+        self._real_pixels = maybe_resident(real.images, self.device) if isinstance(real, ArraySource) else None
+        self._synthetic_pixels = maybe_resident(synthetic.images, self.device) if synthetic is not None else None
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -146,18 +146,6 @@ class TrainLoader:
         self.epoch = int(epoch)
 
     # --- where the pixels live ---------------------------------------------------------------
-    def _maybe_resident(self, images: np.ndarray) -> np.ndarray | torch.Tensor:
-        """On a GPU, upload a pixel array once (as airbench does) when it fits comfortably."""
-        if not self.on_gpu:
-            return images
-        if images.nbytes > _RESIDENT_FRACTION * torch.cuda.get_device_properties(self.device).total_memory:
-            return images  # too big: gathered on the host per batch
-        resident = torch.empty(images.shape, dtype=torch.uint8, device=self.device)
-        chunk = 1 << 16  # rows per copy: a memory-mapped file is paged in once, never held twice in RAM
-        for start in range(0, len(images), chunk):
-            resident[start:start + chunk].copy_(torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])))
-        return resident
-
     def _gather(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray) -> Pixels:
         """uint8 NHWC rows of a pixel array: on the GPU when there is one, else a host array."""
         if isinstance(pixels, torch.Tensor):
