@@ -10,9 +10,10 @@ import yaml
 from fastnst.style_bank import encode_style_folder
 from fastnst.train.checkpoint import load_checkpoint
 from fastnst.train.data import make_demo_dataset
+from fastnst.train.data.demo import draw_style_images
 from fastnst.weights import load_encoder, write_random_weights
 from tests.data_formats import write_cifar10
-from fastnst.train.run import cli, draw_style_images, main
+from fastnst.train.run import cli, main
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from fastnst import CachedStylizer
 from fastnst.cli import program_name, run_cli
@@ -26,6 +24,7 @@ from fastnst.train import distributed
 from fastnst.train.config import ConfigError, crop_padding, format_config, parse_command_line, save_config, stylizer_resolution
 from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
+from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
 from fastnst.train.models import model_from_config
 from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
 from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, clean_accuracy, fit
@@ -33,10 +32,8 @@ from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype
 # What a run writes into --out that another run must not mix with (the demo's generated data may stay).
 RUN_OUTPUTS = (CHECKPOINT_NAME, "metrics.jsonl", "tensorboard", "summary.json", "report")
 
-# The demo's generated data set (CIFAR-10 layout) and style images: small enough for a 2-core CPU.
+# The demo's generated data set (CIFAR-10 layout): small enough for a 2-core CPU.
 DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
-DEMO_NUM_STYLES = 12
-DEMO_STYLE_SIZE = 64
 
 DEMO_BANNER = """\
 ================================================================================
@@ -59,57 +56,16 @@ DEMO_BANNER = """\
 
 # ----------------------------------------------------------------------------- the demo's generated inputs
 
-def draw_style_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
-    """Procedural "paintings": stripes, checkers, rings, dots and smooth colour fields, as PNG files."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    paths = []
-    for index in range(count):
-        colours = rng.uniform(0, 255, (3, 3)).astype(np.float32)
-        angle, period = rng.uniform(0, np.pi), rng.uniform(0.05, 0.3)
-        along = x * np.cos(angle) + y * np.sin(angle)
-        kind = index % 5
-        if kind == 0:    # stripes
-            weight = (np.sin(2 * np.pi * along / period) + 1) / 2
-        elif kind == 1:  # checkerboard
-            weight = ((np.floor(x / period) + np.floor(y / period)) % 2).astype(np.float32)
-        elif kind == 2:  # concentric rings
-            weight = (np.sin(2 * np.pi * np.hypot(x - 0.5, y - 0.5) / period) + 1) / 2
-        elif kind == 3:  # dots
-            weight = (np.hypot((x % period) / period - 0.5, (y % period) / period - 0.5) < 0.3).astype(np.float32)
-        else:            # smooth colour field: bilinear upsampling of a coarse random grid
-            coarse = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8))
-            field = np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float32)
-            paths.append(folder / f"style_{index:02d}.png")
-            Image.fromarray(field.astype(np.uint8)).save(paths[-1])
-            continue
-        image = colours[0] * weight[..., None] + colours[1] * (1 - weight[..., None])
-        image += rng.normal(0, 12, image.shape)  # a little texture everywhere
-        paths.append(folder / f"style_{index:02d}.png")
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(paths[-1])
-    return paths
-
-
 def prepare_demo(config: dict, out_dir: Path) -> None:
     """Generate the demo data set and, unless --styles was given, the style bank; once, on rank 0."""
-    import fastnst
-    from fastnst.style_bank import encode_style_folder
-    from fastnst.weights import load_encoder
-
     data_root = Path(config["data_root"])
     if not (data_root / "demo" / "synthetic.npz").exists():
         print(f"generating the demo data set under {data_root} ...", flush=True)
         make_demo_dataset(data_root, seed=config["seed"], **DEMO_SIZES)
     bank_path = out_dir / "demo_styles.pt"
-    if config["stylize"] and not config["stylize_cache"] and Path(config["styles"]) == bank_path:
-        if not bank_path.exists():
-            style_folder = out_dir / "demo_styles"
-            draw_style_images(style_folder, DEMO_NUM_STYLES, DEMO_STYLE_SIZE, config["seed"])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the banner says it louder
-                encoder = load_encoder(config["vgg"])
-            encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
+    if config["stylize"] and not config["stylize_cache"] and Path(config["styles"]) == bank_path \
+            and not bank_path.exists():
+        make_demo_style_bank(bank_path, config["vgg"], config["seed"])
 
 
 def fill_default_paths(config: dict) -> list[str]:

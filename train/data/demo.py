@@ -4,20 +4,25 @@ Ten classes of procedurally drawn patterns (disc, square, triangle, ring, cross,
 orientations, checkerboard, two blobs) with random position, size, colours and pixel noise: a small
 WRN learns it in minutes, and the colours/texture vary independently of the class, so style
 transfer neither gives the answer away nor destroys it. The "synthetic" set is drawn from the same
-generator with another seed, standing in for diffusion samples.
+generator with another seed, standing in for diffusion samples. The demo's style bank is encoded
+from procedurally drawn "paintings" (``make_demo_style_bank``).
 """
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fastnst.train.data.sources import DEMO_FOLDER
 
 CLASS_NAMES = ["disc", "square", "triangle", "ring", "cross", "horizontal_stripes", "vertical_stripes",
                "diagonal_stripes", "checkerboard", "two_blobs"]
 IMAGE_SIZE = 32
+DEMO_NUM_STYLES = 12
+DEMO_STYLE_SIZE = 64
 
 
 def _class_masks(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -106,3 +111,50 @@ def make_demo_dataset(root: str | Path, num_train: int = 5000, num_test: int = 1
     synthetic_labels = _balanced_labels(num_synthetic, synthetic_rng)
     np.savez(folder / "synthetic.npz", image=generate_images(synthetic_labels, synthetic_rng), label=synthetic_labels)
     return folder
+
+
+def draw_style_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
+    """Procedural "paintings": stripes, checkers, rings, dots and smooth colour fields, as PNG files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    paths = []
+    for index in range(count):
+        colours = rng.uniform(0, 255, (3, 3)).astype(np.float32)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(0.05, 0.3)
+        along = x * np.cos(angle) + y * np.sin(angle)
+        kind = index % 5
+        if kind == 0:    # stripes
+            weight = (np.sin(2 * np.pi * along / period) + 1) / 2
+        elif kind == 1:  # checkerboard
+            weight = ((np.floor(x / period) + np.floor(y / period)) % 2).astype(np.float32)
+        elif kind == 2:  # concentric rings
+            weight = (np.sin(2 * np.pi * np.hypot(x - 0.5, y - 0.5) / period) + 1) / 2
+        elif kind == 3:  # dots
+            weight = (np.hypot((x % period) / period - 0.5, (y % period) / period - 0.5) < 0.3).astype(np.float32)
+        else:            # smooth colour field: bilinear upsampling of a coarse random grid
+            coarse = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8))
+            field = np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float32)
+            paths.append(folder / f"style_{index:02d}.png")
+            Image.fromarray(field.astype(np.uint8)).save(paths[-1])
+            continue
+        image = colours[0] * weight[..., None] + colours[1] * (1 - weight[..., None])
+        image += rng.normal(0, 12, image.shape)  # a little texture everywhere
+        paths.append(folder / f"style_{index:02d}.png")
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(paths[-1])
+    return paths
+
+
+def make_demo_style_bank(bank_path: Path, vgg: str | None, seed: int) -> None:
+    """Draw the demo's style images into a folder beside ``bank_path`` (its name without the suffix)
+    and encode them into a style bank there, with the encoder of ``vgg`` (random when None)."""
+    import fastnst
+    from fastnst.style_bank import encode_style_folder
+    from fastnst.weights import load_encoder
+
+    style_folder = bank_path.with_suffix("")
+    draw_style_images(style_folder, DEMO_NUM_STYLES, DEMO_STYLE_SIZE, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the demo's banner says it louder
+        encoder = load_encoder(vgg)
+    encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
