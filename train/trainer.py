@@ -251,11 +251,71 @@ def restore_rng(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _check_resumable(saved: dict, config: dict, path: Path) -> None:
-    changed = [key for key in RESUME_MUST_MATCH if saved.get(key) != config.get(key)]
-    if changed:
-        details = ", ".join(f"{key}: {saved.get(key)!r} in the checkpoint, {config.get(key)!r} now" for key in changed)
-        raise ConfigError(f"cannot --resume from {path}: the run's options differ ({details})")
+class TrainState:
+    """What a checkpoint holds and an exact resume restores: the model, optimizer, schedulers, SWA model
+    and GradScaler of a run, its epochs done, and every rank's python / numpy / torch / CUDA RNG states."""
+
+    def __init__(self, config: dict, model: nn.Module, dist_info: DistInfo):
+        self.config, self.model, self.dist_info = config, model, dist_info
+        self.optimizer = make_optimizer(model, config)
+        self.cosine, self.swa_scheduler = make_schedulers(self.optimizer, config)
+        self.swa_model = AveragedModel(model) if config["swa"] else None
+        fp16 = autocast_dtype(config["amp"], dist_info.device) == torch.float16
+        self.scaler = torch.amp.GradScaler(dist_info.device.type, enabled=fp16)
+        self.epoch = 0          # epochs done
+        self.finished = False   # the SWA model's BatchNorm statistics recomputed: nothing left to do
+
+    def state_dict(self) -> dict:
+        """The checkpoint; a collective under DDP (every rank's RNG states are gathered)."""
+        swa_model = self.swa_model
+        return {
+            "config": self.config,
+            "model": self.model.state_dict(),
+            # The evaluator's "swa_model": only meaningful once BN statistics are recomputed.
+            "swa_model": swa_model.module.state_dict() if (swa_model is not None and self.finished) else None,
+            "swa_averaged": swa_model.state_dict() if swa_model is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.cosine.state_dict(),
+            "swa_scheduler": self.swa_scheduler.state_dict() if self.swa_scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "finished": self.finished,
+            "world_size": self.dist_info.world_size,
+            "rng": distributed.all_gather_objects(capture_rng(self.dist_info.device), self.dist_info),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.cosine.load_state_dict(state["scheduler"])
+        if self.swa_model is not None:
+            self.swa_model.load_state_dict(state["swa_averaged"])
+            self.swa_scheduler.load_state_dict(state["swa_scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.finished = state["epoch"], state.get("finished", False)
+        rank, device = self.dist_info.rank, self.dist_info.device
+        if state["world_size"] == self.dist_info.world_size:
+            restore_rng(state["rng"][rank], device)
+        else:  # a different number of ranks cannot replay the same streams: continue reproducibly instead
+            seed_everything(self.config["seed"] + 1000 * self.epoch + rank)
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Continue from the checkpoint ``path``, whose options must match this run's (``RESUME_MUST_MATCH``)."""
+        # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest to its device.
+        state = load_checkpoint(path, map_location="cpu")
+        changed = [key for key in RESUME_MUST_MATCH if state["config"].get(key) != self.config.get(key)]
+        if changed:
+            details = ", ".join(f"{key}: {state['config'].get(key)!r} in the checkpoint, {self.config.get(key)!r} now"
+                                for key in changed)
+            raise ConfigError(f"cannot --resume from {path}: the run's options differ ({details})")
+        self.load_state_dict(state)
+
+    def save(self, path: Path) -> None:
+        """Write the checkpoint atomically on rank 0; every rank calls it."""
+        state = self.state_dict()
+        if self.dist_info.is_main:
+            save_atomic(state, path)
+        distributed.barrier(self.dist_info)
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -349,36 +409,20 @@ def fit(
         # is paid a few times per run and every later step gets the fastest plan.
         torch.backends.cudnn.benchmark = True
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, config)
-    cosine, swa_scheduler = make_schedulers(optimizer, config)
+    state = TrainState(config, model, dist_info)
+    optimizer, swa_model = state.optimizer, state.swa_model
     perturbation = Perturbation.from_config(config)
-    swa_model = AveragedModel(model) if config["swa"] else None
     amp_dtype = autocast_dtype(config["amp"], device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     criterion = nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     first_swa_epoch = swa_start_epoch(config)
 
-    start_epoch, finished = 0, False
     if resume_from is not None:
-        # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest to its device.
-        state = load_checkpoint(resume_from, map_location="cpu")
-        _check_resumable(state["config"], config, Path(resume_from))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        cosine.load_state_dict(state["scheduler"])
-        if swa_model is not None:
-            swa_model.load_state_dict(state["swa_averaged"])
-            swa_scheduler.load_state_dict(state["swa_scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, finished = state["epoch"], state.get("finished", False)
-        if state["world_size"] == dist_info.world_size:
-            restore_rng(state["rng"][dist_info.rank], device)
-        else:  # a different number of ranks cannot replay the same streams: continue reproducibly instead
-            seed_everything(config["seed"] + 1000 * start_epoch + dist_info.rank)
+        state.resume(resume_from)
         if dist_info.is_main:
-            print(f"resumed from {resume_from}: {start_epoch} of {epochs} epochs done")
+            print(f"resumed from {resume_from}: {state.epoch} of {epochs} epochs done")
     else:
         seed_everything(config["seed"] + dist_info.rank)
+    start_epoch = state.epoch
 
     forward_model = model
     if dist_info.enabled:
@@ -400,14 +444,14 @@ def fit(
             started = time.perf_counter()
             epoch_lr = optimizer.param_groups[0]["lr"]
             sums = _train_one_epoch(
-                model, forward_model, optimizer, scaler, criterion, epoch_loader,
+                model, forward_model, optimizer, state.scaler, criterion, epoch_loader,
                 epoch=epoch, perturbation=perturbation, grad_clip_norm=config["grad_clip_norm"], amp_dtype=amp_dtype,
                 dist_info=dist_info, log_every=config["log_every"], show_progress=show_progress,
                 checkpoint_path=checkpoint_path,
             )
             if swa_model is not None and epoch >= first_swa_epoch:
                 swa_model.update_parameters(model)
-            step_schedulers(epoch, first_swa_epoch, cosine, swa_scheduler)
+            step_schedulers(epoch, first_swa_epoch, state.cosine, state.swa_scheduler)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             metrics = _epoch_metrics(epoch, epoch_lr, sums, stylizer, time.perf_counter() - started, dist_info)
@@ -415,16 +459,16 @@ def fit(
                 epoch + 1 == epochs or (config["eval_every"] > 0 and (epoch + 1) % config["eval_every"] == 0)
             ):
                 metrics["test_acc"] = float(evaluate_clean(model))
-            _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
-                  epoch + 1, dist_info, finished=False)
+            state.epoch = epoch + 1
+            state.save(checkpoint_path)
             log.log_epoch(metrics)
             history.append(metrics)
 
-        if swa_model is not None and not finished:
-            _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, dist_info, show_progress)
-        if not finished:
-            _save(checkpoint_path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler,
-                  epochs, dist_info, finished=True)
+        if not state.finished:
+            if swa_model is not None:
+                _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, dist_info, show_progress)
+            state.finished = True
+            state.save(checkpoint_path)
     finally:
         log.close()
 
@@ -470,27 +514,3 @@ def _recompute_swa_batchnorm(swa_model, train_loader, stylizer, epochs, dist_inf
     bar = tqdm(train_loader, desc="SWA BatchNorm statistics", leave=False, disable=not show_progress)
     update_bn(bar, swa_model)
     distributed.average_buffers(swa_model, dist_info)  # each rank saw its own shard
-
-
-def _save(path, config, model, optimizer, cosine, swa_model, swa_scheduler, scaler, epochs_done, dist_info, *, finished):
-    rng = distributed.all_gather_objects(capture_rng(dist_info.device), dist_info)  # collective: every rank
-    if dist_info.is_main:
-        save_atomic(
-            {
-                "config": config,
-                "model": model.state_dict(),
-                # The evaluator's "swa_model": only meaningful once BN statistics are recomputed.
-                "swa_model": swa_model.module.state_dict() if (swa_model is not None and finished) else None,
-                "swa_averaged": swa_model.state_dict() if swa_model is not None else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": cosine.state_dict(),
-                "swa_scheduler": swa_scheduler.state_dict() if swa_scheduler is not None else None,
-                "scaler": scaler.state_dict(),
-                "epoch": epochs_done,
-                "finished": finished,
-                "world_size": dist_info.world_size,
-                "rng": rng,
-            },
-            path,
-        )
-    distributed.barrier(dist_info)
