@@ -19,21 +19,16 @@ from fastnst.cache_format import FORMAT_VERSION, StylizeDatasetError
 JOURNAL_FILE = "journal.json"
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def identity_mismatches(recorded: dict, current: dict) -> list[str]:
+def identity_mismatches(recorded: dict, current: dict, prefix: str = "") -> list[str]:
     """``settings.variants: recorded 2, now 3`` for every (nested) key whose value differs."""
-    recorded, current = _flatten(recorded), _flatten(current)
-    return [f"{key}: recorded {recorded.get(key)!r}, now {current.get(key)!r}"
-            for key in sorted(set(recorded) | set(current)) if recorded.get(key) != current.get(key)]
+    differences = []
+    for key in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += identity_mismatches(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: recorded {old!r}, now {new!r}")
+    return differences
 
 
 class Journal:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fastnst.cache_format import SOURCES, StylizedDataset
-from fastnst.resident import maybe_resident
+from fastnst.resident import maybe_resident, to_device
 from fastnst.stylizer import StylePlan, _check_probability, _epoch_seed, draw_samples
 
 
@@ -101,10 +101,7 @@ class CachedStylizer:
         order = np.lexsort((variant, images))  # sorted reads are kinder to a memmap
         gathered = np.empty((len(images), *pixels.shape[2:]), dtype=np.uint8)
         gathered[order] = pixels[images[order], variant[order]]
-        tensor = torch.from_numpy(gathered)
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+        return to_device(gathered, self.device)
 
     def __call__(self, images: torch.Tensor, is_synthetic: torch.Tensor,
                  source_index: torch.Tensor | None = None) -> tuple[torch.Tensor, StylePlan]:

@@ -1,8 +1,5 @@
-"""A uint8 pixel array kept on the GPU when it fits comfortably: uploaded once, gathered there every batch.
-
-airbench keeps its whole data set on the GPU; the training loader's pixel arrays and the stylized
-caches do the same when they take at most a quarter of the GPU's memory, else stay on the host.
-"""
+"""Host arrays onto the GPU: a pixel array once, when it fits comfortably (as airbench keeps its data set;
+the training loader's arrays and the stylized caches), or a batch at a time without a host wait."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +7,12 @@ import torch
 
 RESIDENT_FRACTION = 0.25  # an array goes to the GPU when it takes at most this share of its memory
 _COPY_BYTES = 256 << 20   # per copy: a memory-mapped file is paged in once, never held twice in RAM
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on ``device``; on a GPU a pinned, asynchronous copy (no host wait)."""
+    tensor = torch.from_numpy(np.require(array, requirements=["C", "W"]))  # a read-only memmap is copied
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor
 
 
 def maybe_resident(images: np.ndarray, device: str | torch.device) -> np.ndarray | torch.Tensor:

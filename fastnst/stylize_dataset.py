@@ -2,22 +2,14 @@
 
     result = stylize_dataset(images, labels, "cache/edm-224", StylizeOptions(style_bank="styles.pt", ...))
 
-``images`` is any uint8 (N, H, W, 3) array (a memmap too) and ``labels`` its (N,) labels; the
-command line that reads the data sets and other inputs is ``python -m train.stylize_cache``.
+``images``: any uint8 (N, H, W, 3) array, a memmap too; the command line is ``python -m train.stylize_cache``.
 The peers are bethgelab's stylize-datasets and Stylized-ImageNet: the style transfer is paid once,
 at full device efficiency, and training reads the results (``train.run --stylize-cache``).
 
-Work. Image i's variant k gets a style drawn uniformly from the bank (with replacement, as the
-Stylizer draws them) and an alpha drawn uniformly from the source's range (source synthetic: the
-paper's (0.1, 1); real: (1, 1); ``alpha`` overrides), all from ``seed`` before any work starts.
-It is stylized by ``fastnst.Stylizer.stylize``, the training path itself: upsampled to
-``resolution`` (224, the authors' setting, by default; None keeps the image size), encoded once per
-image, decoded once per variant, resized back to the image size, clamped and rounded to uint8.
-On CUDA: large batches, channels_last, bf16 autocast, compiled networks, pinned host buffers and
-copies that overlap the next batch's work.
-
-The output folder is ``fastnst.cache_format``'s; the work is done in chunks of ``chunk_size``
-images, journaled (``fastnst.cache_journal``), so that a killed run continues where it stopped.
+Image i's variant k gets a style uniform over the bank and an alpha uniform in the source's range,
+all drawn from ``seed`` first, and is made by ``fastnst.Stylizer.stylize``, the training path itself
+(docs/stylizer.md, section 6). The output folder is ``fastnst.cache_format``'s; the work is done in
+journaled chunks (``fastnst.cache_journal``): a killed run continues where it stopped.
 """
 from __future__ import annotations
 
@@ -40,9 +32,12 @@ from fastnst.cache_format import (
     StylizeDatasetError, dataset_identity, partial_path, sha256_file,
 )
 from fastnst.cache_journal import Journal, identity_mismatches
+from fastnst.resident import to_device
+from fastnst.stylizer import PAPER_ALPHA_REAL, PAPER_ALPHA_SYNTHETIC, build_stylizer
 
 DEFAULT_VARIANTS = 4
 DEFAULT_CHUNK_SIZE = 4096   # images per journaled chunk: a killed run loses at most one chunk of work
+PAPER_ALPHA = {"synthetic": PAPER_ALPHA_SYNTHETIC, "real": PAPER_ALPHA_REAL}  # alpha range by source
 
 # Test seam: called with the number of batches written so far in this run, after each batch reaches
 # the image file and before its chunk is journaled (the resume test kills the process from here).
@@ -81,12 +76,6 @@ class StylizeResult:
     @property
     def images_per_second(self) -> float:
         return self.images_stylized / self.seconds if self.seconds > 0 else 0.0
-
-
-def default_alpha(source: str) -> tuple[float, float]:
-    from fastnst.stylizer import PAPER_ALPHA_REAL, PAPER_ALPHA_SYNTHETIC
-
-    return PAPER_ALPHA_SYNTHETIC if source == "synthetic" else PAPER_ALPHA_REAL
 
 
 def default_batch_size(device: torch.device, resolution: int | None, image_size: int) -> int:
@@ -138,8 +127,6 @@ def draw_variants(count: int, variants: int, num_styles: int, alpha_range: tuple
 
 
 def _build_stylizer(options: StylizeOptions, device: torch.device):
-    from fastnst.stylizer import build_stylizer
-
     # Random networks (no weight file) are seeded, so that a resumed run builds the same ones.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
@@ -178,20 +165,12 @@ class _Writer:
             self._write(*self.pending.pop(0))
 
 
-def _to_device(host_nhwc: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC host rows -> (B, 3, H, W) channels_last view on ``device`` (async from pinned memory)."""
-    images = torch.from_numpy(np.require(host_nhwc, requirements=["C", "W"]))  # a read-only memmap is copied
-    if device.type == "cuda":
-        images = images.pin_memory().to(device, non_blocking=True)
-    return images.permute(0, 3, 1, 2)
-
-
 def _settings(options: StylizeOptions, stylizer, device: torch.device, batch_size: int, chunk_size: int) -> dict:
     """What decides the output bits (a resume must match all of it)."""
     on_cuda = device.type == "cuda"
     return {
         "source": options.source, "variants": int(options.variants), "seed": int(options.seed),
-        "alpha": [float(v) for v in (options.alpha or default_alpha(options.source))],
+        "alpha": [float(v) for v in (options.alpha or PAPER_ALPHA[options.source])],
         "resolution": stylizer.resolution or "native", "downsample": stylizer.downsample,
         "device_type": device.type, "compute_dtype": str(stylizer.autocast_dtype if on_cuda else torch.float32),
         "compiled": bool(options.compile and on_cuda), "batch_size": int(batch_size), "chunk_size": int(chunk_size),
@@ -203,7 +182,6 @@ def _settings(options: StylizeOptions, stylizer, device: torch.device, batch_siz
         "random_weights": options.vgg is None or options.decoder is None
                           or any(getattr(net, "random_weights", False) for net in (stylizer.encoder, stylizer.decoder)),
     }
-
 
 
 def _check_input(images, labels) -> None:
@@ -232,8 +210,8 @@ def _create_files(folder: Path, images, labels, options: StylizeOptions, identit
 
 def _stylize_chunks(stylizer, images, folder: Path, journal: Journal, chunks: list[int], chunk_size: int,
                     batch_size: int, variants: int, device: torch.device, bar) -> int:
-    """Stylize ``chunks`` (lists of whole batches) into the work folder, journaling each; returns the images
-    written. Chunks are independent: any subset, in any order, e.g. one rank's share of them."""
+    """Stylize ``chunks`` (indices of runs of whole batches) into the work folder, journaling each; returns
+    the images written. Chunks are independent: any subset in any order, e.g. one rank's share, will do."""
     target = np.load(folder / IMAGES_FILE, mmap_mode="r+")
     style_index, alpha = np.load(folder / STYLE_INDEX_FILE), np.load(folder / ALPHA_FILE)
     writer = _Writer(target, device)
@@ -242,7 +220,7 @@ def _stylize_chunks(stylizer, images, folder: Path, journal: Journal, chunks: li
         chunk_stop = min((chunk + 1) * chunk_size, len(images))
         for start in range(chunk * chunk_size, chunk_stop, batch_size):
             rows = slice(start, min(start + batch_size, chunk_stop))
-            batch_images = _to_device(images[rows], device)
+            batch_images = to_device(images[rows], device).permute(0, 3, 1, 2)  # a channels_last view
             output = stylizer.stylize(batch_images, torch.from_numpy(style_index[rows].reshape(-1)).long(),
                                       torch.from_numpy(alpha[rows].reshape(-1)), variants=variants)
             writer.submit(rows, output.permute(0, 2, 3, 1).contiguous())

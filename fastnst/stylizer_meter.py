@@ -5,10 +5,9 @@
     images, plan = meter(images, is_synthetic, source_index=indices)
     seconds, num_stylized = meter.totals()   # after the epoch's last step
 
-The training loader calls the stylizer inside its pipeline (a step ahead of training, on its side
-stream on a GPU), so nothing may wait for a call to end: ``DeviceTimer`` times a span by the clock
-on the CPU and by a CUDA event pair on a GPU, and reads the events only when its total is asked for.
-It is the one timer of the project; a span can as well be the wait for data or a training step.
+The training loader calls the stylizer a step ahead of training (on its side stream on a GPU), so
+nothing may wait for a call to end: ``DeviceTimer`` times a span by the host clock on the CPU and by
+CUDA events on a GPU, read only for the total. A span can as well be the wait for data or a step.
 """
 from __future__ import annotations
 

@@ -6,15 +6,12 @@
     python -m train.stylize_cache --dataset cifar10 --data-root data --source real ... --out cache/cifar10-real-224
     python -m train.stylize_cache --input images.npz --source synthetic --styles styles.pt ... --out cache/x
 
-``--dataset``: a training source, read exactly as the training loader reads it (CIFAR pickles,
-TinyImageNet JPEG folders, the EDM .npz memory-mapped), so row i of the cache is the loader's
-sample i of that source. ``--input``: anything else, an EDM-style .npz or an image folder
-(``train.data.generic_input``). The stylization settings default to the data set's preset (or the
-built-in defaults with ``--input``; ``--config FILE`` over them): the source's alpha range,
-``style_resolution``, the style bank and weights; flags override them. A synthetic set, style bank
-or weights given nowhere are taken from where ``python -m train.data.download`` put them under
-``--data-root``, as ``train.run`` takes them. The work itself, the output folder and its resumable
-chunks are ``fastnst.stylize_dataset``'s.
+``--dataset``: a training source, read as the training loader reads it, so row i of the cache is the
+loader's sample i of that source; ``--input``: an EDM-style .npz or an image folder (``generic_input``).
+The settings default to the data set's preset (built-in defaults with ``--input``), ``--config FILE``
+over it, flags over both; a synthetic set, style bank or weights given nowhere are taken from where
+``python -m train.data.download`` put them under ``--data-root``, as ``train.run`` takes them. The
+work, the output folder and its resumable chunks are ``fastnst.stylize_dataset``'s.
 """
 from __future__ import annotations
 
@@ -37,17 +34,17 @@ from fastnst.train.data.sources import JpegSource, load_train_source
 from fastnst.train.data.stats import DATASETS
 from fastnst.train.data import manifest
 from fastnst.train.data.synthetic import load_synthetic, synthetic_item
-from fastnst.train.fetched import STYLIZATION_ITEMS
+from fastnst.train.fetched import DEFAULT_DATA_ROOT, STYLIZATION_ITEMS
 
 
-def fetched_file(item: str, data_root: str | Path | None) -> str | None:
+def fetched_file(item: str, data_root: str | Path) -> str | None:
     """Where ``python -m train.data.download ITEM`` put the item's file under ``data_root``, if it is there."""
-    found = manifest.find(item, data_root) if data_root is not None and item in manifest.ITEMS else None
+    found = manifest.find(item, data_root) if item in manifest.ITEMS else None
     return str(found) if found is not None and found.is_file() else None
 
 
-def download_hint(item: str, data_root: str | Path | None) -> str:
-    return manifest.download_command(item, data_root=data_root or "DIR") if item in manifest.ITEMS else "(no download)"
+def download_hint(item: str, data_root: str | Path) -> str:
+    return manifest.download_command(item, data_root=data_root) if item in manifest.ITEMS else "(no download)"
 
 
 def read_source(dataset: str, data_root: str | Path, source: str,
@@ -89,13 +86,6 @@ def stylization_settings(args: argparse.Namespace) -> dict:
             "resolution": stylizer_resolution(values)}
 
 
-def options_from_args(args: argparse.Namespace) -> StylizeOptions:
-    return StylizeOptions(**stylization_settings(args), variants=args.variants, seed=args.seed,
-                          downsample=args.downsample, device=args.device, compile=args.compile,
-                          batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunks=args.max_chunks,
-                          progress=not args.no_progress)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=program_name("train.stylize_cache"), description=__doc__.split("\n\n")[0],
                                      formatter_class=DefaultsHelpFormatter)
@@ -104,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--dataset", choices=sorted(DATASETS), help="a training set (with --data-root and --source)")
     what.add_argument("--input", type=Path, help="anything else: an EDM-style .npz (image, label) or an image "
                       "folder (class subfolders)")
-    add("--data-root", metavar="DIR", help="folder holding the data set and the downloads (as for train.run); "
-        "needed with --dataset")
+    add("--data-root", default=DEFAULT_DATA_ROOT, metavar="DIR", help="folder holding the data set and the "
+        "downloads (as for train.run)")
     add("--source", required=True, choices=SOURCES, help="which training source to stylize; picks the alpha range "
         "(synthetic U(0.1, 1), real 1, or the preset's)")
     add("--synthetic", metavar="FILE", help="the EDM .npz (for --dataset and --source synthetic; default: the one "
@@ -155,11 +145,12 @@ def report(result: StylizeResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.dataset is not None and args.data_root is None:
-        raise UsageError("--dataset needs --data-root DIR (the folder holding the data set)")
     if args.input is not None and args.synthetic is not None:
         raise UsageError("--synthetic names the EDM set of a --dataset; with --input, the input is what is stylized")
-    options = options_from_args(args)
+    options = StylizeOptions(**stylization_settings(args), variants=args.variants, seed=args.seed,
+                             downsample=args.downsample, device=args.device, compile=args.compile,
+                             batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunks=args.max_chunks,
+                             progress=not args.no_progress)
     if args.input is not None:
         images, labels = read_input(args.input, progress=not args.no_progress)
         input_info = {"path": str(args.input)}

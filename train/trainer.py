@@ -22,7 +22,7 @@ the gradients' global norm to ``grad_clip_norm`` (1.0), optimizer step. Noise an
 the input p-norm noise (``train.noise.PnormNoise``) to the input, k = 1 or 2 mixes and adds the feature noise
 (``train.noise.FeatureNoise``) to the output of layer k. Without ``manifold_noise`` k is always 0.
 
-Exact resume: a checkpoint is written after every epoch and holds the model, optimizer,
+Exact resume: a checkpoint (``TrainState``) is written after every epoch and holds the model, optimizer,
 schedulers, SWA state, GradScaler, the number of finished epochs and every rank's python /
 numpy / torch / CUDA RNG states. The data pipeline and the Stylizer are deterministic functions
 of (seed, epoch) through ``set_epoch``, so a run killed mid-epoch and resumed redoes that epoch
@@ -252,8 +252,7 @@ def restore_rng(state: dict, device: torch.device) -> None:
 
 
 class TrainState:
-    """What a checkpoint holds and an exact resume restores: the model, optimizer, schedulers, SWA model
-    and GradScaler of a run, its epochs done, and every rank's python / numpy / torch / CUDA RNG states."""
+    """What a checkpoint holds and an exact resume restores (the module's "Exact resume")."""
 
     def __init__(self, config: dict, model: nn.Module, dist_info: DistInfo):
         self.config, self.model, self.dist_info = config, model, dist_info
@@ -293,11 +292,10 @@ class TrainState:
             self.swa_scheduler.load_state_dict(state["swa_scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.finished = state["epoch"], state.get("finished", False)
-        rank, device = self.dist_info.rank, self.dist_info.device
         if state["world_size"] == self.dist_info.world_size:
-            restore_rng(state["rng"][rank], device)
+            restore_rng(state["rng"][self.dist_info.rank], self.dist_info.device)
         else:  # a different number of ranks cannot replay the same streams: continue reproducibly instead
-            seed_everything(self.config["seed"] + 1000 * self.epoch + rank)
+            seed_everything(self.config["seed"] + 1000 * self.epoch + self.dist_info.rank)
 
     def resume(self, path: str | os.PathLike) -> None:
         """Continue from the checkpoint ``path``, whose options must match this run's (``RESUME_MUST_MATCH``)."""

@@ -1,9 +1,9 @@
 """Images that are no training set, for ``python -m train.stylize_cache --input``: an .npz or an image folder.
 
-An EDM-style .npz holds ``image`` uint8 (N, H, W, 3) and ``label`` (N,). An image folder holds one
-subfolder per class (labels in sorted folder order, files found recursively; a TinyImageNet root is
-read through its ``train/``, in the training loader's order), or only images (labels -1). The
-training sets in their own formats (CIFAR pickles, ...) are read by ``sources.py``.
+An EDM-style .npz holds ``image`` uint8 (N, H, W, 3) and ``label`` (N,) (memory-mapped, as in
+``synthetic.py``). An image folder holds one subfolder per class (labels in sorted folder order, files
+found recursively; a TinyImageNet root is read through its ``train/``, in the training loader's
+order), or only images (labels -1). The training sets in their own formats are ``sources.py``'s.
 """
 from __future__ import annotations
 
@@ -14,27 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from fastnst.train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.synthetic import mmap_npz_member
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def _looks_like_cifar(folder: Path) -> bool:
     return (folder / "data_batch_1").is_file() or ((folder / "train").is_file() and (folder / "meta").is_file())
-
-
-def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """An EDM-style .npz: ``image`` uint8 (N, H, W, 3) and ``label`` (N,)."""
-    try:
-        with np.load(path) as archive:
-            missing = [key for key in ("image", "label") if key not in archive.files]
-            if missing:
-                raise DataFormatError(f"--input {path}: no array {' or '.join(map(repr, missing))} (an EDM-style "
-                                      f".npz holds 'image' uint8 NHWC and 'label'; it has {archive.files})")
-            return archive["image"], np.asarray(archive["label"]).astype(np.int64).reshape(-1)
-    except (OSError, ValueError) as error:
-        if isinstance(error, DataFormatError):
-            raise
-        raise DataFormatError(f"--input {path}: not a readable .npz ({error})") from error
 
 
 def read_image_folder(folder: Path, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +65,8 @@ def read_input(path: str | os.PathLike, progress: bool = True) -> tuple[np.ndarr
     if path.is_file():
         if path.suffix != ".npz":
             raise DataFormatError(f"--input {path}: expected an .npz file or an image folder")
-        return read_npz(path)
+        images = mmap_npz_member(path, "image")
+        return images, np.asarray(mmap_npz_member(path, "label")).astype(np.int64).reshape(-1)
     if _looks_like_cifar(path):
         raise DataFormatError(
             f"--input {path} is a CIFAR python-pickle folder: stylize it with --dataset cifar10|cifar100 "

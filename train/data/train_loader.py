@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from fastnst.resident import maybe_resident
+from fastnst.resident import maybe_resident, to_device
 from fastnst.train.data.draws import draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import read_jpeg_bytes
@@ -65,14 +65,6 @@ def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device, stream) ->
 # stay in numpy: a torch CPU copy of a batch opens an OpenMP region, and with DALI's threads busy on
 # the same cores its spinning workers made each batch copy take tens of milliseconds on 2 cores.
 Pixels = np.ndarray | torch.Tensor
-
-
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Host array -> tensor on ``device``, without a host wait on a GPU (pinned, asynchronous copy)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
 
 
 class _Stage:
@@ -149,9 +141,9 @@ class TrainLoader:
     def _gather(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray) -> Pixels:
         """uint8 NHWC rows of a pixel array: on the GPU when there is one, else a host array."""
         if isinstance(pixels, torch.Tensor):
-            return pixels.index_select(0, _to_device(rows.astype(np.int64), self.device))
+            return pixels.index_select(0, to_device(rows.astype(np.int64), self.device))
         gathered = pixels[np.sort(rows)][np.argsort(np.argsort(rows))]  # sorted reads are kinder to a memmap
-        return _to_device(gathered, self.device) if self.on_gpu else gathered
+        return to_device(gathered, self.device) if self.on_gpu else gathered
 
     def _labels(self, plan: BatchPlan) -> np.ndarray:
         labels = np.empty(len(plan.indices), dtype=np.int64)
@@ -181,7 +173,7 @@ class TrainLoader:
             if positions[-1] - positions[0] + 1 == len(positions):  # a block (all but a padded DDP batch)
                 images[positions[0]:positions[-1] + 1] = part
             else:
-                images[_to_device(positions, self.device)] = part
+                images[to_device(positions, self.device)] = part
         return images
 
     # --- stage 1: JPEG files -----------------------------------------------------------------
@@ -315,7 +307,7 @@ class TrainLoader:
         elif (~plan.is_synthetic).any():
             real_images = self._gather(self._real_pixels, plan.indices[~plan.is_synthetic])
         images = self._assemble(plan, real_images)
-        labels = _to_device(self._labels(plan), self.device)
+        labels = to_device(self._labels(plan), self.device)
         chosen = np.zeros(len(plan.indices), dtype=bool)
         if self.stylizer is not None:
             images, chosen = self._stylize(images, plan)
