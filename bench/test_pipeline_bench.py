@@ -24,6 +24,7 @@ pytest.importorskip("nvidia.dali", reason="DALI is not installed: the pipeline b
 from bench.stylizers import random_weight_stylizer  # noqa: E402
 from tests import data_formats  # noqa: E402
 from fastnst.train.data import create_train_loader, make_demo_dataset  # noqa: E402
+from fastnst.train.config import Augmentation  # noqa: E402
 
 # Per bench mode: batch, timed steps per round (plain, stylized), rounds, data set sizes.
 SIZES = {
@@ -52,8 +53,8 @@ def _loader(data_root, image_size: int, batch: int, stylizer, device: torch.devi
     dataset, synthetic = ("demo", data_root / "demo" / "synthetic.npz") if image_size == 32 else \
         ("tinyimagenet", data_root / "edm64.npz")
     loader = create_train_loader(dataset, data_root, batch, synthetic_path=synthetic, synthetic_ratio=0.5,
-                                 stylizer=stylizer, random_erasing_prob=0.3, ta_or_style_synthetic=True,
-                                 device=str(device))
+                                 stylizer=stylizer, device=str(device),
+                                 augmentation=Augmentation(random_erasing_prob=0.3, ta_or_style_synthetic=True))
     return loader, dataset
 
 

@@ -20,6 +20,7 @@ from fastnst.train.data.draws import (
 )
 from fastnst.train.data.prefetch import prefetched
 from fastnst.train.data.stats import dataset_info
+from fastnst.train.config import Augmentation
 
 
 # --------------------------------------------------------------------------- references and stand-ins
@@ -45,7 +46,8 @@ def step_draws(loader, step: int, skip_ta: np.ndarray):
     """The draws the loader makes for ``step`` of its current epoch (the same function, the same generator)."""
     return draw_augmentations(step_generator(loader.seed, loader.epoch, loader.sampler.rank, step), len(skip_ta),
                               loader.info.image_size, padding=loader.crop_padding, skip_trivial_augment=skip_ta,
-                              erasing_probability=loader.random_erasing_prob, erasing_scale=loader.random_erasing_scale)
+                              erasing_probability=loader.augmentation.random_erasing_prob,
+                              erasing_scale=loader.augmentation.random_erasing_scale)
 
 
 def as_normalized(images_nhwc: np.ndarray, dataset: str) -> torch.Tensor:
@@ -93,7 +95,7 @@ def test_stylizer_sees_the_raw_uncropped_images_first(cifar_root):
     root, train_x, train_y, synthetic_x, synthetic_y = cifar_root
     stylizer = RecordingStylizer()
     loader = create_train_loader("cifar10", root, 16, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
-                                 stylizer=stylizer, random_erasing_prob=1.0, seed=1)
+                                 stylizer=stylizer, augmentation=Augmentation(random_erasing_prob=1.0), seed=1)
     plans = loader.sampler.epoch(0)
     outputs = list(loader)
     assert len(outputs) == len(loader) == len(plans) == math.ceil(100 / 16)  # the authors' epoch: N samples
@@ -112,16 +114,16 @@ def test_stylizer_sees_the_raw_uncropped_images_first(cifar_root):
         assert (images - normalize(received, "cifar10")).abs().flatten(1).amax(1).min() > 0.1
 
 
-@pytest.mark.parametrize("dataset_padding", [None, 6])
+@pytest.mark.parametrize("dataset_padding", ["auto", 6])
 def test_crop_and_flip_come_after_stylization(cifar_root, dataset_padding):
     """A stylizer that paints whole images: the crop's zero border must not be painted (it was, when
     fastnst cropped before stylizing), and the output is exactly the drawn crop/flip of the painted image."""
     root, train_x, _, synthetic_x, _ = cifar_root
     stylizer = RecordingStylizer(replace=paint_synthetic)
     loader = create_train_loader("cifar10", root, 20, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
-                                 stylizer=stylizer, trivial_augment=False, random_erasing_prob=0.0,
-                                 crop_padding=dataset_padding, seed=2)
-    padding = 4 if dataset_padding is None else dataset_padding  # CIFAR's default, as the authors' RandomCrop
+                                 stylizer=stylizer, seed=2, augmentation=Augmentation(
+                                     trivial_augment=False, random_erasing_prob=0.0, crop_padding=dataset_padding))
+    padding = 4 if dataset_padding == "auto" else dataset_padding  # CIFAR's default, as the authors' RandomCrop
     assert loader.crop_padding == padding
     black_border = 0
     for step, ((images, *_), (stylized, chosen)) in enumerate(zip(loader, stylizer.outputs)):
@@ -150,8 +152,9 @@ def test_trivial_augment_skipped_exactly_for_chosen_samples_of_ta_or_style_sourc
     choose_every_other = lambda flags: torch.arange(len(flags)) % 2 == 0  # noqa: E731
     stylizer = RecordingStylizer(choose=choose_every_other)
     loader = create_train_loader("cifar10", root, 25, synthetic_path=root / "edm.npz", synthetic_ratio=0.4,
-                                 stylizer=stylizer, random_erasing_prob=0.0, ta_or_style_real=ta_or_style_real,
-                                 ta_or_style_synthetic=ta_or_style_synthetic, seed=3)
+                                 stylizer=stylizer, seed=3, augmentation=Augmentation(
+                                     random_erasing_prob=0.0, ta_or_style_real=ta_or_style_real,
+                                     ta_or_style_synthetic=ta_or_style_synthetic))
     skipped_same, augmented_changed, augmented = 0, 0, 0
     for step, ((images, *_), (received, _), (_, chosen)) in enumerate(zip(loader, stylizer.calls, stylizer.outputs)):
         flags = loader.sampler.epoch(0)[step].is_synthetic
@@ -186,7 +189,8 @@ def test_trivial_augment_skip_with_the_real_stylizer(cifar_root):
         return out, plan
 
     loader = create_train_loader("cifar10", root, 20, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
-                                 stylizer=recording, random_erasing_prob=0.0, ta_or_style_synthetic=True, seed=4)
+                                 stylizer=recording, seed=4,
+                                 augmentation=Augmentation(random_erasing_prob=0.0, ta_or_style_synthetic=True))
     images, *_ = next(iter(loader))
     stylized, plan = seen[0]
     flags = loader.sampler.epoch(0)[0].is_synthetic
@@ -213,7 +217,7 @@ def _constant_stylizer(image: torch.Tensor) -> RecordingStylizer:
 def test_trivial_augment_is_drawn_per_sample(cifar_root):
     root, *_ = cifar_root
     loader = create_train_loader("cifar10", root, 32, stylizer=_constant_stylizer(_symmetric_image(0)),
-                                 random_erasing_prob=0.0, crop_padding=0)
+                                 augmentation=Augmentation(random_erasing_prob=0.0, crop_padding=0))
     images, *_ = next(iter(loader))
     distinct = {tuple(np.round(image.flatten()[::37].numpy(), 3)) for image in images}
     assert len(distinct) >= 12  # 14 ops x 31 magnitudes; identity is one op, so a few may coincide
@@ -227,7 +231,8 @@ def test_trivial_augment_change_statistics_match_torchvision(cifar_root):
     root, *_ = cifar_root
     image = _symmetric_image(1)
     loader = create_train_loader("cifar10", root, 200, synthetic_path=root / "edm.npz", synthetic_ratio=0.5,
-                                 stylizer=_constant_stylizer(image), random_erasing_prob=0.0, crop_padding=0, seed=6)
+                                 stylizer=_constant_stylizer(image), seed=6,
+                                 augmentation=Augmentation(random_erasing_prob=0.0, crop_padding=0))
     info = dataset_info("cifar10")
     mean, std = (torch.tensor(v).view(3, 1, 1) * 255 for v in (info.mean, info.std))
     ours = []
@@ -247,8 +252,8 @@ def test_trivial_augment_change_statistics_match_torchvision(cifar_root):
 
 def test_random_erasing_applies_the_drawn_black_boxes(cifar_root):
     root, *_ = cifar_root
-    loader = create_train_loader("cifar10", root, 25, stylizer=RecordingStylizer(), trivial_augment=False,
-                                 random_erasing_prob=0.5, seed=3)
+    loader = create_train_loader("cifar10", root, 25, stylizer=RecordingStylizer(), seed=3,
+                                 augmentation=Augmentation(trivial_augment=False, random_erasing_prob=0.5))
     erased = total = 0
     for step, ((images, *_), (received, _)) in enumerate(zip(loader, loader.stylizer.calls)):
         draws = step_draws(loader, step, np.zeros(len(images), bool))
@@ -299,7 +304,7 @@ def test_random_erasing_draws_match_torchvision():
 def test_epochs_replay_exactly_without_rebuilding_the_pipelines(cifar_root):
     root, *_ = cifar_root
     make = lambda: create_train_loader("cifar10", root, 16, synthetic_path=root / "edm.npz",  # noqa: E731
-                                       synthetic_ratio=0.5, random_erasing_prob=0.5, seed=11)
+                                       synthetic_ratio=0.5, augmentation=Augmentation(random_erasing_prob=0.5), seed=11)
     first = make()
     epochs = {}
     for epoch in range(3):
@@ -396,9 +401,9 @@ def test_loader_arguments_name_the_flag(cifar_root):
     with pytest.raises(ValueError, match="--synthetic"):
         create_train_loader("cifar10", root, 8, synthetic_ratio=0.5)
     with pytest.raises(ValueError, match="--crop-padding"):
-        create_train_loader("cifar10", root, 8, crop_padding=32)
+        create_train_loader("cifar10", root, 8, augmentation=Augmentation(crop_padding=32))
     with pytest.raises(ValueError, match="--random-erasing-scale"):
-        create_train_loader("cifar10", root, 8, random_erasing_scale=(0.5, 0.1))
+        Augmentation(random_erasing_scale=(0.5, 0.1))  # checked when made
 
 
 def test_stylizer_returning_the_wrong_type_is_an_error(cifar_root):
@@ -491,8 +496,8 @@ def test_bad_images_skipped_counted_and_logged(tinyimagenet_root, caplog):
     root, (_, _, paths), _ = tinyimagenet_root
     truncated, garbled = _break_files(paths)
     with caplog.at_level(logging.WARNING):
-        loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, random_erasing_prob=0.0,
-                                     on_bad_image="skip")
+        loader = create_train_loader("tinyimagenet", root, 25, on_bad_image="skip",
+                                     augmentation=Augmentation(trivial_augment=False, random_erasing_prob=0.0))
         assert loader.num_skipped == 2 and loader.bad_paths == {truncated, garbled}  # found before training
         batches = list(loader)
     assert len(batches) == 8 and all(len(labels) == 25 for _, labels, _ in batches)
@@ -505,7 +510,8 @@ def test_bad_image_stops_with_its_path_before_training(tinyimagenet_root, which)
     root, (_, _, paths), _ = tinyimagenet_root
     bad = dict(zip(["truncated", "garbled"], _break_files(paths, which=(which,))))[which]
     with pytest.raises(BadImageError, match=bad.name):
-        create_train_loader("tinyimagenet", root, 25, trivial_augment=False, on_bad_image="stop")
+        create_train_loader("tinyimagenet", root, 25, augmentation=Augmentation(trivial_augment=False),
+                            on_bad_image="stop")
 
 
 @pytest.mark.parametrize("policy", ["skip", "stop"])
@@ -517,8 +523,8 @@ def test_a_file_broken_during_training_is_named_and_its_pipeline_dropped(tinyima
     import weakref
 
     root, (_, _, paths), _ = tinyimagenet_root
-    loader = create_train_loader("tinyimagenet", root, 25, trivial_augment=False, random_erasing_prob=0.0,
-                                 on_bad_image=policy)
+    loader = create_train_loader("tinyimagenet", root, 25, on_bad_image=policy,
+                                 augmentation=Augmentation(trivial_augment=False, random_erasing_prob=0.0))
     first_decoder = weakref.ref(loader._decoder().pipe)
     victim = loader.real.paths[loader.sampler.epoch(0)[3].indices[5]]  # in the 4th batch
     victim.write_bytes(victim.read_bytes()[:2] + bytes(300) + b"\xff\xd9")  # valid markers, a body of zeros
@@ -635,8 +641,8 @@ def test_gpu_pipeline_keeps_data_on_the_device_same_order_and_determinism(cifar_
     root, train_x, _, synthetic_x, _ = cifar_root
     stylizer = RecordingStylizer(replace=paint_synthetic)
     make = lambda: create_train_loader("cifar10", root, 16, synthetic_path=root / "edm.npz",  # noqa: E731
-                                       synthetic_ratio=0.5, stylizer=stylizer, trivial_augment=False,
-                                       random_erasing_prob=0.0, device="cuda", seed=5)
+                                       synthetic_ratio=0.5, stylizer=stylizer, device="cuda", seed=5,
+                                       augmentation=Augmentation(trivial_augment=False, random_erasing_prob=0.0))
     loader = make()
     assert isinstance(loader._real_pixels, torch.Tensor) and loader._real_pixels.is_cuda  # resident, as airbench
     plan = loader.sampler.epoch(0)[0]

@@ -194,14 +194,17 @@ def test_print_config_before_the_download_names_what_is_missing(tmp_path, capsys
 
 
 def test_data_path_options_default_to_the_authors_and_are_checked():
-    from fastnst.train.config import crop_padding
+    from fastnst.train.config import Augmentation
 
     assert DEFAULTS["random_erasing_scale"] == [0.02, 0.4] and DEFAULTS["nst_probability"] == 0.95
-    assert crop_padding(DEFAULTS) is None  # the data set's own: 4 px at 32 px, 8 px at 64 px
+    assert DEFAULTS["crop_padding"] == "auto"  # the data set's own: 4 px at 32 px, 8 px at 64 px
+    assert (Augmentation().padding_for(32), Augmentation().padding_for(64)) == (4, 8)
     assert (DEFAULTS["ta_or_style_real"], DEFAULTS["ta_or_style_synthetic"]) == (False, False)
     config = parse_config(["--crop-padding", "6", "--ta-or-style-synthetic", "--random-erasing-scale", "0.1", "0.2",
                            "--nst-probability", "1"])
-    assert crop_padding(config) == 6 and config["ta_or_style_synthetic"] and not config["ta_or_style_real"]
+    augmentation = Augmentation.from_config(config)  # what the loader gets
+    assert augmentation.padding_for(32) == 6 and augmentation.random_erasing_scale == (0.1, 0.2)
+    assert config["ta_or_style_synthetic"] and not config["ta_or_style_real"]
     assert config["random_erasing_scale"] == [0.1, 0.2] and config["nst_probability"] == 1.0
     for argv, message in ((["--crop-padding", "32"], "--crop-padding must be 'auto' or pixels"),
                           (["--random-erasing-scale", "0.5", "0.1"], "--random-erasing-scale must be LOW HIGH"),

@@ -10,6 +10,7 @@ import torch
 from fastnst import CachedStylizer, StyleBank
 from fastnst.stylizer_meter import StylizerMeter
 from fastnst.train.data import create_train_loader, make_demo_dataset
+from fastnst.train.config import Augmentation
 from fastnst.train.data.sources import load_train_source
 from fastnst.train.data.stylized_cache import CacheMismatchError, open_caches
 from fastnst.train.data.synthetic import load_synthetic
@@ -49,7 +50,8 @@ def cached_stylizer(root, caches, seed=0):
 def epoch_batches(root, caches, epoch: int, stylizer=None):
     stylizer = stylizer or cached_stylizer(root, caches)
     loader = create_train_loader("demo", root, 16, synthetic_path=root / "demo" / "synthetic.npz",
-                                 synthetic_ratio=0.5, stylizer=stylizer, ta_or_style_synthetic=True, seed=3)
+                                 synthetic_ratio=0.5, stylizer=stylizer, seed=3,
+                                 augmentation=Augmentation(ta_or_style_synthetic=True))
     stylizer.set_epoch(epoch)
     loader.set_epoch(epoch)
     return [(images.clone(), labels.clone()) for images, labels, _ in loader], stylizer

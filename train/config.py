@@ -1,113 +1,273 @@
-"""Run configuration: built-in defaults < YAML preset of the data set < ``--config FILE`` < command-line flags.
+"""The options of ``python -m train.run``, each defined once, and the run configuration they resolve to.
 
-The resolved configuration is one flat dict (the checkpoint contract reads
-``config["dataset"]``, ``config["model"]`` and ``config["num_classes"]``), written
-next to the run's outputs as ``config.yaml`` and ``config.json``.
+A value comes from, in rising priority: the option's built-in default < the YAML preset of the data set <
+``--config FILE`` < the command-line flags. The resolved configuration is one flat dict (the checkpoint
+contract reads ``config["dataset"]``, ``config["model"]`` and ``config["num_classes"]``), written next to
+the run's outputs as ``config.yaml`` and ``config.json``.
 
-Flags are kebab-case and grouped as in timm's ``train.py``: Dataset, Model,
-Optimizer, Augmentation, Stylization, Run. Every flag defaults to "not given"
-(``None``) so that only flags the user typed override the preset; ``--help`` ends
-with a table of every preset's values, generated from the YAML files, and
-``--print-config`` prints the resolved values with the source of each.
+Each group of options (Dataset, Model, Optimizer, Noise and mixing, Augmentation, Stylization, Run, as
+timm's ``train.py`` groups its kebab-case flags) is a frozen dataclass, one field per option; the flags,
+their --help, the table of every preset's values that ends --help, ``--print-config`` and the checks all
+derive from it. Every flag defaults to "not given" (None), so that only flags typed override the preset.
+
+To add an option, add one field to its group: ``name: type = option(default, "help", CHECK, metavar=...)``
+(CHECK: a ``Check``, else choices=..., else the default's type is checked; ``flag=False``: no flag, set it
+in a YAML file). A preset sets its value in ``train/presets/<dataset>.yaml``, citing the authors' file:line.
+Read it where it is used: ``config["name"]``, or the group's checked object, as the training loader takes
+``Augmentation.from_config(config)``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any, Callable, NamedTuple, Self
 
 import yaml
 
-from fastnst.cli import UsageError, add_debug_flag, program_name, style_resolution
-from fastnst.train.data.stats import DATASETS, dataset_info
-from fastnst.train.fetched import resolve_fetched_paths
-from fastnst.train.models import MODEL_NAMES
+from fastnst import cli
+from fastnst.train.models import ACTIVATIONS, MODEL_NAMES
+from fastnst.train.noise import noise_kind
 
-# Used where neither the preset nor a flag says otherwise. Units in the comments.
-DEFAULTS: dict = {
-    # Dataset
-    "dataset": "demo",
-    "data_root": None,            # folder holding the data set; None: ./data (demo: <out>/demo_data)
-    "synthetic": None,            # .npz of EDM-generated images ("image", "label"); None: real images only
-    "synthetic_ratio": 0.0,       # fraction of each epoch's samples drawn from the synthetic set
-    "download": False,
-    "on_bad_image": "skip",       # "skip" or "stop" on an undecodable image
-    # Model
-    "model": "wrn28_4",
-    "dropout": 0.0,
-    "activation": "silu",         # "silu" or "relu" (the authors' configs: silu)
-    "amp": "auto",                # "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16", "none"
-    "compile": False,             # torch.compile the classifier
-    # Optimizer
-    "epochs": 300,
-    "batch_size": 512,            # global, over all ranks
-    "lr": 0.1,                    # peak learning rate at batch_size (no automatic scaling)
-    "momentum": 0.9,
-    "nesterov": True,
-    "weight_decay": 5e-4,
-    "label_smoothing": 0.1,
-    "swa": True,
-    "swa_start": 0.85,            # fraction of the epochs after which weights are averaged
-    "swa_lr_factor": 0.2,         # SWA learning rate = lr * swa_lr_factor
-    "swa_anneal_epochs": 5,       # SWALR's linear ramp from the cosine's lr to the SWA lr, in epochs
-    "lr_cycle_epochs": 40,        # CosineAnnealingWarmRestarts T_0: epochs of the first cosine cycle
-    "lr_cycle_mult": 2,           # T_mult: each cycle this many times longer (1: equal cycles)
-    "grad_clip_norm": 1.0,        # clip the gradients' global L2 norm to this (None: no clipping)
-    # Noise and mixing (the authors' ct_model.py / noise.py / mixup.py)
-    "input_noise": {},            # noise type -> eps_max in [0, 1] pixel units, e.g. {"uniform-linf": 0.1}
-    "noise_group_size": 8,        # consecutive images sharing one input-noise draw
-    "noise_sparsity": 1.0,        # per group, a share U(0, this) of the noise elements is dropped
-    "noise_patch_scale": [0.2, 0.7],  # input noise only inside one rectangle of this area share per group
-    "manifold_noise": False,      # per batch k ~ U{0,1,2}: input noise (k=0) or feature noise after layer k
-    "mixup_alpha": 0.2,
-    "mixup_p": 0.0,               # per batch: CutMix with cutmix_p, else Mixup with mixup_p
-    "cutmix_alpha": 1.0,
-    "cutmix_p": 0.0,
-    # Augmentation (order, as the authors': stylize -> flip + crop -> TrivialAugmentWide -> Random Erasing)
-    "trivial_augment": True,
-    "random_erasing_prob": 0.3,
-    "random_erasing_scale": [0.02, 0.4],  # area fraction of an erased box (authors: experiments/data.py:174)
-    "crop_padding": "auto",       # px of zero padding of the random crop; auto: side / 8 (4 CIFAR, 8 TinyImageNet,
-                                  # the authors' RandomCrop, experiments/data.py:162-163)
-    "ta_or_style_real": False,    # "TAorStyle" for real images: one chosen for style transfer skips TrivialAugment
-    "ta_or_style_synthetic": False,  # the same for synthetic images (False: "TAandStyle", TA for all)
-    # Stylization
-    "stylize": True,
-    "styles": None,               # style bank file (fastnst.StyleBank); demo: built from generated styles
-    "vgg": None,                  # vgg_normalised.pth (AdaIN port) or torchvision VGG-19 weights
-    "decoder": None,              # AdaIN decoder.pth
-    "prob_synthetic": 0.4,        # λs: probability that a synthetic sample is stylized
-    "prob_real": 0.1,             # λo: probability that a real sample is stylized
-    "alpha_synthetic": [0.1, 1.0],  # αs: stylization strength range (uniform) for synthetic samples
-    "alpha_real": [1.0, 1.0],     # αo: the same for real samples
-    "nst_probability": 0.95,      # share of the chosen samples actually stylized (authors' NSTTransform
-                                  # probability, experiments/custom_transforms.py:33)
-    "style_resolution": 224,      # stylize at this square side (the authors' 224), or "native" (fast mode)
-    "stylize_cache": None,        # stylize_dataset folders (one per source): stored variants replace the networks
-    # Run
-    "out": "runs/demo",
-    "resume": None,               # None, "auto" (OUT/checkpoint.pt) or a checkpoint path
-    "overwrite": False,           # an earlier run in --out is moved aside to OUT.old-<time> (else: refused)
-    "seed": 0,
-    "device": "auto",             # "auto", "cpu", "cuda"
-    "eval_every": 1,              # epochs between clean test-set evaluations (0: only at the end)
-    "log_every": 20,              # steps between progress-bar updates and NaN/inf checks
-    "evaluate_corruptions": True,  # run train.evaluate + train.report after training (rank 0)
-    "corruption_source": "auto",  # "auto", "official", "generated"
-    "max_eval_images": None,      # cap per corruption and severity (None: the whole test set)
-}
-
-# Filled in by resolve(), never read from a preset or a flag.
-DERIVED_KEYS = ("num_classes", "image_size")
-
-PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "demo")
+PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "demo")  # train/presets/<name>.yaml, one per data set
+DERIVED_KEYS = ("num_classes", "image_size")  # filled in by resolve(), never read from a preset or a flag
 
 
-class ConfigError(UsageError):
+class ConfigError(cli.UsageError):
     """A bad option value or option file; the message names the flag or file (one line, exit 2)."""
 
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+# ----------------------------------------------------------------------------- the options
+
+class Check(NamedTuple):
+    """A test of an option's value and what it expects: "--flag must be EXPECTED, got VALUE"."""
+
+    test: Callable[[Any], bool]
+    expected: str
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # YAML's true is no number
+
+
+def _is_number(value) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+# By the default's type: the check of an option that names none, and the kind of its flag.
+TYPE_CHECKS = {bool: Check(lambda value: isinstance(value, bool), "true or false"),
+               int: Check(_is_int, "an integer"), float: Check(_is_number, "a number")}
+FLAG_KINDS: dict[type, dict] = {bool: {"action": argparse.BooleanOptionalAction}, int: {"type": int},
+                                float: {"type": float}, tuple: {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH")}}
+POSITIVE_INT = Check(lambda value: _is_int(value) and value >= 1, "a positive integer")
+NON_NEGATIVE = Check(lambda value: _is_number(value) and value >= 0, ">= 0")
+PROBABILITY = Check(lambda value: _is_number(value) and 0 <= value <= 1, "a probability in [0, 1]")
+BELOW_ONE = Check(lambda value: _is_number(value) and 0 <= value < 1, "in [0, 1)")
+AREA_RANGE = Check(lambda pair: len(pair) == 2 and 0 < pair[0] <= pair[1] <= 1, "LOW HIGH with 0 < LOW <= HIGH <= 1")
+ALPHA_RANGE = Check(lambda pair: len(pair) == 2 and 0 <= pair[0] <= pair[1] <= 1, "LOW HIGH with 0 <= LOW <= HIGH <= 1")
+INPUT_NOISE = Check(lambda noise: isinstance(noise, dict) and all(_is_number(eps) and eps > 0 for eps in noise.values())
+                    and all(noise_kind(name) for name in noise), "a mapping of noise type to a positive eps_max")
+
+
+def option(default, help: str, check: Check | None = None, *, flag: bool = True, **argparse_keywords) -> Any:
+    """One option (a dataclass field). Its check: ``check``, else its choices, else its default's type. Its
+    flag's kind follows from the default's type (``FLAG_KINDS``); ``argparse_keywords`` add to it or replace it."""
+    choices = argparse_keywords.get("choices")
+    if check is None and choices is not None:
+        check = Check(lambda value: value in choices, f"one of {', '.join(choices)}")
+    metadata = {"help": help, "check": check or TYPE_CHECKS.get(type(default)),
+                "flag": argparse_keywords if flag else None}
+    if isinstance(default, dict):  # mutable: each object gets its own copy
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _passes(check: Check, flag: str, value) -> bool:
+    try:
+        return bool(check.test(value))
+    except TypeError:  # a string where a number belongs (PyYAML reads 5e-4 as one), a number for a pair
+        return False
+    except ValueError as error:  # the test's own reason (an unknown noise type)
+        raise ConfigError(f"{flag}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of the option groups: making one checks every value (a ConfigError names the flag)."""
+
+    def __post_init__(self):
+        for item in fields(self):
+            value, check = getattr(self, item.name), item.metadata["check"]
+            if check is not None and not _passes(check, flag_name(item.name), value):
+                raise ConfigError(f"{flag_name(item.name)} must be {check.expected}, got {value!r}")
+            if isinstance(item.default, tuple):
+                object.__setattr__(self, item.name, tuple(value))  # a pair from YAML or the flags is a list
+
+    @classmethod
+    def from_config(cls, config: dict) -> Self:
+        return cls(**{item.name: config[item.name] for item in fields(cls)})
+
+
+def _crop_padding(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected pixels or 'auto', got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Dataset(Options):
+    dataset: str = option("demo", "data set and preset (without it: demo, built in)", choices=sorted(PRESET_NAMES))
+    data_root: str | None = option(None, "folder holding the data set (not set: ./data; the demo: OUT/demo_data)",
+                                   metavar="DIR")
+    synthetic: str | None = option(None, "EDM-style .npz of synthetic images and labels", metavar="FILE")
+    synthetic_ratio: float = option(0.0, "fraction of each epoch drawn from --synthetic", BELOW_ONE, metavar="R")
+    download: bool = option(False, "download the data set if missing", action="store_true")
+    on_bad_image: str = option("skip", "what to do with an image that cannot be decoded", choices=("skip", "stop"))
+
+
+@dataclass(frozen=True)
+class Model(Options):
+    model: str = option("wrn28_4", "classifier", choices=MODEL_NAMES)
+    dropout: float = option(0.0, "dropout probability in the residual blocks", metavar="P")
+    activation: str = option("silu", "the authors' configs: silu", choices=tuple(ACTIVATIONS), flag=False)
+    amp: str = option("auto", "mixed precision (auto: bf16 on CUDA)", choices=("auto", "bf16", "fp16", "none"))
+    compile: bool = option(False, "torch.compile the classifier")
+
+
+@dataclass(frozen=True)
+class Optimizer(Options):
+    epochs: int = option(300, "training epochs", POSITIVE_INT)
+    batch_size: int = option(512, "global batch size over all ranks", POSITIVE_INT)
+    lr: float = option(0.1, "peak learning rate (SGD, cosine schedule)",  # at batch_size: no automatic scaling
+                       Check(lambda value: _is_number(value) and value > 0, "positive"))
+    momentum: float = option(0.9, "SGD momentum")
+    nesterov: bool = option(True, "Nesterov momentum")
+    weight_decay: float = option(5e-4, "L2 weight decay")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy loss", BELOW_ONE)
+    swa: bool = option(True, "stochastic weight averaging")
+    swa_start: float = option(0.85, "fraction of epochs before averaging starts",
+                              Check(lambda value: 0 < value < 1, "a fraction in (0, 1)"), metavar="FRACTION")
+    swa_lr_factor: float = option(0.2, "SWA learning rate as a fraction of --lr")
+    swa_anneal_epochs: int = option(5, "epochs of SWALR's linear ramp from the cosine's lr to the SWA lr", Check(
+        lambda value: _is_int(value) and value >= 0, "an integer >= 0"), flag=False)
+    lr_cycle_epochs: int = option(40, "CosineAnnealingWarmRestarts T_0: epochs of the first cycle", POSITIVE_INT,
+                                  flag=False)
+    lr_cycle_mult: int = option(2, "T_mult: each cycle this many times longer (1: equal)", POSITIVE_INT, flag=False)
+    grad_clip_norm: float | None = option(1.0, "clip the gradients' global L2 norm to this (None: no clipping)", Check(
+        lambda value: value is None or value > 0, "positive or None"), flag=False)
+
+
+@dataclass(frozen=True)
+class NoiseAndMixing(Options):
+    """The authors' ct_model.py / noise.py / mixup.py."""
+
+    input_noise: dict = option({}, "noise type -> eps_max in [0, 1] pixel units, e.g. {uniform-linf: 0.1}",
+                               INPUT_NOISE, flag=False)
+    noise_group_size: int = option(8, "consecutive images sharing one input-noise draw", POSITIVE_INT, flag=False)
+    noise_sparsity: float = option(1.0, "per group, a share U(0, this) of the noise elements is dropped",
+                                   Check(lambda value: 0 <= value <= 1, "in [0, 1]"), flag=False)
+    noise_patch_scale: tuple[float, float] = option(
+        (0.2, 0.7), "input noise only inside one rectangle of this area share per group", AREA_RANGE, flag=False)
+    manifold_noise: bool = option(False, "per batch k ~ U{0,1,2}: input noise (k=0) or feature noise after layer k",
+                                  flag=False)
+    mixup_alpha: float = option(0.2, "Mixup's Beta(alpha, alpha)", NON_NEGATIVE, flag=False)
+    mixup_p: float = option(0.0, "per batch: CutMix with cutmix_p, else Mixup with mixup_p", NON_NEGATIVE, flag=False)
+    cutmix_alpha: float = option(1.0, "CutMix's Beta(alpha, alpha)", NON_NEGATIVE, flag=False)
+    cutmix_p: float = option(0.0, "per batch: the probability of CutMix", NON_NEGATIVE, flag=False)
+
+
+@dataclass(frozen=True)
+class Augmentation(Options):
+    """The training loader's, in the authors' order: stylize -> flip + crop -> TrivialAugmentWide -> Random Erasing."""
+
+    trivial_augment: bool = option(True, "TrivialAugmentWide after stylization")
+    random_erasing_prob: float = option(0.3, "probability of Random Erasing per image", PROBABILITY, metavar="P")
+    # Aspect ratio 0.3 to 3.3 and value 0: the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
+    random_erasing_scale: tuple[float, float] = option((0.02, 0.4), "area fraction range of an erased box", AREA_RANGE)
+    crop_padding: int | str = option("auto", "zero padding of the random crop", Check(
+        lambda value: value == "auto" or (_is_int(value) and value >= 0), "'auto' or pixels >= 0"),
+        type=_crop_padding, metavar="PX|auto")
+    # "TAorStyle": a sample chosen for style transfer skips TrivialAugment, also when chosen but not stylized
+    # (the authors' NSTTransform); False is "TAandStyle": TrivialAugment for all.
+    ta_or_style_real: bool = option(
+        False, '"TAorStyle" for real images: a sample chosen for style transfer skips TrivialAugment')
+    ta_or_style_synthetic: bool = option(False, '"TAorStyle" for synthetic images')
+
+    def padding_for(self, image_size: int) -> int:
+        """Pixels of zero padding around ``image_size`` images; auto: side / 8 (4 CIFAR, 8 TinyImageNet, the
+        authors' RandomCrop, experiments/data.py:162-163)."""
+        if self.crop_padding == "auto":
+            return image_size // 8
+        if not int(self.crop_padding) < image_size:
+            raise ConfigError(f"--crop-padding must be 'auto' or pixels in [0, {image_size}), got {self.crop_padding}")
+        return int(self.crop_padding)
+
+
+@dataclass(frozen=True)
+class Stylization(Options):
+    """Prob, alpha and resolution defaults are fastnst.Stylizer's (PAPER_*); nst_probability is the recipe's."""
+
+    stylize: bool = option(True, "neural style transfer augmentation (--no-stylize: the baseline)")
+    styles: str | None = option(None, "style bank file (see fastnst.StyleBank)", metavar="FILE")  # demo: generated
+    vgg: str | None = option(None, "VGG-19 encoder weights (vgg_normalised.pth)", metavar="FILE")  # or torchvision's
+    decoder: str | None = option(None, "AdaIN decoder weights (decoder.pth)", metavar="FILE")
+    prob_synthetic: float = option(0.4, "λs: stylization probability of synthetic samples", PROBABILITY, metavar="P")
+    prob_real: float = option(0.1, "λo: stylization probability of real samples", PROBABILITY, metavar="P")
+    alpha_synthetic: tuple[float, float] = option((0.1, 1.0), "αs range", ALPHA_RANGE)  # alpha ~ U(LOW, HIGH)
+    alpha_real: tuple[float, float] = option((1.0, 1.0), "αo range", ALPHA_RANGE)
+    # The authors' NSTTransform probability, experiments/custom_transforms.py:33
+    nst_probability: float = option(0.95, "share of the chosen samples actually stylized", PROBABILITY, metavar="P")
+    style_resolution: int | str = option(
+        224, "stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)",
+        Check(lambda value: value == "native" or (_is_int(value) and value >= 8),
+              "a side in pixels (>= 8) or 'native'"), type=cli.style_resolution, metavar="PX|native")
+    stylize_cache: list[str] | None = option(
+        None, "caches of python -m train.stylize_cache (one per source, real and/or synthetic): a stylized sample "
+        "takes one of its image's stored variants instead of running the networks",
+        Check(lambda value: value is None or (isinstance(value, list) and 1 <= len(value) <= 2),
+              "one or two folders (a cache per source)"), nargs="+", metavar="DIR")
+
+
+@dataclass(frozen=True)
+class Run(Options):
+    out: str = option("runs/demo", "output folder (checkpoint, logs, config, report)", metavar="DIR")
+    resume: str | None = option(None, "continue from CHECKPOINT (without a value: OUT/checkpoint.pt)",
+                                nargs="?", const="auto", metavar="CHECKPOINT")
+    overwrite: bool = option(False, "--out holds an earlier run: move it aside to OUT.old-<time> and start afresh "
+                             "(without --overwrite or --resume such a run is refused)", action="store_true")
+    seed: int = option(0, "seed of weights, data order, augmentations and stylization")
+    device: str = option("auto", "auto: CUDA when available", choices=("auto", "cpu", "cuda"))
+    eval_every: int = option(1, "clean test accuracy every N epochs (0: at the end)", metavar="EPOCHS")
+    log_every: int = option(20, "steps between progress updates and NaN checks", POSITIVE_INT, metavar="STEPS")
+    evaluate_corruptions: bool = option(True, "evaluate corruption robustness and write the report after training")
+    corruption_source: str = option("auto", "official -C files, generated corruptions, or auto: official when present",
+                                    choices=("auto", "official", "generated"))
+    max_eval_images: int | None = option(None, "cap of test images per corruption and severity", type=int, metavar="N")
+
+
+# --help group title -> group; the order is that of --help, the table, --print-config and config.yaml.
+GROUPS: dict[str, type[Options]] = {
+    "Dataset": Dataset, "Model": Model, "Optimizer": Optimizer, "Noise and mixing": NoiseAndMixing,
+    "Augmentation": Augmentation, "Stylization": Stylization, "Run": Run,
+}
+OPTIONS = {item.name: item for group in GROUPS.values() for item in fields(group)}
+# Where neither the preset nor a flag says otherwise (checked here, by making each group): a pair as a list.
+DEFAULTS: dict = {name: list(value) if isinstance(value, tuple) else value
+                  for group in GROUPS.values() for name, value in vars(group()).items()}
+
+
+# ----------------------------------------------------------------------------- presets, files, flags
 
 def load_preset(name: str) -> dict:
     """The YAML preset shipped in ``train/presets/<name>.yaml`` as a dict."""
@@ -142,7 +302,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=program_name("train.run"),
+        prog=cli.program_name("train.run"),
         description="Train a classifier with stylized synthetic augmentation (arXiv 2512.15675), evaluate\n"
         "its corruption robustness and write a report. Each value comes from, in rising priority:\n"
         "the built-in default, the data set's preset (train/presets/<dataset>.yaml), --config FILE,\n"
@@ -153,94 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="YAML file of options applied over the preset")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved configuration, with the source of each value, and exit")
-    add_debug_flag(parser)
+    cli.add_debug_flag(parser)
 
-    group = parser.add_argument_group("Dataset")
-    add = group.add_argument
-    add("--dataset", choices=sorted(DATASETS), help="data set and preset (without it: demo, built in)")
-    add("--data-root", metavar="DIR", help="folder holding the data set")
-    add("--synthetic", metavar="FILE", help="EDM-style .npz of synthetic images and labels")
-    add("--synthetic-ratio", type=float, metavar="R", help="fraction of each epoch drawn from --synthetic")
-    add("--download", action="store_true", default=None, help="download the data set if missing")
-    add("--on-bad-image", choices=["skip", "stop"], help="what to do with an image that cannot be decoded")
-
-    group = parser.add_argument_group("Model")
-    add = group.add_argument
-    add("--model", choices=MODEL_NAMES, help="classifier")
-    add("--dropout", type=float, metavar="P", help="dropout probability in the residual blocks")
-    add("--amp", choices=["auto", "bf16", "fp16", "none"], help="mixed precision (auto: bf16 on CUDA)")
-    add("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the classifier")
-
-    group = parser.add_argument_group("Optimizer")
-    add = group.add_argument
-    add("--epochs", type=int, help="training epochs")
-    add("--batch-size", type=int, help="global batch size over all ranks")
-    add("--lr", type=float, help="peak learning rate (SGD, cosine schedule)")
-    add("--momentum", type=float, help="SGD momentum")
-    add("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum")
-    add("--weight-decay", type=float, help="L2 weight decay")
-    add("--label-smoothing", type=float, help="label smoothing of the cross-entropy loss")
-    add("--swa", action=argparse.BooleanOptionalAction, default=None, help="stochastic weight averaging")
-    add("--swa-start", type=float, metavar="FRACTION", help="fraction of epochs before averaging starts")
-    add("--swa-lr-factor", type=float, help="SWA learning rate as a fraction of --lr")
-
-    group = parser.add_argument_group("Augmentation")
-    add = group.add_argument
-    add("--trivial-augment", action=argparse.BooleanOptionalAction, default=None,
-        help="TrivialAugmentWide after stylization")
-    add("--random-erasing-prob", type=float, metavar="P", help="probability of Random Erasing per image")
-    add("--random-erasing-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
-        help="area fraction range of an erased box")
-    add("--crop-padding", type=_crop_padding, metavar="PX|auto", help="zero padding of the random crop")
-    add("--ta-or-style-real", action=argparse.BooleanOptionalAction, default=None,
-        help='"TAorStyle" for real images: a sample chosen for style transfer skips TrivialAugment')
-    add("--ta-or-style-synthetic", action=argparse.BooleanOptionalAction, default=None,
-        help='"TAorStyle" for synthetic images')
-
-    group = parser.add_argument_group("Stylization")
-    add = group.add_argument
-    add("--stylize", action=argparse.BooleanOptionalAction, default=None,
-        help="neural style transfer augmentation (--no-stylize: the baseline)")
-    add("--styles", metavar="FILE", help="style bank file (see fastnst.StyleBank)")
-    add("--vgg", metavar="FILE", help="VGG-19 encoder weights (vgg_normalised.pth)")
-    add("--decoder", metavar="FILE", help="AdaIN decoder weights (decoder.pth)")
-    add("--prob-synthetic", type=float, metavar="P", help="λs: stylization probability of synthetic samples")
-    add("--prob-real", type=float, metavar="P", help="λo: stylization probability of real samples")
-    add("--alpha-synthetic", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αs range")
-    add("--alpha-real", type=float, nargs=2, metavar=("LOW", "HIGH"), help="αo range")
-    add("--nst-probability", type=float, metavar="P", help="share of the chosen samples actually stylized")
-    add("--style-resolution", type=style_resolution, metavar="PX|native",
-        help="stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)")
-    add("--stylize-cache", nargs="+", metavar="DIR",
-        help="caches of python -m train.stylize_cache (one per source, real and/or synthetic): a stylized "
-        "sample takes one of its image's stored variants instead of running the networks")
-
-    group = parser.add_argument_group("Run")
-    add = group.add_argument
-    add("--out", metavar="DIR", help="output folder (checkpoint, logs, config, report)")
-    add("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
-        help="continue from CHECKPOINT (without a value: OUT/checkpoint.pt)")
-    add("--overwrite", action="store_true", default=None,
-        help="--out holds an earlier run: move it aside to OUT.old-<time> and start afresh (without "
-        "--overwrite or --resume such a run is refused)")
-    add("--seed", type=int, help="seed of weights, data order, augmentations and stylization")
-    add("--device", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
-    add("--eval-every", type=int, metavar="EPOCHS", help="clean test accuracy every N epochs (0: at the end)")
-    add("--log-every", type=int, metavar="STEPS", help="steps between progress updates and NaN checks")
-    add("--evaluate-corruptions", action=argparse.BooleanOptionalAction, default=None,
-        help="evaluate corruption robustness and write the report after training")
-    add("--corruption-source", choices=["auto", "official", "generated"],
-        help="official -C files, generated corruptions, or auto: official when present")
-    add("--max-eval-images", type=int, metavar="N", help="cap of test images per corruption and severity")
-    parser.epilog = preset_table({action.dest for action in parser._actions})
+    for title, group in GROUPS.items():
+        arguments = parser.add_argument_group(title)
+        for item in fields(group):
+            if item.metadata["flag"] is not None:  # default None: "not given", the preset's value stands
+                arguments.add_argument(flag_name(item.name), **{**FLAG_KINDS.get(type(item.default), {}),
+                                       **item.metadata["flag"], "default": None, "help": item.metadata["help"]})
+    parser.epilog = preset_table()
     return parser
 
 
 # ----------------------------------------------------------------------------- --help table, --print-config
-
-def flag_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
 
 def format_value(value) -> str:
     """A value as the --help table shows it: yes/no, lists space-separated (as typed), "-" for not set,
@@ -259,20 +344,19 @@ def format_value(value) -> str:
 MAPPING_CELL = "(below)"  # a mapping's cell in the table; its values follow the table
 
 
-def preset_table(flag_keys: set[str] | None = None) -> str:
+def preset_table() -> str:
     """Every option's value per preset, read from the YAML files (so it cannot drift from them).
 
-    Options without a flag (``flag_keys`` lacks them) are set in a --config file; they are named as
-    keys with a '*'. Mappings (e.g. input_noise) are listed under the table, one line per column.
+    Options without a flag are set in a --config file; they are named as keys with a '*'. Mappings
+    (e.g. input_noise) are listed under the table, one line per column.
     """
-    flag_keys = set(DEFAULTS) if flag_keys is None else flag_keys
     presets = {name: {**DEFAULTS, **load_preset(name)} for name in PRESET_NAMES}
     columns = [*PRESET_NAMES, "built-in"]
     values = {**presets, "built-in": DEFAULTS}
     header = ["option", *columns]
     rows, mappings = [], []
     for key in DEFAULTS:
-        label = flag_name(key) if key in flag_keys else f"{key}*"
+        label = flag_name(key) if OPTIONS[key].metadata["flag"] is not None else f"{key}*"
         cells = [MAPPING_CELL if isinstance(values[column][key], dict) and values[column][key]
                  else format_value(values[column][key]) for column in columns]
         rows.append([label, *cells])
@@ -308,20 +392,6 @@ def format_config(config: dict, sources: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _crop_padding(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected pixels or 'auto', got {text!r}") from None
-
-
-def crop_padding(config: dict) -> int | None:
-    """The loader's ``crop_padding`` argument (None: the data set's default, image side / 8)."""
-    return None if config["crop_padding"] == "auto" else int(config["crop_padding"])
-
-
 def stylizer_resolution(config: dict) -> int | None:
     """The Stylizer's ``resolution`` argument for this configuration (None: native size)."""
     return None if config["style_resolution"] == "native" else int(config["style_resolution"])
@@ -336,6 +406,9 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
                          require_inputs: bool = True) -> tuple[dict, dict[str, str]]:
     """``resolve`` and, per key, where its value came from (for --print-config). ``require_inputs=False``
     leaves inputs not found under --data-root empty, their source saying how to fetch them."""
+    from fastnst.train.data.stats import dataset_info  # train.data's loader imports this module
+    from fastnst.train.fetched import resolve_fetched_paths
+
     given = {key: value for key, value in flags.items() if value is not None}
     file_values = load_yaml(config_file) if config_file else {}
     dataset = given.get("dataset", file_values.get("dataset", DEFAULTS["dataset"]))
@@ -346,60 +419,29 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
         config.update(values)
         sources.update(dict.fromkeys(values, source))
     config["dataset"] = dataset
-    if dataset not in DATASETS:
-        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     info = dataset_info(dataset)
     config["num_classes"] = info.num_classes
     config["image_size"] = info.image_size
     sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from dataset {dataset}"))
-    for key in ("alpha_synthetic", "alpha_real", "noise_patch_scale", "random_erasing_scale"):
-        config[key] = [float(v) for v in config[key]]
-    if isinstance(config["input_noise"], dict):
-        config["input_noise"] = {str(name): eps for name, eps in config["input_noise"].items()}
+    for group in GROUPS.values():  # each option's own check, as the flag names it
+        group.from_config(config)
+    for key, item in OPTIONS.items():
+        if isinstance(item.default, tuple):  # a pair: LOW HIGH
+            config[key] = [float(value) for value in config[key]]
+    config["input_noise"] = {str(name): eps for name, eps in config["input_noise"].items()}
     not_given = {key for key in ("synthetic", "styles", "vgg", "decoder") if config[key] is None}
     # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
     missing = resolve_fetched_paths(config, required=require_inputs)
     sources.update({key: "default (found or fetched under --data-root)" for key in not_given if config[key] is not None})
     sources.update({key: f"MISSING: not under --data-root; {how}" for key, how in missing.items()})
-    _validate(config, require_inputs)
+    _check_together(config, require_inputs)
     return config, sources
 
 
-def _validate(config: dict, require_inputs: bool = True) -> None:
-    def check(ok: bool, flag: str, expected: str):
-        if not ok:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be {expected}, got {config[flag]!r}")
-
-    check(config["model"] in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}")
-    check(isinstance(config["epochs"], int) and config["epochs"] >= 1, "epochs", "a positive integer")
-    check(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "batch_size", "a positive integer")
-    check(config["lr"] > 0, "lr", "positive")
-    check(0.0 <= config["synthetic_ratio"] < 1.0, "synthetic_ratio", "in [0, 1)")
-    check(0.0 < config["swa_start"] < 1.0, "swa_start", "a fraction in (0, 1)")
-    check(0.0 <= config["label_smoothing"] < 1.0, "label_smoothing", "in [0, 1)")
-    check(0.0 <= config["random_erasing_prob"] <= 1.0, "random_erasing_prob", "in [0, 1]")
-    for key in ("prob_synthetic", "prob_real", "nst_probability"):
-        check(0.0 <= config[key] <= 1.0, key, "a probability in [0, 1]")
-    low, high = config["random_erasing_scale"]
-    check(len(config["random_erasing_scale"]) == 2 and 0.0 < low <= high <= 1.0, "random_erasing_scale",
-          "LOW HIGH with 0 < LOW <= HIGH <= 1")
-    padding = config["crop_padding"]
-    check(padding == "auto" or (isinstance(padding, int) and 0 <= padding < config["image_size"]), "crop_padding",
-          f"'auto' or pixels in [0, {config['image_size']})")
-    for key in ("ta_or_style_real", "ta_or_style_synthetic"):
-        check(isinstance(config[key], bool), key, "true or false")
-    for key in ("alpha_synthetic", "alpha_real"):
-        low, high = config[key]
-        check(len(config[key]) == 2 and 0.0 <= low <= high <= 1.0, key, "LOW HIGH with 0 <= LOW <= HIGH <= 1")
-    check(config["amp"] in ("auto", "bf16", "fp16", "none"), "amp", "auto, bf16, fp16 or none")
-    _validate_recipe(config, check)
-    resolution = config["style_resolution"]
-    check(resolution == "native" or (isinstance(resolution, int) and resolution >= 8), "style_resolution",
-          "a side in pixels (>= 8) or 'native'")
-    cache = config["stylize_cache"]
-    check(cache is None or (isinstance(cache, list) and 1 <= len(cache) <= 2), "stylize_cache",
-          "one or two folders (a cache per source)")
-    if cache and not config["stylize"]:
+def _check_together(config: dict, require_inputs: bool = True) -> None:
+    """The checks of options that depend on each other (each option's own: its group's)."""
+    Augmentation.from_config(config).padding_for(config["image_size"])
+    if config["stylize_cache"] and not config["stylize"]:
         raise ConfigError("--stylize-cache needs stylization on (it replaces the style-transfer networks); "
                           "drop --no-stylize or --stylize-cache")
     if config["synthetic_ratio"] > 0 and not config["synthetic"] and config["dataset"] != "demo" and require_inputs:
@@ -407,36 +449,6 @@ def _validate(config: dict, require_inputs: bool = True) -> None:
             f"--synthetic-ratio {config['synthetic_ratio']} needs --synthetic FILE (EDM-generated images as .npz); "
             "pass --synthetic-ratio 0 to train on real images only"
         )
-
-
-def _validate_recipe(config: dict, check) -> None:
-    """Schedule, noise and mixing options (train.trainer, train.noise, train.mixup)."""
-    from fastnst.train.models import ACTIVATIONS
-    from fastnst.train.noise import noise_kind
-
-    check(config["activation"] in ACTIVATIONS, "activation", f"one of {', '.join(ACTIVATIONS)}")
-    check(isinstance(config["lr_cycle_epochs"], int) and config["lr_cycle_epochs"] >= 1, "lr_cycle_epochs",
-          "a positive integer")
-    check(isinstance(config["lr_cycle_mult"], int) and config["lr_cycle_mult"] >= 1, "lr_cycle_mult",
-          "a positive integer")
-    check(isinstance(config["swa_anneal_epochs"], int) and config["swa_anneal_epochs"] >= 0, "swa_anneal_epochs",
-          "an integer >= 0")
-    check(config["grad_clip_norm"] is None or config["grad_clip_norm"] > 0, "grad_clip_norm", "positive or None")
-    noise = config["input_noise"]
-    check(isinstance(noise, dict) and all(isinstance(v, (int, float)) and v > 0 for v in noise.values()),
-          "input_noise", "a mapping of noise type to a positive eps_max")
-    for name in noise:
-        try:
-            noise_kind(name)
-        except ValueError as error:
-            raise ConfigError(f"--input-noise: {error}") from None
-    check(isinstance(config["noise_group_size"], int) and config["noise_group_size"] >= 1, "noise_group_size",
-          "a positive integer")
-    check(0.0 <= config["noise_sparsity"] <= 1.0, "noise_sparsity", "in [0, 1]")
-    low, high = config["noise_patch_scale"]
-    check(0.0 < low <= high <= 1.0, "noise_patch_scale", "LOW HIGH with 0 < LOW <= HIGH <= 1")
-    for key in ("mixup_p", "cutmix_p", "mixup_alpha", "cutmix_alpha"):
-        check(config[key] >= 0, key, ">= 0")
 
 
 def parse_command_line(argv: list[str] | None = None) -> tuple[dict, dict[str, str], bool]:

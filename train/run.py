@@ -21,7 +21,8 @@ import torch
 from fastnst import CachedStylizer
 from fastnst.cli import program_name, run_cli
 from fastnst.train import distributed
-from fastnst.train.config import ConfigError, crop_padding, format_config, parse_command_line, save_config, stylizer_resolution
+from fastnst.train.config import (Augmentation, ConfigError, format_config, parse_command_line, save_config,
+                                  stylizer_resolution)
 from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
 from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
@@ -265,11 +266,8 @@ def run(config: dict) -> dict:
     loader = create_train_loader(
         config["dataset"], config["data_root"], config["batch_size"] // dist_info.world_size,
         synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
-        trivial_augment=config["trivial_augment"], random_erasing_prob=config["random_erasing_prob"],
-        random_erasing_scale=tuple(config["random_erasing_scale"]), crop_padding=crop_padding(config),
-        ta_or_style_real=config["ta_or_style_real"], ta_or_style_synthetic=config["ta_or_style_synthetic"],
-        device=str(dist_info.device), rank=dist_info.rank, world_size=dist_info.world_size,
-        seed=config["seed"], on_bad_image=config["on_bad_image"],
+        augmentation=Augmentation.from_config(config), device=str(dist_info.device), rank=dist_info.rank,
+        world_size=dist_info.world_size, seed=config["seed"], on_bad_image=config["on_bad_image"],
     )
     evaluate_clean = None
     if dist_info.is_main:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fastnst.resident import maybe_resident, to_device
+from fastnst.train.config import Augmentation
 from fastnst.train.data.draws import draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
 from fastnst.train.data.jpeg import read_jpeg_bytes
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 # (uint8 (N, 3, H, W), plan), where plan.chosen is a (N,) CPU bool tensor: the samples chosen for style
 # transfer (fastnst.Stylizer or fastnst.CachedStylizer, which reads stored variants by source_index; StylePlan).
 StylizerFn = Callable[..., tuple]
-
-DEFAULT_ERASING_SCALE = (0.02, 0.4)  # the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
 
 
 @contextmanager
@@ -110,17 +109,14 @@ class TrainLoader:
     """
 
     def __init__(self, dataset: str, real: ArraySource | JpegSource, synthetic: ArraySource | None,
-                 sampler: MixedSampler, *, stylizer: StylizerFn | None, trivial_augment: bool,
-                 random_erasing_prob: float, random_erasing_scale: tuple[float, float] = DEFAULT_ERASING_SCALE,
-                 crop_padding: int | None = None, ta_or_style_real: bool = False,
-                 ta_or_style_synthetic: bool = False, device: str, seed: int, on_bad_image: str):
+                 sampler: MixedSampler, *, stylizer: StylizerFn | None, augmentation: Augmentation, device: str,
+                 seed: int, on_bad_image: str):
         self.dataset, self.info = dataset, dataset_info(dataset)
         self.real, self.synthetic, self.sampler = real, synthetic, sampler
-        self.stylizer, self.trivial_augment = stylizer, trivial_augment
-        self.random_erasing_prob, self.random_erasing_scale = random_erasing_prob, tuple(random_erasing_scale)
-        self.crop_padding = self.info.image_size // 8 if crop_padding is None else int(crop_padding)
+        self.stylizer, self.augmentation = stylizer, augmentation
+        self.crop_padding = augmentation.padding_for(self.info.image_size)
         # Which sources skip TrivialAugment for a sample the Stylizer chose ("TAorStyle"), indexed by is_synthetic.
-        self._ta_or_style = np.array([bool(ta_or_style_real), bool(ta_or_style_synthetic)])
+        self._ta_or_style = np.array([augmentation.ta_or_style_real, augmentation.ta_or_style_synthetic])
         self.device, self.seed, self.on_bad_image = torch.device(device), seed, on_bad_image
         self.epoch, self.num_skipped, self.bad_paths = 0, 0, set()
         self.build_seconds = 0.0
@@ -278,7 +274,8 @@ class TrainLoader:
             self._augment_stage = self._build(
                 lambda stages: stages.augment_pipeline, image_size=self.info.image_size,
                 source_device="gpu" if self.on_gpu else "cpu", mean=self.info.mean, std=self.info.std,
-                trivial_augment_wide=self.trivial_augment, random_erasing=self.random_erasing_prob > 0)
+                trivial_augment_wide=self.augmentation.trivial_augment,
+                random_erasing=self.augmentation.random_erasing_prob > 0)
         return self._augment_stage
 
     def _stylize(self, images_nhwc: Pixels, plan: BatchPlan) -> tuple[Pixels, np.ndarray]:
@@ -314,8 +311,9 @@ class TrainLoader:
         draws = draw_augmentations(
             step_generator(self.seed, self.epoch, self.sampler.rank, step), len(plan.indices), self.info.image_size,
             padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
-            erasing_probability=self.random_erasing_prob, erasing_scale=self.random_erasing_scale)
-        feed = draws.feed(self.trivial_augment, self.random_erasing_prob > 0)
+            erasing_probability=self.augmentation.random_erasing_prob,
+            erasing_scale=self.augmentation.random_erasing_scale)
+        feed = draws.feed(self.augmentation.trivial_augment, self.augmentation.random_erasing_prob > 0)
         self._augmenter().submit({"images": images, **feed}, self._streams.stream)
         return _InFlight(labels, torch.from_numpy(plan.is_synthetic.copy()))
 
@@ -340,12 +338,9 @@ class TrainLoader:
 
 
 def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *, synthetic_path: str | Path | None = None,
-                        synthetic_ratio: float = 0.0, stylizer: StylizerFn | None = None, trivial_augment: bool = True,
-                        random_erasing_prob: float = 0.3,
-                        random_erasing_scale: tuple[float, float] = DEFAULT_ERASING_SCALE,
-                        crop_padding: int | None = None, ta_or_style_real: bool = False,
-                        ta_or_style_synthetic: bool = False, device: str = "cpu", rank: int = 0, world_size: int = 1,
-                        seed: int = 0, on_bad_image: str = "skip") -> TrainLoader:
+                        synthetic_ratio: float = 0.0, stylizer: StylizerFn | None = None,
+                        augmentation: Augmentation = Augmentation(), device: str = "cpu", rank: int = 0,
+                        world_size: int = 1, seed: int = 0, on_bad_image: str = "skip") -> TrainLoader:
     """The training loader of ``dataset`` under ``data_root`` (see ``sampler.py`` for what an epoch is).
 
     Per sample, in the authors' order: the Stylizer on the raw image, then flip + crop of the
@@ -363,14 +358,8 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             in its source as CPU tensors); returns
             ``(uint8 images of the same shape, plan)`` with ``plan.chosen`` a (N,) CPU bool tensor of the
             samples it chose (``fastnst.Stylizer`` and its ``StylePlan``); None: no style transfer.
-        trivial_augment: TrivialAugmentWide per sample after flip/crop.
-        random_erasing_prob: per-sample probability of Random Erasing, after TrivialAugmentWide.
-        random_erasing_scale: (low, high) area fraction of an erased box (aspect ratio 0.3 to 3.3).
-        crop_padding: zero padding of the random crop in pixels; None: image side / 8 (4 for 32 px,
-            8 for 64 px, as the authors' ``RandomCrop``).
-        ta_or_style_real, ta_or_style_synthetic: the source's strategy is the authors' "TAorStyle"
-            (a sample chosen for style transfer skips TrivialAugment, also when it was chosen but
-            not stylized) rather than "TAandStyle" (TrivialAugment for all).
+        augmentation: crop padding, TrivialAugmentWide, Random Erasing and "TAorStyle" per source
+            (``train.config.Augmentation``, checked when made; a run's: ``Augmentation.from_config(config)``).
         device: "cpu" (DALI CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it,
             work queued on a side stream and handed over by event).
         rank, world_size: this process's shard (torchrun); an epoch covers the data once across ranks.
@@ -385,23 +374,16 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
         raise ValueError(f"--on-bad-image must be 'skip' or 'stop', got {on_bad_image!r}")
     if synthetic_ratio > 0 and synthetic_path is None:
         raise ValueError(f"--synthetic-ratio {synthetic_ratio} needs --synthetic FILE")
-    low, high = (float(value) for value in random_erasing_scale)
-    if not 0.0 < low <= high <= 1.0:
-        raise ValueError(f"--random-erasing-scale must be LOW HIGH with 0 < LOW <= HIGH <= 1, got {random_erasing_scale}")
     info = dataset_info(dataset)
-    if crop_padding is not None and not 0 <= int(crop_padding) < info.image_size:
-        raise ValueError(f"--crop-padding must be in [0, {info.image_size}), got {crop_padding}")
+    augmentation.padding_for(info.image_size)  # before any data is read
     real = load_train_source(dataset, data_root)
     synthetic = None
     if synthetic_path is not None and synthetic_ratio > 0:
         synthetic = ArraySource(*load_synthetic(synthetic_path, info.image_size, info.num_classes))
     sampler = MixedSampler(len(real), len(synthetic) if synthetic else 0, batch_size, synthetic_ratio,
                            rank=rank, world_size=world_size, seed=seed)
-    loader = TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, trivial_augment=trivial_augment,
-                         random_erasing_prob=random_erasing_prob, random_erasing_scale=(low, high),
-                         crop_padding=crop_padding, ta_or_style_real=ta_or_style_real,
-                         ta_or_style_synthetic=ta_or_style_synthetic, device=device, seed=seed,
-                         on_bad_image=on_bad_image)
+    loader = TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, augmentation=augmentation,
+                         device=device, seed=seed, on_bad_image=on_bad_image)
     if isinstance(real, JpegSource):
         # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
         with rank_zero_first():
