@@ -173,7 +173,7 @@ def build_cached_stylizer(config: dict, dist_info) -> StylizerMeter:
     return StylizerMeter(stylizer)
 
 
-def build_stylizer(config: dict, dist_info) -> StylizerMeter | None:
+def stylizer_from_config(config: dict, dist_info) -> StylizerMeter | None:
     if not config["stylize"]:
         return None
     if config["stylize_cache"]:
@@ -257,7 +257,7 @@ def run(config: dict) -> dict:
     recipe_warning = gpu_recipe_warning(config, dist_info.device) if dist_info.is_main else None
     if recipe_warning:
         print(recipe_warning, flush=True)
-    stylizer = build_stylizer(config, dist_info)
+    stylizer = stylizer_from_config(config, dist_info)
     random_weights = random_weights_used(stylizer)
     if dist_info.is_main and random_weights and any(random_weights.values()) and config["dataset"] != "demo":
         names = " and ".join(name for name, random in random_weights.items() if random)
