@@ -1,14 +1,11 @@
 """The options of ``python -m train.run``, each defined once, and the run configuration they resolve to.
 
-A value comes from, in rising priority: the option's built-in default < the YAML preset of the data set <
-``--config FILE`` < the command-line flags. The resolved configuration is one flat dict (the checkpoint
-contract reads ``config["dataset"]``, ``config["model"]`` and ``config["num_classes"]``), written next to
-the run's outputs as ``config.yaml`` and ``config.json``.
-
-Each group of options (Dataset, Model, Optimizer, Noise and mixing, Augmentation, Stylization, Run, as
-timm's ``train.py`` groups its kebab-case flags) is a frozen dataclass, one field per option; the flags,
-their --help, the table of every preset's values that ends --help, ``--print-config`` and the checks all
-derive from it. Every flag defaults to "not given" (None), so that only flags typed override the preset.
+A value comes from, in rising priority: the built-in default < the data set's YAML preset < ``--config FILE``
+< the flags. The resolved configuration is one flat dict (the checkpoint contract reads ``config["dataset"]``,
+``config["model"]`` and ``config["num_classes"]``), written next to the run's outputs as ``config.yaml`` and
+``config.json``. The options come in groups, as timm's ``train.py`` groups its kebab-case flags: each group is
+a frozen dataclass, one field per option, from which the flags and their --help, the table of every preset's
+values that ends --help, ``--print-config`` and the checks derive. A flag's default is None, "not given".
 
 To add an option, add one field to its group: ``name: type = option(default, "help", CHECK, metavar=...)``
 (CHECK: a ``Check``, else choices=..., else the default's type is checked; ``flag=False``: no flag, set it

@@ -375,7 +375,6 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
     if synthetic_ratio > 0 and synthetic_path is None:
         raise ValueError(f"--synthetic-ratio {synthetic_ratio} needs --synthetic FILE")
     info = dataset_info(dataset)
-    augmentation.padding_for(info.image_size)  # before any data is read
     real = load_train_source(dataset, data_root)
     synthetic = None
     if synthetic_path is not None and synthetic_ratio > 0:
