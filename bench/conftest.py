@@ -14,6 +14,12 @@ A benchmark file needs none of this to run, but gets it for free:
   and ``bench.plot`` read.
 - pytest-benchmark defaults suited to each mode (a bounded number of rounds, warm-up
   on GPUs, a median-first table); any ``--benchmark-*`` flag given explicitly wins.
+- at the end, under pytest-benchmark's table, a summary in the units a person reads: images/s
+  per case with its batch, the ``stylized_over_plain`` ratios, and the change against
+  ``bench/baselines/<device kind>.json`` where one of the same bench mode exists;
+  ``--figure-lines`` also prints each case's figures the moment it is measured
+  (``bench/figures.py``, read by ``bench/gpu_run.py``).
+- ``--benchmark-compare=<baseline>`` of another bench mode is refused (its workloads differ).
 
 Triton kernels are *not* switched to the interpreter here (unlike ``tests/``): a
 benchmark times the path users run, which on the CPU is the PyTorch reference.
@@ -21,14 +27,18 @@ benchmark times the path users run, which on the CPU is the PyTorch reference.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import re
 import shlex
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 import torch
+
+from bench import figures
 
 BENCH_MODES = ("cpu", "full")
 
@@ -68,6 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Workload size: 'cpu' (small, on the CPU, the CI size) or 'full' (paper sizes on the "
         "best device). Default: full when CUDA is available, else cpu.",
     )
+    parser.addoption("--figure-lines", action="store_true",
+                     help="print each case's figures as an '@figure {json}' line the moment it is measured")
 
 
 def resolve_bench_mode(requested: str | None, cuda_available: bool) -> str:
@@ -101,13 +113,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: pytest-benchmark reads its options in its own pytest_configure.
     if not config.pluginmanager.hasplugin("benchmark"):
         raise pytest.UsageError("pytest bench needs pytest-benchmark (pip install pytest-benchmark); on a host "
-                                "without it, bench/gpu_run.py times the headline, AdaIN and feed by itself")
+                                "without it, bench/gpu_run.py still runs its parts that do not need it (bench/README.md)")
     bench_mode = resolve_bench_mode(config.getoption("--bench-mode"), torch.cuda.is_available())
     config.stash[_BENCH_MODE_KEY] = bench_mode
+    config.stash[_ROWS_KEY] = []
     apply_timing_defaults(config, bench_mode)
 
 
 _BENCH_MODE_KEY = pytest.StashKey[str]()
+_ROWS_KEY = pytest.StashKey[list]()  # one summary row per timed case, in the order they ran
 
 
 # --------------------------------------------------------------------------- environment
@@ -229,8 +243,95 @@ def cuda_sync(bench_device: torch.device):
 
 
 @pytest.fixture(autouse=True)
-def _record_environment(request: pytest.FixtureRequest, bench_mode: str, bench_device: torch.device) -> None:
+def _record_environment(request: pytest.FixtureRequest, bench_mode: str, bench_device: torch.device):
     # Only where the test benchmarks: asking for `benchmark` elsewhere would make an empty result.
-    if "benchmark" in request.fixturenames:
-        benchmark = request.getfixturevalue("benchmark")
-        benchmark.extra_info.update(environment_info(bench_mode, bench_device))
+    if "benchmark" not in request.fixturenames:
+        yield
+        return
+    benchmark = request.getfixturevalue("benchmark")
+    benchmark.extra_info.update(environment_info(bench_mode, bench_device))
+    yield
+    if benchmark.stats:  # timed (not --benchmark-disable, not skipped)
+        row = summary_row(request.node.nodeid, benchmark.stats.stats.median, benchmark.extra_info)
+        request.config.stash[_ROWS_KEY].append(row)
+        if request.config.getoption("--figure-lines"):
+            with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+                for key, unit in FIGURE_UNITS.items():
+                    if row[key] is not None:
+                        figures.emit(f"{row['case']} {key}", row[key], unit, batch=row["batch"])
+
+
+# --------------------------------------------------------------------------- the summary in img/s and ratios
+
+FIGURE_UNITS = {"images_per_second": "img/s", "stylized_over_plain": "x", "fraction_of_copy": "of copy",
+                "median_seconds": "s"}
+
+
+def summary_row(nodeid: str, median_seconds: float, extra_info: dict) -> dict:
+    shape = extra_info.get("shape") or [None]
+    row = {"fullname": nodeid, "case": nodeid.rpartition("::")[2].removeprefix("test_"),
+           "batch": extra_info.get("batch") or shape[0], "median_seconds": median_seconds}
+    return row | {key: extra_info.get(key) for key in FIGURE_UNITS if key != "median_seconds"}
+
+
+def load_baseline(path: Path, bench_mode: str) -> dict[str, dict]:
+    """fullname -> summary row of a saved baseline of ``bench_mode`` (empty if none, or another mode)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if saved.get("machine_info", {}).get("fastnst", {}).get("bench_mode") != bench_mode:
+        return {}
+    return {benchmark["fullname"]: summary_row(benchmark["fullname"], benchmark["stats"]["median"],
+                                               benchmark.get("extra_info", {}))
+            for benchmark in saved.get("benchmarks", [])}
+
+
+def _change(row: dict, before: dict | None) -> str:
+    if not before:
+        return ""
+    if row["images_per_second"] and before["images_per_second"]:
+        return f"  {row['images_per_second'] / before['images_per_second'] - 1:+.1%} img/s vs baseline"
+    return f"  {row['median_seconds'] / before['median_seconds'] - 1:+.1%} time vs baseline"
+
+
+def summary_lines(rows: list[dict], baseline: dict[str, dict], baseline_name: str) -> list[str]:
+    """images/s per case with its batch, the stylized_over_plain ratios, each with its change against the baseline."""
+    width = max((len(row["case"]) for row in rows), default=0)
+    lines = []
+    for row in rows:
+        figure = (f"{row['images_per_second']:12,.0f} img/s  (batch {row['batch']})" if row["images_per_second"]
+                  else f"{row['median_seconds'] * 1e3:12,.3f} ms a call")
+        lines.append(f"{row['case']:<{width}}  {figure}{_change(row, baseline.get(row['fullname']))}")
+    ratios = [row for row in rows if row["stylized_over_plain"] is not None]
+    if ratios:
+        def before(row):
+            value = (baseline.get(row["fullname"]) or {}).get("stylized_over_plain")
+            return f" (baseline {value:.2f})" if value is not None else ""
+        lines.append("stylized_over_plain: " + ", ".join(
+            f"{row['case']} {row['stylized_over_plain']:.2f}{before(row)}" for row in ratios))
+    if baseline:
+        lines.append(f"baseline: {baseline_name}")
+    return lines
+
+
+@pytest.hookimpl(trylast=True)  # under pytest-benchmark's table: the last thing printed
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    rows = config.stash.get(_ROWS_KEY, [])
+    if not rows:
+        return
+    bench_mode = config.stash[_BENCH_MODE_KEY]
+    kind = device_kind(select_device(bench_mode, torch.cuda.is_available()))
+    path = Path(__file__).resolve().parent / "baselines" / f"{kind}.json"
+    terminalreporter.write_sep("-", "fastnst bench: images per second and ratios")
+    for text in summary_lines(rows, load_baseline(path, bench_mode), f"bench/baselines/{path.name}"):
+        terminalreporter.write_line(text)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(config: pytest.Config, machine_info: dict, compared_benchmark: dict) -> None:
+    saved_mode = compared_benchmark.get("machine_info", {}).get("fastnst", {}).get("bench_mode")
+    if saved_mode != machine_info["fastnst"]["bench_mode"]:
+        raise pytest.UsageError(f"--benchmark-compare: the saved run was made in bench mode {saved_mode!r}, this one "
+                                f"in {machine_info['fastnst']['bench_mode']!r}; their workloads differ in size: "
+                                f"compare with a run of --bench-mode={saved_mode}")

@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.compare import BenchFileError, environment, format_seconds, load_results  # noqa: E402
+from bench.compare import BenchFileError, environment, load_results  # noqa: E402
 from fastnst.cli import add_debug_flag, program_name, run_cli  # noqa: E402
 
 THROUGHPUT_KEY = re.compile(r"_per_s(ec|econd)?$")
@@ -32,6 +32,15 @@ SETTING_KEYS = {"synthetic_ratio"}  # inputs of a benchmark that happen to match
 # Also in the Markdown table: times a benchmark derives itself (e.g. a whole-set estimate).
 TIME_KEY = re.compile(r"_ms$|seconds")
 MAX_PANELS_PER_KIND = 4  # ratio keys, and throughput keys, plotted at most
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3f} {unit}"
+    return f"{seconds / 1e-9:.1f} ns"
 
 
 def short_label(benchmark: dict) -> str:

@@ -1,4 +1,4 @@
-"""The tools around ``pytest bench``: baseline comparison, the plot, and the shared conftest.
+"""The tools around ``pytest bench``: best-of runs and baselines, the plot, and the shared conftest.
 
 No timing is asserted here: the results files are made up, and the one inner pytest run
 checks what the conftest records and which settings it applies, not how fast anything is.
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import compare, plot  # noqa: E402
+from bench import compare, figures, plot  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
@@ -54,50 +54,6 @@ CORRUPT = "bench/test_corruptions_bench.py::test_corrupt[fog]"
 # --------------------------------------------------------------------------- compare
 
 
-def test_slowdown_beyond_threshold_is_a_regression_and_within_it_is_not():
-    baseline = _results({STEP: 2.0, ADAIN: 1e-3})
-    current = _results({STEP: 2.0 * 1.25, ADAIN: 1e-3 * 1.10})
-    by_name = {c.fullname: c for c in compare.compare_results(current, baseline, threshold=0.15)}
-    assert by_name[STEP].status == "regression"
-    assert by_name[STEP].change == pytest.approx(0.25)
-    assert by_name[ADAIN].status == "ok"
-    assert compare.exit_status(list(by_name.values())) == compare.REGRESSION
-    # A looser threshold accepts the same run.
-    looser = compare.compare_results(current, baseline, threshold=0.30)
-    assert {c.status for c in looser} == {"ok"}
-    assert compare.exit_status(looser) == compare.OK
-
-
-def test_faster_new_and_missing_are_reported_and_missing_fails_only_when_asked():
-    baseline = _results({STEP: 2.0, ADAIN: 1e-3})
-    current = _results({STEP: 1.0, CORRUPT: 5e-3})
-    comparisons = compare.compare_results(current, baseline, threshold=0.15)
-    assert [(c.fullname, c.status) for c in comparisons] == [(STEP, "faster"), (ADAIN, "missing"), (CORRUPT, "new")]
-    assert comparisons[1].current_seconds is None and comparisons[1].change is None
-    assert compare.exit_status(comparisons) == compare.OK
-    assert compare.exit_status(comparisons, fail_on_missing=True) == compare.REGRESSION
-
-
-def test_metric_chooses_the_statistic_compared():
-    baseline = _results({STEP: 2.0})
-    current = _results({STEP: 2.0})
-    current["benchmarks"][0]["stats"]["min"] = 3.0  # only the minimum got slower
-    assert compare.compare_results(current, baseline, threshold=0.15)[0].status == "ok"
-    assert compare.compare_results(current, baseline, threshold=0.15, metric="min")[0].status == "regression"
-    with pytest.raises(ValueError, match="--threshold"):
-        compare.compare_results(current, baseline, threshold=-0.1)
-
-
-def test_runs_in_different_bench_modes_cannot_be_compared_and_other_devices_warn():
-    baseline = _results({STEP: 2.0})
-    full_mode = _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"})
-    errors, warnings = compare.incompatibilities(full_mode, baseline)
-    assert len(errors) == 1 and "bench mode" in errors[0] and not warnings
-    other_cpu = _results({STEP: 2.0}, env={**CPU_ENV, "device": "cpu (2 cores, Other CPU)"})
-    errors, warnings = compare.incompatibilities(other_cpu, baseline)
-    assert not errors and len(warnings) == 1 and "Other CPU" in warnings[0]
-
-
 def test_best_of_several_runs_keeps_each_benchmarks_fastest_entry():
     quiet = _results({STEP: 2.0, ADAIN: 5e-3})
     contended = _results({STEP: 3.0, ADAIN: 1e-3, CORRUPT: 0.1})
@@ -108,63 +64,44 @@ def test_best_of_several_runs_keeps_each_benchmarks_fastest_entry():
         compare.best_of([quiet, _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"})])
 
 
-def test_cli_exit_status_and_table(tmp_path, capsys):
-    baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0, ADAIN: 1e-3}))
-    slower = _write(tmp_path / "slower.json", _results({STEP: 3.0, ADAIN: 1e-3}))
-    assert compare.main([str(slower), "--baseline", str(baseline), "--threshold", "0.15"]) == compare.REGRESSION
-    table = capsys.readouterr().out
-    step_row = next(line for line in table.splitlines() if line.startswith(STEP))
-    assert "REGRESSION" in step_row and "+50.0%" in step_row and "2.000 s" in step_row and "3.000 s" in step_row
-    assert "1 ok, 1 regression" in table
-    assert compare.main([str(slower), "--baseline", str(baseline), "--threshold", "0.6"]) == compare.OK
-    # A second, quiet run of the same code clears the slow one (best of 2).
-    quiet = _write(tmp_path / "quiet.json", _results({STEP: 2.1, ADAIN: 1e-3}))
-    assert compare.main([str(slower), str(quiet), "--baseline", str(baseline)]) == compare.OK
-
-
-def test_cli_prints_the_headline_ratio_of_both_runs(tmp_path, capsys):
-    baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0}, **{STEP: {"stylized_over_plain": 1.07}}))
-    run = _write(tmp_path / "run.json", _results({STEP: 2.1}, **{STEP: {"stylized_over_plain": 1.25}}))
-    assert compare.main([str(run), "--baseline", str(baseline)]) == compare.OK
-    assert f"{STEP} stylized_over_plain: baseline 1.070, run 1.250" in capsys.readouterr().out
+def test_cli_prints_img_per_s_and_ratios_of_the_best_run_against_the_baseline(tmp_path, capsys):
+    baseline = _write(tmp_path / "baseline.json", _results(
+        {STEP: 2.0, ADAIN: 1e-3}, **{STEP: {"stylized_over_plain": 1.07, "images_per_second": 100.0, "shape": [32]}}))
+    slow = _write(tmp_path / "slow.json", _results(
+        {STEP: 4.0}, **{STEP: {"stylized_over_plain": 1.5, "images_per_second": 50.0, "shape": [32]}}))
+    quick = _write(tmp_path / "quick.json", _results(
+        {STEP: 1.6, ADAIN: 2e-3}, **{STEP: {"stylized_over_plain": 1.25, "images_per_second": 125.0, "shape": [32]}}))
+    assert compare.main([str(slow), str(quick), "--baseline", str(baseline)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the columns' widths aside
+    assert "train_step[stylized] 125 img/s (batch 32) +25.0% img/s vs baseline" in out
+    assert "adain_forward[32px] 2.000 ms a call +100.0% time vs baseline" in out
+    assert "stylized_over_plain: train_step[stylized] 1.25 (baseline 1.07)" in out
+    full_mode = _write(tmp_path / "full.json", _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"}))
+    assert compare.cli([str(full_mode), "--baseline", str(baseline)]) == 2
+    assert "another bench mode" in capsys.readouterr().err
 
 
 def test_cli_rejects_unusable_input_naming_the_file(tmp_path, capsys):
-    baseline = _write(tmp_path / "baseline.json", _results({STEP: 2.0}))
-    full_mode = _write(tmp_path / "full.json", _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"}))
-    assert compare.cli([str(full_mode), "--baseline", str(baseline)]) == compare.UNUSABLE
-    assert "bench mode differs" in capsys.readouterr().err
-
-    assert compare.cli([str(tmp_path / "absent.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "absent.json")]) == 2
     assert "absent.json: no such file" in capsys.readouterr().err
 
     (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
-    assert compare.cli([str(tmp_path / "broken.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "broken.json")]) == 2
     assert "broken.json: not a readable JSON file" in capsys.readouterr().err
 
     _write(tmp_path / "no_stats.json", {"benchmarks": [{"fullname": STEP}]})
-    assert compare.cli([str(tmp_path / "no_stats.json"), "--baseline", str(baseline)]) == compare.UNUSABLE
+    assert compare.cli([str(tmp_path / "no_stats.json")]) == 2
     assert "benchmarks[0] lacks" in capsys.readouterr().err
 
 
-def test_update_baseline_writes_a_trimmed_file_that_compares_equal(tmp_path, monkeypatch, capsys):
+def test_update_baseline_writes_a_trimmed_file_of_the_best_run(tmp_path, capsys):
     run = _write(tmp_path / "run.json", _results({STEP: 2.0, ADAIN: 1e-3}))
-    baseline_dir = tmp_path / "baselines"
-    assert compare.main([str(run), "--update-baseline", str(baseline_dir / "cpu-2core.json")]) == compare.OK
-    saved = json.loads((baseline_dir / "cpu-2core.json").read_text(encoding="utf-8"))
+    other = _write(tmp_path / "other.json", _results({STEP: 1.5}))
+    assert compare.main([str(run), str(other), "--update-baseline", str(tmp_path / "baselines" / "cpu-2core.json")]) == 0
+    saved = json.loads((tmp_path / "baselines" / "cpu-2core.json").read_text(encoding="utf-8"))
     assert "node" not in saved["machine_info"]  # no host name in the repository
     assert all("data" not in benchmark["stats"] for benchmark in saved["benchmarks"])
-    assert [b["stats"]["median"] for b in saved["benchmarks"]] == [2.0, 1e-3]
-
-    # Without --baseline, the run's device kind picks bench/baselines/<kind>.json.
-    monkeypatch.setattr(compare, "BASELINE_DIR", baseline_dir)
-    capsys.readouterr()
-    assert compare.main([str(run)]) == compare.OK
-    assert "2 ok" in capsys.readouterr().out
-    other = _write(tmp_path / "gpu.json", _results({STEP: 2.0}, env={**CPU_ENV, "device_kind": "nvidia-h100"}))
-    assert compare.cli([str(other)]) == compare.UNUSABLE
-    error = capsys.readouterr().err
-    assert "nvidia-h100" in error and "cpu-2core.json" in error  # says what exists
+    assert [b["stats"]["median"] for b in saved["benchmarks"]] == [1.5, 1e-3]
 
 
 def test_trimmed_baseline_is_read_by_pytest_benchmark_itself(tmp_path):
@@ -265,6 +202,9 @@ def test_sleep(benchmark, bench_mode, bench_device, cuda_sync):
         time.sleep(0.002)
         cuda_sync()
     benchmark(step)
+    if benchmark.stats:
+        benchmark.extra_info.update(shape=[8, 3, 32, 32], images_per_second=8 / benchmark.stats.stats.median,
+                                    stylized_over_plain=1.25)
 
 def test_not_a_benchmark(bench_mode):
     assert bench_mode in ("cpu", "full")
@@ -307,3 +247,37 @@ def test_conftest_explicit_rounds_win_and_bad_mode_is_a_usage_error(inner_bench)
     usage = inner_bench.runpytest_inprocess("--bench-mode=gpu")
     assert usage.ret == pytest.ExitCode.USAGE_ERROR
     assert "--bench-mode" in "\n".join(usage.errlines)
+
+
+def test_summary_speaks_in_img_per_s_and_ratios_against_the_baseline(inner_bench):
+    """Issue 21: under pytest-benchmark's table, img/s with the batch, the ratios, the change against a baseline."""
+    import torch
+
+    from bench import conftest as bench_conftest
+
+    kind = bench_conftest.device_kind(torch.device("cpu"))
+    fullname = "test_inner_bench.py::test_sleep"
+    (inner_bench.path / "baselines").mkdir()
+    (inner_bench.path / "baselines" / f"{kind}.json").write_text(json.dumps(_results(
+        {fullname: 0.004}, env={**CPU_ENV, "device_kind": kind},
+        **{fullname: {"images_per_second": 2000.0, "stylized_over_plain": 1.07, "shape": [8]}})))
+    result = inner_bench.runpytest_inprocess("--bench-mode=cpu", "--benchmark-max-time=0.02", "-p", "no:cacheprovider",
+                                             "--figure-lines")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*Name (time in ms)*", "*fastnst bench: images per second and ratios*",
+                                 "sleep  * img/s  (batch 8)  *% img/s vs baseline",
+                                 "stylized_over_plain: sleep 1.25 (baseline 1.07)", f"baseline: bench/baselines/{kind}.json"])
+    lines = [figures.parse(text) for text in result.outlines if figures.parse(text)]
+    assert [line["name"] for line in lines] == ["sleep images_per_second", "sleep stylized_over_plain",
+                                                "sleep median_seconds"]
+    assert lines[0]["batch"] == 8 and lines[0]["unit"] == "img/s"
+
+
+def test_no_summary_without_timings_and_a_baseline_of_another_mode_is_refused(inner_bench, tmp_path):
+    result = inner_bench.runpytest_inprocess("--bench-mode=cpu", "--benchmark-disable", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert "fastnst bench" not in result.stdout.str()
+    full_mode = _write(tmp_path / "full.json", _results({STEP: 2.0}, env={**CPU_ENV, "bench_mode": "full"}))
+    refused = inner_bench.runpytest_inprocess("--bench-mode=cpu", f"--benchmark-compare={full_mode}")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    assert "saved run was made in bench mode 'full'" in "\n".join(refused.errlines)
