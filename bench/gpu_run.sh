@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command for a GPU host: tests, benchmarks, AdaIN bandwidth, profiles, headline (bench/README.md).
+# One command for a GPU host, the headline first, within one 600-s call (bench/README.md):
+#   bash bench/gpu_run.sh --out DIR        (--dry-run: tiny sizes on the CPU, CI)
 # Runs from the checkout as it is: no install, the checkout first on PYTHONPATH. Arguments go to
-# `python -m bench.gpu_run` (--part, --out, --dry-run, --time-limit, --bench-files, --fresh).
+# `python -m bench.gpu_run` (--out, --dry-run, --time-limit, --part, --work).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

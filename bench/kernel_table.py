@@ -3,7 +3,7 @@
 A *work record* is one device kernel (on CUDA) with its duration and the chain of PyTorch ops (and
 ``record_function`` ranges) that launched it, innermost first. On the CPU, where there are no
 kernels, each op stands in for a kernel with its self CPU time (its own work, its children's
-excluded), so the same tables come out of a CPU run (bench/gpu_run.py's dry run).
+excluded), so the same tables come out of a CPU run (bench/gpu_run.sh --dry-run's profile part).
 
 The rule for a layout conversion (``is_layout_conversion``), chosen so that it counts what the
 channels_last work removes and nothing else:

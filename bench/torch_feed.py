@@ -1,4 +1,4 @@
-"""A torch-only stand-in for the DALI feed, for hosts without DALI (bench/gpu_run.py's ``feed`` part).
+"""A torch-only stand-in for the DALI feed, for hosts without DALI (bench/gpu_run.py's ``feed`` part, bench/gpu_parts.py).
 
 Batches come from a resident uint8 (N, H, W, C) tensor on the device, the CIFAR layout of
 ``train.data``: a random permutation per epoch, then per sample a random crop of the image padded

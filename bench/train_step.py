@@ -1,7 +1,7 @@
 """One training step with and without style transfer, as ``train.trainer`` runs it: the headline's workload.
 
-Used by ``bench/test_train_step_bench.py`` (pytest-benchmark timing), ``bench/gpu_run.py`` (its own
-event timing when pytest-benchmark is absent, and the profiler tables) and the tests.
+Used by ``bench/test_train_step_bench.py`` (pytest-benchmark timing, also ``bench/gpu_run.py``'s headline),
+``bench/gpu_parts.py`` (the profiler tables and the bucket timing) and the tests.
 
 One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of the classifier
 (channels_last, bf16 autocast and torch.compile on CUDA). The batch mixes real and synthetic

@@ -1,14 +1,18 @@
 """bench/gpu_run.py, the one-command GPU run, and its pieces: kept working on a CPU so it cannot rot.
 
-The whole dry run (``bash bench/gpu_run.sh --dry-run``) is in .ci/run; here its pieces, a short
-dry run of two parts, and the run's logic with stubbed parts (exit status, merging, the report).
+The whole dry run (``bash bench/gpu_run.sh --dry-run``) is in .ci/run; here its pieces, the run's
+logic with small stand-in parts (the order, the time budget, the report written as it goes, the
+deadline and signals ending every process), and a real dry run stopped by SIGTERM after two parts.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `bench` is a top-level folder of the checkout, not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import gpu_run, kernel_table  # noqa: E402
+from bench import end_to_end, figures, gpu_run, kernel_table  # noqa: E402
 from bench.kernel_table import WorkRecord  # noqa: E402
 from bench.torch_feed import CROP_PADDING, TorchFeed, measure_feed  # noqa: E402
 
@@ -140,102 +144,130 @@ def test_train_step_round_counts_stylized_rows_from_host_side_plans():
 
 # --------------------------------------------------------------------------- the run's logic
 
-def test_junit_summary_and_headline_from_bench(tmp_path):
-    junit = tmp_path / "junit.xml"
-    junit.write_text("""<?xml version="1.0"?><testsuites><testsuite tests="4" failures="1" errors="0" skipped="2">
-        <testcase classname="tests.test_a" name="test_ok"/>
-        <testcase classname="tests.test_a" name="test_bad"><failure message="assert 1 == 2&#10;more">x</failure></testcase>
-        <testcase classname="tests.test_b" name="test_loader"><skipped message="Skipped: DALI not installed on this host"/></testcase>
-        <testcase classname="tests.test_c" name="test_cuda"><skipped message="needs CUDA"/></testcase>
-        </testsuite></testsuites>""", encoding="utf-8")
-    summary = gpu_run._junit_summary(junit)
-    assert (summary["passed"], summary["failures"], summary["skipped"], summary["skipped_for_missing_dali"]) == (1, 1, 2, 1)
-    assert summary["failed"] == ["tests.test_a::test_bad (failure): assert 1 == 2"]
-    assert gpu_run._junit_summary(tmp_path / "absent.xml") == {}
-
-    def step(variant, **extra_info):
-        return {"fullname": f"bench/test_train_step_bench.py::test_train_step[{variant}]", "stats": {"median": 1.0},
-                "extra_info": extra_info}
-    bench = {"results": {"benchmarks": [step("plain", images_per_second=5e4), step("native", stylized_over_plain=1.05),
-                                        step("paper224", stylized_over_plain=1.9)]}}
-    headline = gpu_run.headline_from_bench(bench)
-    assert headline["stylized_over_plain"] == {"native": 1.05, "paper224": 1.9}
-    assert headline["plain_images_per_second"] == 5e4
-    assert gpu_run.headline_from_bench({"results": {"benchmarks": bench["results"]["benchmarks"][:2]}}) is None
+def _python(code: str):
+    """A part's command: ``python -c code`` with OUT (the run's folder) and FIGURE (bench.figures.line)."""
+    prelude = "import sys, time, subprocess, pathlib; from bench.figures import line as FIGURE; "
+    return lambda run: [sys.executable, "-c", prelude + f"OUT = pathlib.Path({str(run.out)!r}); " + code]
 
 
-def _stub_parts(monkeypatch, tests_status: str):
-    def fake_worker(run, parts):
-        out = {}
-        for part in parts:
-            if part == "env":
-                out[part] = {"status": "ok", "device": "Test GPU", "device_kind": "test-gpu", "cpu_cores": 2,
-                             "versions": {"torch": "x"}, "nvidia_smi": "stub"}
-            elif part == "feed":
-                out[part] = {"status": "ok", "dali": {"status": "skipped", "reason": "DALI not installed on this host"},
-                             "torch_feed": {"images_per_second": 3e5, "batch": 512, "num_batches": 10, "device": "cuda"}}
-            elif part == "headline":
-                out[part] = {"status": "ok", "source": "stub", "stylized_over_plain": {"native": 1.05, "paper224": 2.4},
-                             "plain_images_per_second": 5e4}
-            else:
-                out[part] = {"status": "crashed", "reason": "worker exited with code -11 during this part"}
-        return out
-
-    monkeypatch.setattr(gpu_run, "run_worker", fake_worker)
-    monkeypatch.setattr(gpu_run, "run_tests", lambda run: {"status": tests_status, "passed": 3, "failures": 1,
-                                                           "errors": 0, "skipped": 0, "exit_code": 1,
-                                                           "failed": ["tests/test_x.py::test_y (failure): boom"]})
+def _part(name: str, code: str, estimate: float = 1.0, needs: str | None = None) -> gpu_run.Part:
+    return gpu_run.Part(name, (estimate, estimate), _python(code), f"stand-in {name}", needs)
 
 
-def test_a_failed_test_exits_non_zero_and_the_report_is_still_written(tmp_path, monkeypatch, capsys):
-    _stub_parts(monkeypatch, "failed")
-    code = gpu_run.main(["--part", "tests,headline,feed", "--out", str(tmp_path), "--fresh"])
-    assert code == 1
-    [report] = (tmp_path / "bench" / "results").glob("test-gpu-*.md")
-    text = report.read_text(encoding="utf-8")
-    assert "FAILED tests/test_x.py::test_y" in text
-    assert "| paper224 (upsampled to 224 px) | 2.400 | MISSED (≤ 2) |" in text
-    assert "DALI: skipped: DALI not installed on this host" in text and "6.0x, goal met (≥ 3)" in text
-    assert not (tmp_path / "bench" / "baselines").exists(), "no bench part, no baseline"
-    assert "FAILED parts: tests" in capsys.readouterr().out
+def _processes_of(run_id: str) -> list[int]:
+    mark = f"{gpu_run.RUN_MARK}={run_id}".encode()
+    alive = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark in environ.read_bytes().split(b"\0"):
+                alive.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return alive
 
 
-def test_parts_of_one_day_accumulate_across_calls(tmp_path, monkeypatch):
-    _stub_parts(monkeypatch, "ok")
-    assert gpu_run.main(["--part", "tests", "--out", str(tmp_path)]) == 0
-    assert gpu_run.main(["--part", "adain", "--out", str(tmp_path)]) == 1  # the stub crashes it
-    [state_path] = (tmp_path / "bench" / "results").glob("test-gpu-*.json")
-    state = json.loads(state_path.read_text(encoding="utf-8"))
-    assert [call["parts"] for call in state["calls"]] == [["tests"], ["adain"]]
-    assert state["parts"]["tests"]["status"] == "ok" and state["parts"]["adain"]["status"] == "crashed"
-    with pytest.raises(SystemExit, match="unknown part"):
-        gpu_run.resolve_parts(["tests,gpu"])
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def test_parts_run_in_order_and_what_does_not_fit_is_not_started(tmp_path, capsys):
+    parts = (
+        _part("env", "print(FIGURE('device', 'Test GPU'), flush=True)"),
+        _part("first", "print(FIGURE('train_step[native] stylized_over_plain', 1.05, 'x'), flush=True)"),
+        _part("too_long", "(OUT / 'started').write_text('x')", estimate=10_000),
+        _part("broken", "print('a traceback', flush=True); sys.exit(3)"),
+        _part("no_module", "(OUT / 'started').write_text('x')", needs="no_such_module_for_gpu_run"),
+        _part("last", "print(FIGURE('train_step[cache] stylized_over_plain', 1.2, 'x'), flush=True)"),
+    )
+    assert gpu_run.main(["--out", str(tmp_path)], parts) == 1  # "broken" failed
+    report = _report(tmp_path)
+    assert {name: entry["status"] for name, entry in report["parts"].items()} == {
+        "env": "ok", "first": "ok", "too_long": "not run (time)", "broken": "failed (exit 3)",
+        "no_module": "not run (needs no_such_module_for_gpu_run, not installed)", "last": "ok"}
+    assert not (tmp_path / "started").exists(), "a part that does not fit is never started"
+    assert (tmp_path / "broken.log").read_text() == "a traceback\n"
+    console = capsys.readouterr().out
+    assert "  train_step[native] stylized_over_plain = 1.05 x  [met: <= 1.08]" in console
+    assert "the end of broken.log:\na traceback" in console
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.startswith("# GPU run: Test GPU, ")
+    assert "| train_step[cache] stylized_over_plain | 1.2 x | MISSED: <= 1.05 |" in markdown
+    assert "| end_to_end[paper224] projected 600 epochs | not measured  | <= 60 |" in markdown
+    assert "| too_long | not run (time) | - | 10000 |" in markdown
+    with pytest.raises(SystemExit, match="unknown part gpu"):
+        gpu_run.select_parts("first,gpu", parts)
+    assert [part.name for part in gpu_run.select_parts("last", parts)] == ["env", "last"]
+
+
+def test_the_deadline_stops_a_part_keeps_its_figures_and_ends_every_process(tmp_path):
+    escapee = "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)"
+    parts = (_part("env", "pass"),
+             _part("slow", f"{escapee}; print(FIGURE('feed images_per_second', 5.0, 'img/s'), flush=True); "
+                           "time.sleep(120)", estimate=1),
+             _part("after", "pass", estimate=1))
+    started = time.monotonic()
+    code = gpu_run.main(["--out", str(tmp_path), "--time-limit", str(gpu_run.REPORT_MARGIN_S + 4)], parts)
+    assert code == 1 and time.monotonic() - started < 30
+    report = _report(tmp_path)
+    assert report["parts"]["slow"]["status"] == "stopped (time)"
+    assert report["parts"]["after"]["status"] == "not run (time)"
+    assert [figure["name"] for figure in report["figures"]] == ["feed images_per_second"]
+    assert _processes_of(report["run_id"]) == [], "the part and the process that left its group are gone"
+
+
+def test_judging_goals_and_reading_junit(tmp_path):
+    parts = (_part("env", "print(FIGURE(" + repr(gpu_run.FLOOR) + ", 3.4, 'x'), flush=True)"),
+             _part("kernel_check", textwrap.dedent('''(OUT / 'kernel_check.xml').write_text(
+                 '<testsuites><testsuite><testcase classname="tests.test_adain" name="test_a[cuda]"/>'
+                 '<testcase classname="tests.test_adain" name="test_b[cuda]"><failure message="x"/></testcase>'
+                 '<testcase classname="tests.test_adain" name="test_c[cuda]"><skipped/></testcase>'
+                 '</testsuite></testsuites>')''')),
+             _part("adain", "print(FIGURE('adain relu4_1 224px bfloat16 nchw forward', 0.9, 'of copy', "
+                            "goal=['>=', 0.85]), FIGURE('train_step[paper224] stylized_over_plain', 4.0, 'x'), "
+                            "sep=chr(10), flush=True)"))
+    assert gpu_run.main(["--out", str(tmp_path)], parts) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| kernel_check passed | 1 tests | met: >= 1 |" in markdown
+    assert "| kernel_check failed | 1 tests | MISSED: <= 0 |" in markdown
+    assert "- FAILED kernel_check: tests.test_adain::test_b[cuda]" in markdown
+    assert "| adain relu4_1 224px bfloat16 nchw forward | 0.9 of copy | met: >= 0.85 |" in markdown
+    assert "| train_step[paper224] stylized_over_plain | 4 x | MISSED: <= 3.91 |" in markdown  # 1.15 x the floor
+
+
+def test_figure_lines_round_trip():
+    assert figures.parse("..." + figures.line("a b", 1.5, "x", batch=8)) == {"name": "a b", "value": 1.5, "unit": "x",
+                                                                            "batch": 8}
+    assert figures.parse("plain output") is None and figures.parse(figures.PREFIX + "{broken") is None
+
+
+def test_end_to_end_figures_from_a_metrics_row(capsys):
+    row = {"epoch": 2, "epoch_seconds": 6.0, "images_per_second": 8333.3, "stylize_seconds": 1.5,
+           "data_wait_seconds": 0.6}
+    end_to_end.emit_figures("paper224", row, {"model": "wrn28_4", "batch_size": 256, "compile": True}, 600)
+    emitted = {figure["name"]: figure for figure in map(figures.parse, capsys.readouterr().out.splitlines())}
+    assert emitted["end_to_end[paper224] projected 600 epochs"]["value"] == pytest.approx(60.0)
+    assert emitted["end_to_end[paper224] speed-up over the authors' 60.6 s/epoch"]["value"] == pytest.approx(10.1)
+    assert emitted["end_to_end[paper224] data_wait share"]["value"] == pytest.approx(0.1)
+    assert emitted["end_to_end[paper224] epoch 2 seconds"]["compile"] is True
+    assert "end_to_end[paper224] step share" not in emitted  # only what train.run reports
 
 
 @pytest.mark.slow
-def test_dry_run_of_two_parts_writes_its_files_outside_the_repo(tmp_path):
-    """The real script, as CI runs it, for the two cheapest parts (the whole dry run is in .ci/run)."""
+def test_a_dry_run_stopped_after_its_second_part_leaves_the_report_and_no_process(tmp_path):
+    """The real script, as CI runs it, sent SIGTERM when its third part starts."""
     env = {**os.environ, "PYTHON": sys.executable}
-    completed = subprocess.run(["bash", str(REPO_ROOT / "bench" / "gpu_run.sh"), "--dry-run", "--part", "feed",
-                                "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    results = tmp_path / "bench" / "results"
-    [report] = results.glob("*.md")
-    assert "DRY RUN" in report.read_text(encoding="utf-8")
-    assert {path.suffix for path in results.iterdir()} == {".md", ".json", ".log"}
-    state = json.loads(next(results.glob("*.json")).read_text(encoding="utf-8"))
-    assert state["parts"]["env"]["status"] == "ok" and state["parts"]["feed"]["status"] == "ok"
-
-
-def test_adain_part_reports_the_goal_rows_from_measure_bandwidth():
-    """The adain part calls bench.adain_bandwidth as it is, and the report judges the rows that carry a goal."""
-    result = gpu_run.part_adain(gpu_run.DRY, dry_run=True)
-    assert result["status"] == "ok" and result["rows"]
-    assert {row["image_side"] for row in result["rows"]} == set(gpu_run.DRY.adain_image_sizes)
-    goal_row = {**result["rows"][0], "layer": "relu4_1", "image_side": 224, "pass": "forward", "goal": 0.85,
-                "fraction_of_copy": 0.9}
-    missed_row = {**goal_row, "pass": "backward", "goal": 0.75, "fraction_of_copy": 0.5}
-    text = "\n".join(gpu_run._adain_section({**result, "rows": [*result["rows"], goal_row, missed_row]}))
-    assert "| relu1_1 | 16 |" in text
-    assert "relu4_1, 224 px, float32, nchw: forward 0.90 of copy, goal met (≥ 0.85)" in text
-    assert "backward 0.50 of copy, goal MISSED (≥ 0.75)" in text
+    process = subprocess.Popen(["bash", str(REPO_ROOT / "bench" / "gpu_run.sh"), "--dry-run", "--out", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen = []
+    for text in process.stdout:
+        seen.append(text)
+        if text.startswith("[gpu_run] adain: start"):
+            process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, "".join(seen)[-3000:]
+    report = _report(tmp_path)
+    statuses = {name: entry["status"] for name, entry in report["parts"].items()}
+    assert statuses["env"] == statuses["kernel_check"] == "ok"
+    assert statuses["adain"] == "stopped (SIGTERM)"
+    assert set(list(statuses.values())[3:]) == {"not run (stopped)"}
+    assert "| kernel_check | ok |" in (tmp_path / "report.md").read_text()
+    assert report["dry_run"] and _processes_of(report["run_id"]) == []

@@ -1,0 +1,129 @@
+"""A real epoch of ``python -m train.run``, timed: the number a user feels (bench/gpu_run.py's end-to-end parts).
+
+    python -m bench.end_to_end paper224|plain|native|cache --work DIR [--out DIR] [--dry-run]
+
+Runs the cifar10 preset as a user would (WRN-28-4, batch 256, 224-px stylization, manifold and
+input noise, TrivialAugment, Random Erasing, the authors' 50,000-sample epoch) for 2 epochs, with
+evaluation off (``--no-evaluate-corruptions``; the clean test set is 1,000 images) and no SWA (its
+BatchNorm pass after the last epoch is not training time), on generated data in the official
+on-disk layout: 50,000 CIFAR-10 images as the python batches, a synthetic ``.npz`` of 100,000 images,
+a random style bank and random weights (``fastnst.weights``; the cost does not depend on them).
+Epoch 2 is timed (epoch 1 holds the compilation and cuDNN tuning), from ``metrics.jsonl``.
+
+Variants: ``paper224`` (the preset), ``plain`` (``--no-stylize``), ``native``
+(``--style-resolution native``), ``cache`` (``--stylize-cache`` of one stored variant per image,
+built first with ``python -m train.stylize_cache`` at native size: its content does not change
+the epoch's cost, a gather). The data is written once into ``--work`` and shared by the variants.
+``--dry-run``: 40 + 40 images, WRN-10-1, batch 16, on the CPU: the same commands, no figure worth reading.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.figures import emit
+
+VARIANTS = {"paper224": [], "plain": ["--no-stylize"], "native": ["--style-resolution", "native"], "cache": []}
+# The authors' seconds per CIFAR-10 epoch (issue 20: 60.6 stylized, 22.2 plain), beside ours.
+AUTHORS_EPOCH_SECONDS = {"paper224": 60.6, "plain": 22.2}
+FULL = {"per_batch": 10_000, "num_test": 1_000, "synthetic": 100_000, "flags": []}
+DRY = {"per_batch": 8, "num_test": 16, "synthetic": 40,
+       "flags": ["--model", "wrn10_1", "--batch-size", "16", "--device", "cpu"]}
+DRY_STYLE_RESOLUTION = {"paper224": ["--style-resolution", "40"]}  # 224 px on a CPU: minutes per step
+EPOCHS = 2
+
+
+def prepare(work: Path, dry_run: bool) -> dict[str, Path]:
+    """The generated inputs under ``work`` (written once; a finished set is marked by ``inputs.json``)."""
+    import torch
+
+    from fastnst import StyleBank
+    from fastnst.weights import write_random_weights
+    from tests.data_formats import write_cifar10, write_synthetic_npz
+
+    marker = work / "inputs.json"
+    if marker.is_file():
+        return {key: Path(value) for key, value in json.loads(marker.read_text()).items()}
+    sizes = DRY if dry_run else FULL
+    inputs = {"data_root": work / "data", "synthetic": work / "data" / "synthetic.npz", "styles": work / "styles.pt"}
+    write_cifar10(inputs["data_root"], per_batch=sizes["per_batch"], num_test=sizes["num_test"])
+    write_synthetic_npz(inputs["synthetic"], count=sizes["synthetic"])
+    generator = torch.Generator().manual_seed(0)
+    StyleBank(torch.rand(64, 512, generator=generator), torch.rand(64, 512, generator=generator) + 0.1,
+              [f"style{i}" for i in range(64)]).save(inputs["styles"])
+    inputs["vgg"], inputs["decoder"] = write_random_weights(work / "weights")
+    marker.write_text(json.dumps({key: str(value) for key, value in inputs.items()}))
+    return inputs
+
+
+def _data_flags(inputs: dict[str, Path]) -> list[str]:
+    return ["--dataset", "cifar10", "--data-root", str(inputs["data_root"]), "--synthetic", str(inputs["synthetic"]),
+            "--styles", str(inputs["styles"]), "--vgg", str(inputs["vgg"]), "--decoder", str(inputs["decoder"])]
+
+
+def build_caches(work: Path, inputs: dict[str, Path], dry_run: bool) -> list[Path]:
+    """One stored variant per real and synthetic image, at native size (``python -m train.stylize_cache``)."""
+    caches = []
+    for source in ("real", "synthetic"):
+        cache = work / f"cache_{source}"
+        if not cache.is_dir():
+            subprocess.run([sys.executable, "-m", "train.stylize_cache", *_data_flags(inputs), "--source", source,
+                            "--style-resolution", "native", "--variants", "1", "--no-compile", "--no-progress",
+                            "--out", str(cache), *(["--device", "cpu"] if dry_run else [])], check=True)
+        caches.append(cache)
+    return caches
+
+
+def run_variant(variant: str, work: Path, out: Path, dry_run: bool) -> dict:
+    """Train 2 epochs of ``variant``, emit epoch 2's figures; returns its metrics row."""
+    from fastnst.train.config import load_preset
+
+    inputs = prepare(work, dry_run)
+    flags = list(VARIANTS[variant])
+    if variant == "cache":
+        flags += ["--stylize-cache", *map(str, build_caches(work, inputs, dry_run))]
+    if dry_run:
+        flags += DRY["flags"] + DRY_STYLE_RESOLUTION.get(variant, [])
+    run_dir = work / f"run_{variant}"
+    subprocess.run([sys.executable, "-m", "train.run", *_data_flags(inputs), *flags, "--epochs", str(EPOCHS),
+                    "--no-evaluate-corruptions", "--no-swa", "--eval-every", "0", "--overwrite", "--out", str(run_dir)],
+                   check=True)
+    shutil.copyfile(run_dir / "metrics.jsonl", out / f"end_to_end_{variant}.metrics.jsonl")
+    config = json.loads((run_dir / "config.json").read_text())
+    row = [json.loads(text) for text in (run_dir / "metrics.jsonl").read_text().splitlines() if text.strip()][-1]
+    emit_figures(variant, row, config, load_preset("cifar10")["epochs"])
+    return row
+
+
+def emit_figures(variant: str, row: dict, config: dict, preset_epochs: int) -> None:
+    name, seconds = f"end_to_end[{variant}]", row["epoch_seconds"]
+    settings = {key: config.get(key) for key in ("model", "batch_size", "compile", "amp", "style_resolution")}
+    emit(f"{name} epoch {row['epoch']} seconds", seconds, "s", **settings)
+    emit(f"{name} images_per_second", row["images_per_second"], "img/s", batch=config.get("batch_size"))
+    emit(f"{name} projected {preset_epochs} epochs", seconds * preset_epochs / 60, "min")
+    if variant in AUTHORS_EPOCH_SECONDS:
+        emit(f"{name} speed-up over the authors' {AUTHORS_EPOCH_SECONDS[variant]} s/epoch",
+             AUTHORS_EPOCH_SECONDS[variant] / seconds, "x")
+    # The split of the epoch: whatever train.run's metrics row reports of it.
+    for key in ("stylize_seconds", "data_wait_seconds", "step_seconds"):
+        if row.get(key) is not None:
+            emit(f"{name} {key.removesuffix('_seconds')} share", row[key] / seconds, "of epoch", seconds=row[key])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.end_to_end", description=__doc__.split("\n\n")[0])
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("--work", type=Path, required=True, help="folder for the generated data and the runs")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder that gets the metrics.jsonl")
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
+    args = parser.parse_args(argv)
+    run_variant(args.variant, args.work, args.out, args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
