@@ -26,6 +26,7 @@ benchmark times the path users run, which on the CPU is the PyTorch reference.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -255,7 +256,8 @@ def _record_environment(request: pytest.FixtureRequest, bench_mode: str, bench_d
         row = summary_row(request.node.nodeid, benchmark.stats.stats.median, benchmark.extra_info)
         request.config.stash[_ROWS_KEY].append(row)
         if request.config.getoption("--figure-lines"):
-            with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+            capture = request.config.pluginmanager.get_plugin("capturemanager")  # None under -p no:capture
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
                 for key, unit in FIGURE_UNITS.items():
                     if row[key] is not None:
                         figures.emit(f"{row['case']} {key}", row[key], unit, batch=row["batch"])
@@ -274,7 +276,7 @@ def summary_row(nodeid: str, median_seconds: float, extra_info: dict) -> dict:
     return row | {key: extra_info.get(key) for key in FIGURE_UNITS if key != "median_seconds"}
 
 
-def load_baseline(path: Path, bench_mode: str) -> dict[str, dict]:
+def load_baseline(path: Path, bench_mode: str | None) -> dict[str, dict]:
     """fullname -> summary row of a saved baseline of ``bench_mode`` (empty if none, or another mode)."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))

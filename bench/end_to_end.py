@@ -30,9 +30,9 @@ from bench.figures import emit
 VARIANTS = {"paper224": [], "plain": ["--no-stylize"], "native": ["--style-resolution", "native"], "cache": []}
 # The authors' seconds per CIFAR-10 epoch (issue 20: 60.6 stylized, 22.2 plain), beside ours.
 AUTHORS_EPOCH_SECONDS = {"paper224": 60.6, "plain": 22.2}
-FULL = {"per_batch": 10_000, "num_test": 1_000, "synthetic": 100_000, "flags": []}
-DRY = {"per_batch": 8, "num_test": 16, "synthetic": 40,
-       "flags": ["--model", "wrn10_1", "--batch-size", "16", "--device", "cpu"]}
+# CIFAR-10 train images = 5 x per_batch, test images, synthetic images; the dry run's train.run flags.
+FULL_SIZES, DRY_SIZES = (10_000, 1_000, 100_000), (8, 16, 40)
+DRY_FLAGS = ["--model", "wrn10_1", "--batch-size", "16", "--device", "cpu"]
 DRY_STYLE_RESOLUTION = {"paper224": ["--style-resolution", "40"]}  # 224 px on a CPU: minutes per step
 EPOCHS = 2
 
@@ -48,10 +48,10 @@ def prepare(work: Path, dry_run: bool) -> dict[str, Path]:
     marker = work / "inputs.json"
     if marker.is_file():
         return {key: Path(value) for key, value in json.loads(marker.read_text()).items()}
-    sizes = DRY if dry_run else FULL
+    per_batch, num_test, num_synthetic = DRY_SIZES if dry_run else FULL_SIZES
     inputs = {"data_root": work / "data", "synthetic": work / "data" / "synthetic.npz", "styles": work / "styles.pt"}
-    write_cifar10(inputs["data_root"], per_batch=sizes["per_batch"], num_test=sizes["num_test"])
-    write_synthetic_npz(inputs["synthetic"], count=sizes["synthetic"])
+    write_cifar10(inputs["data_root"], per_batch=per_batch, num_test=num_test)
+    write_synthetic_npz(inputs["synthetic"], count=num_synthetic)
     generator = torch.Generator().manual_seed(0)
     StyleBank(torch.rand(64, 512, generator=generator), torch.rand(64, 512, generator=generator) + 0.1,
               [f"style{i}" for i in range(64)]).save(inputs["styles"])
@@ -87,7 +87,7 @@ def run_variant(variant: str, work: Path, out: Path, dry_run: bool) -> dict:
     if variant == "cache":
         flags += ["--stylize-cache", *map(str, build_caches(work, inputs, dry_run))]
     if dry_run:
-        flags += DRY["flags"] + DRY_STYLE_RESOLUTION.get(variant, [])
+        flags += DRY_FLAGS + DRY_STYLE_RESOLUTION.get(variant, [])
     run_dir = work / f"run_{variant}"
     subprocess.run([sys.executable, "-m", "train.run", *_data_flags(inputs), *flags, "--epochs", str(EPOCHS),
                     "--no-evaluate-corruptions", "--no-swa", "--eval-every", "0", "--overwrite", "--out", str(run_dir)],

@@ -161,7 +161,7 @@ def _pad_layout_check(device: torch.device) -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     batch, side = (64, 224) if device.type == "cuda" else (2, 16)
     features = torch.randn(batch, 64, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    conv = nn.Conv2d(64, 64, 3).to(device, dtype, memory_format=torch.channels_last)
+    conv = nn.Conv2d(64, 64, 3).to(device, dtype).to(memory_format=torch.channels_last)
     with torch.no_grad():
         for pad in (nn.ReflectionPad2d(1), LayoutPreservingReflectionPad2d(1)):
             emit(f"profile {type(pad).__name__} + conv on channels_last {batch}x64x{side}x{side}",

@@ -42,7 +42,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from bench import end_to_end, figures
 
@@ -116,7 +116,7 @@ PARTS = (
 FLOOR = "cost_model floor stylized_over_plain 224px cifar10"  # a figure of the env part
 # Issue 20's "Goals the run reports" (H100). figure name -> (relation, bound or bound of the figures);
 # the AdaIN rows carry theirs (bench/adain_bandwidth.py GOALS).
-GOALS = {
+GOALS: dict[str, tuple[str, Any]] = {
     "kernel_check passed": (">=", 1), "kernel_check failed": ("<=", 0),
     "train_step[native] stylized_over_plain": ("<=", 1.08),
     "train_step[cache] stylized_over_plain": ("<=", 1.05),
@@ -156,6 +156,10 @@ def _format(value) -> str:
 
 class Run:
     """One invocation: its parts' processes, the deadline, the state the report is made of."""
+
+    dry_run: bool
+    out: Path
+    work: Path
 
     def __init__(self, args: argparse.Namespace, parts: tuple[Part, ...]):
         self.dry_run = args.dry_run
@@ -300,15 +304,16 @@ class Run:
         return {figure["name"]: figure["value"] for figure in self.state["figures"]}
 
     def judge(self, figure: dict, values: dict | None = None) -> str:
-        relation, bound = figure.get("goal") or GOALS.get(figure["name"]) or (None, None)
-        if relation is None:
+        goal = figure.get("goal") or GOALS.get(figure["name"])
+        if goal is None:
             return ""
+        relation, bound = goal
         if callable(bound):
             try:
                 bound = bound(values or self.values())
             except KeyError:
                 return f"{relation} ? (its bound needs the env part)"
-        met = RELATIONS[relation](figure["value"], bound)
+        met = RELATIONS[relation](figure["value"], float(bound))
         return f"{'met' if met else 'MISSED'}: {relation} {bound:.3g}"
 
     def goal_lines(self) -> list[str]:
