@@ -1,4 +1,4 @@
-"""Fused AdaIN: Triton kernels and the ``fastnst::adain`` / ``fastnst::adain_stats`` ops.
+"""Fused AdaIN: Triton kernels and the ``fastnst::adain_forward`` / ``adain_backward`` / ``adain_stats`` ops.
 
 Semantics (see ``kernels/reference.py``): per (n, c) mean and unbiased std over H*W
 with eps on the variance, ``y = alpha * (style_std * (x - mean) / std + style_mean)
@@ -15,11 +15,10 @@ the kernels: H and W are merged into one strided axis, and the block shape follo
 layout's contiguous axis (see :func:`block_shape`). ``bench/sm90_report.py`` compiles
 every variant for sm_90 and reports registers and spills (``tests/test_adain_sm90.py``).
 
-On CUDA the public :func:`adain` calls the Triton ops (also under
-``torch.compile(fullgraph=True)``); on the CPU it runs the plain-PyTorch reference.
-On CPU tensors the ops run Triton when ``TRITON_INTERPRET=1`` was set before this module
-was imported (how the tests check the Triton code without a GPU), the reference otherwise,
-and always the reference under torch.compile's AOT tracing (fake tensors; see ``_runs_triton``).
+The public :func:`adain` and :func:`adain_stats` call the ops, which run the Triton kernels on
+CUDA tensors (also under ``torch.compile(fullgraph=True)``) and the plain-PyTorch reference on
+CPU tensors. The tests run the Triton code on the CPU too: with ``TRITON_INTERPRET=1`` set before
+this module is imported, and ``cpu_ops_use_triton`` set (see ``_runs_triton``).
 """
 from __future__ import annotations
 
@@ -38,7 +37,6 @@ from fastnst.kernels.reference import (
     DEFAULT_EPS,
     adain_backward_reference,
     adain_forward_reference,
-    adain_reference,
     adain_stats_reference,
 )
 
@@ -303,8 +301,8 @@ def block_shape(channels: int, positions: int, channels_last: bool, element_size
     """The tile for ``channels`` x ``positions`` maps of a layout and element size (bytes).
 
     The tile depends on the map's size class, the layout and 16-bit or not alone, so that the sm_90
-    check (``bench/sm90_report.py``) can compile every variant in CI; register figures below are
-    from it. Map sizes are rounded up to a power of 4, from 16: a square map's next_power_of_2(side)^2
+    check (``bench/sm90_report.py``) can compile every variant in CI; its table in bench/README.md
+    holds each variant's registers, and those of the rejected tiles named below. Map sizes are rounded up to a power of 4, from 16: a square map's next_power_of_2(side)^2
     is one (every image here is square, so no VGG map pays for it), and half the size classes of
     powers of 2 mean half the variants. Tiles are not shrunk to small C: every VGG-19 relu*_1 map has
     C * H*W >= 4096, so none idles a lane.
@@ -317,9 +315,8 @@ def block_shape(channels: int, positions: int, channels_last: bool, element_size
         # along it): 32 bytes of channels (8 in fp32, 16 in bf16/fp16) make each position's load
         # one whole DRAM sector. Maps up to 1024 positions are held whole, so 28 x 28 = 784 at
         # relu4_1 for 224 px is read once: 32 KB a program in either dtype, 1/32 of a 512-channel
-        # sample. (16 fp32 channels would double the registers: 81 a thread in the forward, 127 in
-        # the backward, one program an SM.) Larger maps loop over 64 channels (>= 128 B a position)
-        # x 64 positions; the second pass re-reads what L2 still holds.
+        # sample. (16 fp32 channels fit one program an SM, where 8 fit two.) Larger maps loop over
+        # 64 channels (>= 128 B a position) x 64 positions; the second pass re-reads what L2 still holds.
         min_block_c = _SECTOR_BYTES // min(max(element_size, 2), 4)
         if min_block_c * map_tile <= _MAX_SINGLE_TILE:
             block_c, block_hw, single_tile = max(_SMALL_TILE // map_tile, min_block_c), map_tile, True
@@ -335,13 +332,12 @@ def block_shape(channels: int, positions: int, channels_last: bool, element_size
             block_c, block_hw, single_tile = 1, _SMALL_TILE, False
     elements = block_c * block_hw
     # Up to 16 fp32 values of the tile a thread (32 in a 16384-element tile, at the 16-warp maximum):
-    # <= 100 registers a thread, no spills. (The 16 x 1024 bf16 forward takes 76, one program an SM;
-    # capped at 64 for two it spills, and at 8 warps it takes 138.)
+    # no spills. (The 16 x 1024 bf16 forward fits one program an SM; capped for two, it spills.)
     num_warps = min(max(elements // 512, 4), 16)
     # The backward holds two tiles (gradient and content), and channels_last keeps more per-channel
     # factors a thread: its large tiles get 8 warps. The 16 x 1024 bf16 tile spills at 16 (a
-    # 512-thread program may use 128 registers a thread) and takes 228 of 255 at 8; 8 x 1024 fp32
-    # takes 128 at 8 warps, two programs an SM, where 16 warps fit one.
+    # 512-thread program may use 128 registers a thread); 8 x 1024 fp32 fits two programs an SM
+    # at 8 warps, one at 16.
     backward_num_warps = 8 if channels_last and elements >= 8192 else num_warps
     return BlockShape(block_c, block_hw, single_tile, num_warps, backward_num_warps)
 
@@ -358,117 +354,14 @@ def all_block_shapes(element_size: int) -> set[tuple[bool, BlockShape]]:
     return {(layout, block_shape(64, p, layout, element_size)) for layout in (False, True) for p in POWER_OF_TWO_MAPS}
 
 
-class _Launch(NamedTuple):
-    """One kernel launch, built by the launchers and run by :func:`_run` (or compiled by the sm_90 check)."""
-
-    kernel: triton.runtime.jit.JITFunction
-    grid: tuple[int]
-    args: tuple
-    meta: dict  # constexprs and launch options
-
-
-def _device_guard(device: torch.device):
-    """Launch on the tensors' device, not the current one (a tensor on cuda:1 while cuda:0 is current)."""
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def _run(launch: _Launch, device: torch.device) -> None:
-    with _device_guard(device):
-        wrap_triton(launch.kernel)[launch.grid](*launch.args, **launch.meta)
-
-
-def _forward_launch(x, style_mean, style_std, alpha, eps, write_output: bool):
-    """(launch, output, mean, std) for contiguous or channels_last ``x``; the outputs are allocated, not written."""
-    n, c = x.shape[:2]
-    positions = x.shape[2] * x.shape[3]
-    y = torch.empty_like(x) if write_output else x  # x stands in as a never-written pointer
-    mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
-    std = torch.empty((n, c), device=x.device, dtype=torch.float32)
-    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
-    launch = _Launch(
-        _adain_fwd_kernel,
-        (n * triton.cdiv(c, shape.block_c),),
-        (
-            x, y, *_map_strides(x),
-            style_mean, style_mean.stride(0), style_mean.stride(1),
-            style_std, style_std.stride(0), style_std.stride(1),
-            alpha,
-            mean, std,
-            c, positions, _inverse_degrees_of_freedom(positions), eps,
-        ),
-        dict(BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
-             WRITE_OUTPUT=write_output, NUM_STAGES=_LOOP_STAGES, num_warps=shape.num_warps),
-    )
-    return launch, y, mean, std
-
-
-def _launch_forward(x, style_mean, style_std, alpha, eps, write_output: bool):
-    x = _as_nchw_rows(x)
-    launch, y, mean, std = _forward_launch(x, style_mean, style_std, alpha, eps, write_output)
-    _run(launch, x.device)
-    return y, mean, std
-
-
-def _stats_placeholder(x: torch.Tensor) -> torch.Tensor:
-    return torch.ones((1, 1), device=x.device, dtype=torch.float32)  # style/alpha pointers the kernel never reads
-
-
-def _launch_stats(x, eps):
-    unused = _stats_placeholder(x)
-    _, mean, std = _launch_forward(x, unused, unused, unused, eps, write_output=False)
-    return mean, std
-
-
-def _backward_launch(grad_y, x, style_mean, style_std, alpha, mean, std):
-    """(launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial); ``grad_y`` has ``x``'s layout."""
-    n, c = x.shape[:2]
-    positions = x.shape[2] * x.shape[3]
-    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
-    num_c_blocks = triton.cdiv(c, shape.block_c)
-    grad_x = torch.empty_like(x)
-    grad_style_mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
-    grad_style_std = torch.empty((n, c), device=x.device, dtype=torch.float32)
-    grad_alpha_partial = torch.empty((n, num_c_blocks), device=x.device, dtype=torch.float32)
-    launch = _Launch(
-        _adain_bwd_kernel,
-        (n * num_c_blocks,),
-        (
-            grad_y, x, grad_x, *_map_strides(x),
-            style_mean, style_mean.stride(0), style_mean.stride(1),
-            style_std, style_std.stride(0), style_std.stride(1),
-            alpha,
-            mean, std,
-            grad_style_mean, grad_style_std,
-            grad_alpha_partial,
-            c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
-        ),
-        dict(BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
-             NUM_STAGES=_LOOP_STAGES, num_warps=shape.backward_num_warps),
-    )
-    return launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial
-
-
-def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
-    x = _as_nchw_rows(x)
-    # The gradient takes x's layout (and strides: the kernel reads both with one set of offsets).
-    grad_y = grad_y.contiguous(memory_format=_memory_format(x))
-    if _map_strides(grad_y) != _map_strides(x):  # only size-1 dimensions can differ here
-        grad_y = torch.empty_like(x).copy_(grad_y)
-    launch, grad_x, grad_style_mean, grad_style_std, grad_alpha_partial = _backward_launch(
-        grad_y, x, style_mean, style_std, alpha, mean, std
-    )
-    _run(launch, x.device)
-    return grad_x, grad_style_mean, grad_style_std, grad_alpha_partial.sum(dim=1)
-
-
-# Triton decides at decoration time whether kernels are compiled or interpreted. Interpreted
-# kernels run on CPU tensors, so the ops' CPU kernels then run the Triton code (the tests do
-# this); tests may set this to False to check the reference CPU kernels instead.
-cpu_ops_use_triton = not isinstance(_adain_fwd_kernel, triton.runtime.jit.JITFunction)
+# Triton decides when it decorates a kernel whether it is compiled or interpreted (TRITON_INTERPRET=1).
+INTERPRETED = not isinstance(_adain_fwd_kernel, triton.runtime.jit.JITFunction)
+# CPU tensors take the plain-PyTorch reference; the tests set this to run the interpreted Triton code on them.
+cpu_ops_use_triton = False
 
 
 def _runs_triton(t: torch.Tensor) -> bool:
-    """Triton for CUDA tensors; for CPU tensors only when interpreted and real, not traced.
+    """The one device choice: Triton for CUDA tensors, the reference for CPU ones (unless the tests ask).
 
     torch.compile's AOT dispatch decomposes a triton_op through its Python body on fake tensors
     (whatever the device): CPU tensors must trace the reference there, since neither a compiled
@@ -478,10 +371,83 @@ def _runs_triton(t: torch.Tensor) -> bool:
     return cpu_ops_use_triton and not is_fake(t)
 
 
+def _device_guard(device: torch.device):
+    """Launch on the tensors' device, not the current one (a tensor on cuda:1 while cuda:0 is current)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _launch(kernel, grid: tuple[int], device: torch.device, *args, **meta) -> None:
+    # Compiled kernels go through wrap_triton, which torch.compile traces (and the sm_90 check replaces).
+    # Interpreted ones run eagerly on CPU tensors only, and torch 2.11's wrap_triton refuses them.
+    launcher = kernel if INTERPRETED else wrap_triton(kernel)
+    with _device_guard(device):
+        launcher[grid](*args, **meta)
+
+
+def _launch_forward(x, style_mean, style_std, alpha, eps, write_output: bool):
+    """(output, mean, std) of ``x``, copied to contiguous first unless it is contiguous or channels_last."""
+    x = _as_nchw_rows(x)
+    n, c = x.shape[:2]
+    positions = x.shape[2] * x.shape[3]
+    y = torch.empty_like(x) if write_output else x  # x stands in as a never-written pointer
+    mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
+    std = torch.empty((n, c), device=x.device, dtype=torch.float32)
+    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
+    _launch(
+        _adain_fwd_kernel, (n * triton.cdiv(c, shape.block_c),), x.device,
+        x, y, *_map_strides(x),
+        style_mean, style_mean.stride(0), style_mean.stride(1),
+        style_std, style_std.stride(0), style_std.stride(1),
+        alpha,
+        mean, std,
+        c, positions, _inverse_degrees_of_freedom(positions), eps,
+        BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
+        WRITE_OUTPUT=write_output, NUM_STAGES=_LOOP_STAGES, num_warps=shape.num_warps,
+    )
+    return y, mean, std
+
+
+def _launch_stats(x, eps):
+    unused = torch.ones((1, 1), device=x.device, dtype=torch.float32)  # style/alpha pointers the kernel never reads
+    _, mean, std = _launch_forward(x, unused, unused, unused, eps, write_output=False)
+    return mean, std
+
+
+def _launch_backward(grad_y, x, style_mean, style_std, alpha, mean, std):
+    """(grad_x, grad_style_mean, grad_style_std, grad_alpha); the small gradients in float32."""
+    x = _as_nchw_rows(x)
+    # The gradient takes x's layout (and strides: the kernel reads both with one set of offsets).
+    grad_y = grad_y.contiguous(memory_format=_memory_format(x))
+    if _map_strides(grad_y) != _map_strides(x):  # only size-1 dimensions can differ here
+        grad_y = torch.empty_like(x).copy_(grad_y)
+    n, c = x.shape[:2]
+    positions = x.shape[2] * x.shape[3]
+    shape = block_shape(c, positions, _is_channels_last(x), x.element_size())
+    num_c_blocks = triton.cdiv(c, shape.block_c)
+    grad_x = torch.empty_like(x)
+    grad_style_mean = torch.empty((n, c), device=x.device, dtype=torch.float32)
+    grad_style_std = torch.empty((n, c), device=x.device, dtype=torch.float32)
+    grad_alpha_partial = torch.empty((n, num_c_blocks), device=x.device, dtype=torch.float32)
+    _launch(
+        _adain_bwd_kernel, (n * num_c_blocks,), x.device,
+        grad_y, x, grad_x, *_map_strides(x),
+        style_mean, style_mean.stride(0), style_mean.stride(1),
+        style_std, style_std.stride(0), style_std.stride(1),
+        alpha,
+        mean, std,
+        grad_style_mean, grad_style_std,
+        grad_alpha_partial,
+        c, positions, 1.0 / positions, _inverse_degrees_of_freedom(positions),
+        BLOCK_C=shape.block_c, BLOCK_HW=shape.block_hw, SINGLE_TILE=shape.single_tile,
+        NUM_STAGES=_LOOP_STAGES, num_warps=shape.backward_num_warps,
+    )
+    return grad_x, grad_style_mean, grad_style_std, grad_alpha_partial.sum(dim=1)
+
+
 # --------------------------------------------------------------------------- ops
 
 
-# The bodies pick the implementation by device (see _runs_triton), so eager calls and torch.compile's
+# The bodies pick the implementation by device (_runs_triton), so eager calls and torch.compile's
 # decomposition of the ops agree: Triton on CUDA, the plain-PyTorch reference on the CPU.
 @triton_op("fastnst::adain_forward", mutates_args={})
 def adain_forward(
@@ -635,17 +601,13 @@ def adain(
     """
     _check_features(content, "content")
     alpha = _checked_style_and_alpha(content, style_mean, style_std, alpha)
-    if content.device.type == "cuda":
-        return adain_forward(content, style_mean, style_std, alpha, eps)[0]
-    return adain_reference(content, style_mean, style_std, alpha, eps)
+    return adain_forward(content, style_mean, style_std, alpha, eps)[0]
 
 
 def adain_stats(x: torch.Tensor, eps: float = DEFAULT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(sample, channel) mean and std of (N, C, H, W) features, float32 (N, C) each; differentiable."""
     _check_features(x, "x")
-    if x.device.type == "cuda":
-        return adain_stats_op(x, eps)
-    return adain_stats_reference(x, eps)
+    return adain_stats_op(x, eps)
 
 
 class AdaIN(nn.Module):

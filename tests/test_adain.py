@@ -1,31 +1,31 @@
 """The fused AdaIN op against a float64 PyTorch reference.
 
 Without CUDA, ``tests/conftest.py`` sets ``TRITON_INTERPRET=1`` before anything imports
-Triton, so the ops' CPU kernels run the Triton code through the interpreter; on a machine
-with CUDA the same cases run on the GPU too.
+Triton, so the tests can run the Triton code on CPU tensors through the interpreter; with
+CUDA the kernels are compiled and the same cases run on the GPU (``kernel_devices``).
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import json
+import os
+import subprocess
 import sys
 import zlib
 from pathlib import Path
 
 import pytest
 import torch
+import triton
 
+from bench import adain_bandwidth
 from fastnst import kernels
 from fastnst.kernels.adain import adain_backward, adain_forward, adain_stats_op
 from fastnst.kernels.reference import adain_reference, adain_stats_reference
 
 adain_module = importlib.import_module("fastnst.kernels.adain")  # the package re-exports a function of the same name
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `bench` is a folder of the checkout, not an installed package
-    sys.path.insert(0, str(REPO_ROOT))
-from bench import adain_bandwidth  # noqa: E402
 
 # Between them these reach every block shape of both layouts, single-tile and looped (checked below).
 SHAPES = [
@@ -62,14 +62,32 @@ DTYPE_TOLERANCES = [  # relative L2 error vs float64
     (torch.float16, 3e-3),
 ]
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+COMPILED = "Triton kernels were compiled, not interpreted: run without CUDA or with TRITON_INTERPRET=1"
+
+
+def kernel_devices() -> list:
+    """Where the Triton kernels can run here: CUDA whenever present (compiled), the CPU when interpreted."""
+    cpu = pytest.param("cpu", marks=pytest.mark.skipif(not adain_module.INTERPRETED, reason=COMPILED))
+    return [cpu] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture
-def triton_interpreter():
-    """The ops' CPU kernels must run the (interpreted) Triton code, not the reference."""
-    if not adain_module.cpu_ops_use_triton:
-        pytest.skip("Triton kernels were compiled, not interpreted: run without CUDA or with TRITON_INTERPRET=1")
+def kernel_device(request, monkeypatch) -> str:
+    """The device a test's tensors go to; on the CPU the ops run the interpreted Triton code, not the reference."""
+    if request.param == "cpu":
+        monkeypatch.setattr(adain_module, "cpu_ops_use_triton", True)
+    return request.param
+
+
+on_kernel_devices = pytest.mark.parametrize("kernel_device", kernel_devices(), indirect=True)
+
+
+@pytest.fixture
+def triton_interpreter(monkeypatch):
+    """The ops' CPU kernels run the (interpreted) Triton code, not the reference."""
+    if not adain_module.INTERPRETED:
+        pytest.skip(COMPILED)
+    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", True)
 
 
 def _random_inputs(shape, dtype, channels_last, device, generator):
@@ -138,13 +156,14 @@ def test_block_shapes_come_from_the_compiled_set(positions, channels_last):
         assert 4 <= shape.backward_num_warps <= shape.num_warps <= 16
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@on_kernel_devices
 @pytest.mark.parametrize("dtype, tolerance", DTYPE_TOLERANCES, ids=lambda v: str(v).replace("torch.", ""))
 @pytest.mark.parametrize("shape, channels_last", LAYOUT_CASES, ids=[_case_id(c) for c in LAYOUT_CASES])
 # Masked lanes of a tile hold values that are never stored (in fp16 they can overflow for a map
 # whose std is tiny); the interpreter warns about the cast. Stored values are checked below.
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, channels_last, device, triton_interpreter):
+def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, channels_last, kernel_device):
+    device = kernel_device
     # zlib.crc32, not hash(): str hashes change per process (PYTHONHASHSEED), and so would the inputs.
     generator = torch.Generator().manual_seed(zlib.crc32(repr((shape, str(dtype), channels_last)).encode()))
     content, style_mean, style_std, alpha = _random_inputs(shape, dtype, channels_last, device, generator)
@@ -169,9 +188,8 @@ def test_forward_and_gradients_match_float64_reference(shape, dtype, tolerance, 
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_reference_cpu_kernels_match_float64_autograd(shape, monkeypatch):
+def test_reference_cpu_kernels_match_float64_autograd(shape):
     """The ops' CPU kernels without Triton: closed-form backward vs autograd through the reference."""
-    monkeypatch.setattr(adain_module, "cpu_ops_use_triton", False)
     generator = torch.Generator().manual_seed(13)
     content, style_mean, style_std, alpha = _random_inputs(shape, torch.float32, True, "cpu", generator)
     inputs = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
@@ -191,21 +209,20 @@ STATS_CASES = [(shape, layout) for shape in [(2, 3, 5, 7), (1, 3, 67, 67), (2, 7
                for layout in (False, True)] + [(LARGE_NCHW_SHAPE, False)]
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@on_kernel_devices
 @pytest.mark.parametrize("dtype, tolerance", DTYPE_TOLERANCES, ids=lambda v: str(v).replace("torch.", ""))
 @pytest.mark.parametrize("shape, channels_last", STATS_CASES, ids=[_case_id(c) for c in STATS_CASES])
-def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, dtype, tolerance, device,
-                                                          triton_interpreter):
+def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, dtype, tolerance, kernel_device):
     """float32 statistics of any input dtype (summed in float32: as exact as for a float32 input);
     the gradient comes back in the input's dtype, so it carries that dtype's rounding."""
     generator = torch.Generator().manual_seed(7)
     x = (torch.randn(shape, generator=generator) * 3 + 1).to(dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    x = x.to(device).requires_grad_()
+    x = x.to(kernel_device).requires_grad_()
     mean, std = adain_stats_op(x, 1e-5)
     grad_mean, grad_std = torch.randn(mean.shape, generator=generator), torch.randn(std.shape, generator=generator)
-    grad_x = torch.autograd.grad((mean, std), x, (grad_mean.to(device), grad_std.to(device)))[0]
+    grad_x = torch.autograd.grad((mean, std), x, (grad_mean.to(kernel_device), grad_std.to(kernel_device)))[0]
 
     x64 = x.detach().double().cpu().requires_grad_()
     mean64, std64 = adain_stats_reference(x64)
@@ -221,23 +238,25 @@ def test_stats_and_their_gradient_match_float64_reference(shape, channels_last, 
     [((1, 2, 80, 80), False), ((1, 2, 28, 28), True), ((1, 2, 80, 80), True), ((1, 2, 130, 131), False)],
     ids=["nchw-single-tile", "channels_last-single-tile", "channels_last-looped", "nchw-looped"],
 )
-def test_stats_are_stable_for_a_large_offset(shape, channels_last, triton_interpreter):
+@on_kernel_devices
+def test_stats_are_stable_for_a_large_offset(shape, channels_last, kernel_device):
     """A big common offset destroys sum/sum-of-squares statistics, and float32 sums of it lose the
     spread (ulp(1000) = 6e-5); statistics of x - x[0] keep float32's precision on every path."""
     x = torch.randn(shape, generator=torch.Generator().manual_seed(23)) * 0.01 + 1000.0
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    mean, std = adain_stats_op(x, 1e-5)
+    mean, std = adain_stats_op(x.to(kernel_device), 1e-5)
     mean64, std64 = adain_stats_reference(x.double())
     assert _relative_error(mean, mean64) < 1e-7
     assert _relative_error(std, std64) < 1e-6
 
 
+@on_kernel_devices
 @pytest.mark.parametrize("alpha_value", [0.0, 1.0])
-def test_alpha_edges(alpha_value, triton_interpreter):
+def test_alpha_edges(alpha_value, kernel_device):
     generator = torch.Generator().manual_seed(3)
-    content, style_mean, style_std, _ = _random_inputs((2, 6, 5, 3), torch.float32, False, "cpu", generator)
-    alpha = torch.full((2,), alpha_value)
+    content, style_mean, style_std, _ = _random_inputs((2, 6, 5, 3), torch.float32, False, kernel_device, generator)
+    alpha = torch.full((2,), alpha_value, device=kernel_device)
     out = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
     if alpha_value == 0.0:
         torch.testing.assert_close(out, content, rtol=0, atol=1e-6)
@@ -248,10 +267,14 @@ def test_alpha_edges(alpha_value, triton_interpreter):
         torch.testing.assert_close(std, style_std, rtol=1e-3, atol=0)
 
 
-def test_public_function_on_cpu_matches_the_op(triton_interpreter):
+def test_public_function_runs_the_op(triton_interpreter, monkeypatch):
+    """adain() and AdaIN make no device choice of their own: the op's (here: interpreted Triton) runs."""
+    launches = []
+    launch = adain_module._launch
+    monkeypatch.setattr(adain_module, "_launch", lambda kernel, *args, **meta: (launches.append(kernel), launch(kernel, *args, **meta)))
     generator = torch.Generator().manual_seed(11)
     content, style_mean, style_std, alpha = _random_inputs((3, 4, 6, 5), torch.float32, True, "cpu", generator)
-    expected = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
+    expected = adain_reference(content, style_mean, style_std, alpha)
     torch.testing.assert_close(kernels.adain(content, style_mean, style_std, alpha), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(kernels.AdaIN()(content, style_mean, style_std, alpha), expected, rtol=1e-5, atol=1e-5)
     # A scalar alpha means the same alpha for every sample.
@@ -259,6 +282,7 @@ def test_public_function_on_cpu_matches_the_op(triton_interpreter):
         kernels.adain(content, style_mean, style_std, 0.3),
         kernels.adain(content, style_mean, style_std, torch.full((3,), 0.3)),
     )
+    assert len(launches) == 4
 
 
 def test_public_stats_match_reference():
@@ -271,7 +295,7 @@ def test_public_stats_match_reference():
 @pytest.mark.parametrize("cpu_kernel_runs_triton", [False, True], ids=["reference_cpu_kernel", "triton_cpu_kernel"])
 def test_opcheck_on_cpu(cpu_kernel_runs_triton, monkeypatch):
     """Every opcheck utility, AOT dispatch included (it decomposes each op through its Python body)."""
-    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+    if cpu_kernel_runs_triton and not adain_module.INTERPRETED:
         pytest.skip("Triton kernels are compiled, not interpreted")
     monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
     generator = torch.Generator().manual_seed(5)
@@ -307,7 +331,7 @@ def test_ops_compile_fullgraph_on_cpu_with_gradients(cpu_kernel_runs_triton, mon
     """The ops themselves on CPU tensors under torch.compile's AOT dispatch (what aot_eager and Inductor
     run): it decomposes a triton_op through its Python body, which must not launch Triton on fake
     CPU tensors. Output and every gradient match the eager op."""
-    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+    if cpu_kernel_runs_triton and not adain_module.INTERPRETED:
         pytest.skip("Triton kernels are compiled, not interpreted")
     monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
     generator = torch.Generator().manual_seed(37)
@@ -357,7 +381,7 @@ def test_bad_shapes_get_clear_errors(content_shape, mean_shape, std_shape, alpha
 def test_empty_batches_give_empty_results(shape, cpu_kernel_runs_triton, monkeypatch):
     """An empty subset (no image drawn for stylization) is a no-op on every path, as the CUDA launch
     of an empty grid is; the reference must not fail to reshape zero elements."""
-    if cpu_kernel_runs_triton and not adain_module.cpu_ops_use_triton:
+    if cpu_kernel_runs_triton and not adain_module.INTERPRETED:
         pytest.skip("Triton kernels are compiled, not interpreted")
     monkeypatch.setattr(adain_module, "cpu_ops_use_triton", cpu_kernel_runs_triton)
     n, c = shape[:2]
@@ -407,15 +431,17 @@ def test_integer_tensors_are_rejected():
 
 
 @pytest.mark.parametrize("shape, permutation", SIZE_ONE_STRIDE_CASES, ids=["w1", "h1"])
-def test_size_one_dimensions_with_unusual_strides(shape, permutation, triton_interpreter):
+@on_kernel_devices
+def test_size_one_dimensions_with_unusual_strides(shape, permutation, kernel_device):
     generator = torch.Generator().manual_seed(19)
     content = (torch.randn(shape, generator=generator) + 0.5).permute(*permutation)
     n, c = content.shape[:2]
     style_mean, style_std = torch.randn(n, c, generator=generator), torch.rand(n, c, generator=generator) + 0.5
     alpha = torch.rand(n, generator=generator)
-    leaves = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
+    # .to() keeps the strides, the size-1 dimension's odd one included
+    leaves = [t.to(kernel_device, copy=True).requires_grad_() for t in (content, style_mean, style_std, alpha)]
     out = adain_forward(*leaves, 1e-5)[0]
-    grad_output = torch.randn(out.shape, generator=generator)
+    grad_output = torch.randn(out.shape, generator=generator).to(kernel_device)
     grads = torch.autograd.grad(out, leaves, grad_output)
     expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
     assert _relative_error(out, expected) < 1e-5
@@ -432,18 +458,19 @@ NON_CONTIGUOUS_CASES = {  # content views that are neither contiguous nor channe
 
 
 @pytest.mark.parametrize("make_view", NON_CONTIGUOUS_CASES.values(), ids=NON_CONTIGUOUS_CASES.keys())
-def test_non_contiguous_content_matches_reference(make_view, triton_interpreter):
+@on_kernel_devices
+def test_non_contiguous_content_matches_reference(make_view, kernel_device):
     """Slices and permutations of either layout: copied to a layout the kernels take, values and
     gradients as for a contiguous input."""
     generator = torch.Generator().manual_seed(41)
-    content = make_view(torch.randn(4, 6, 8, 10, generator=generator) * 2 + 0.5)
+    content = make_view(torch.randn(4, 6, 8, 10, generator=generator).to(kernel_device) * 2 + 0.5)
     n, c = content.shape[:2]
     style_mean, style_std = torch.randn(n, c, generator=generator), torch.rand(n, c, generator=generator) + 0.5
     alpha = torch.rand(n, generator=generator) * 0.9 + 0.05
-    leaves = [t.clone() if t is not content else t.detach() for t in (content, style_mean, style_std, alpha)]
+    leaves = [t.to(kernel_device) if t is not content else t.detach() for t in (content, style_mean, style_std, alpha)]
     leaves = [t.requires_grad_() for t in leaves]
     out = adain_forward(*leaves, 1e-5)[0]
-    grad_output = torch.randn(out.shape, generator=generator) + 0.1
+    grad_output = (torch.randn(out.shape, generator=generator) + 0.1).to(kernel_device)
     grads = torch.autograd.grad(out, leaves, grad_output)
     expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
     assert out.shape == content.shape and _relative_error(out, expected) < 1e-5
@@ -451,14 +478,15 @@ def test_non_contiguous_content_matches_reference(make_view, triton_interpreter)
         assert _relative_error(grad, expected_grad) < _gradient_tolerance(1e-5)
 
 
-def test_style_statistics_in_other_dtypes_get_gradients_in_their_dtype(triton_interpreter):
+@on_kernel_devices
+def test_style_statistics_in_other_dtypes_get_gradients_in_their_dtype(kernel_device):
     """bf16 style statistics and a float64 alpha with float32 content: each gradient in its leaf's dtype."""
     generator = torch.Generator().manual_seed(43)
-    content, style_mean, style_std, alpha = _random_inputs((2, 5, 6, 7), torch.float32, True, "cpu", generator)
+    content, style_mean, style_std, alpha = _random_inputs((2, 5, 6, 7), torch.float32, True, kernel_device, generator)
     style_mean, style_std, alpha = style_mean.bfloat16(), style_std.bfloat16(), alpha.double()
     leaves = [t.clone().requires_grad_() for t in (content, style_mean, style_std, alpha)]
     out = adain_forward(*leaves, 1e-5)[0]
-    grad_output = torch.randn(out.shape, generator=generator) + 0.1
+    grad_output = (torch.randn(out.shape, generator=generator) + 0.1).to(kernel_device)
     grads = torch.autograd.grad(out, leaves, grad_output)
     expected, expected_grads = _float64_reference_with_grads(content, style_mean, style_std, alpha, grad_output)
     assert out.dtype == torch.float32 and _relative_error(out, expected) < 1e-5
@@ -467,15 +495,16 @@ def test_style_statistics_in_other_dtypes_get_gradients_in_their_dtype(triton_in
         assert grad.dtype == leaf.dtype and _relative_error(grad, expected_grad) < 1e-2
 
 
-def test_style_statistics_with_their_own_strides(triton_interpreter):
+@on_kernel_devices
+def test_style_statistics_with_their_own_strides(kernel_device):
     """A broadcast style_mean and a transposed style_std: each is read with its own strides."""
     generator = torch.Generator().manual_seed(17)
     content = torch.randn(3, 5, 4, 6, generator=generator) + 0.5
-    style_mean = torch.randn(1, 5, generator=generator).expand(3, 5)
-    style_std = (torch.rand(5, 3, generator=generator) + 0.5).t()
+    style_mean = torch.randn(1, 5, generator=generator).to(kernel_device).expand(3, 5)
+    style_std = (torch.rand(5, 3, generator=generator) + 0.5).to(kernel_device).t()
     alpha = torch.rand(3, generator=generator)
-    out = adain_forward(content, style_mean, style_std, alpha, 1e-5)[0]
-    expected = adain_reference(content.double(), style_mean.double(), style_std.double(), alpha.double())
+    out = adain_forward(content.to(kernel_device), style_mean, style_std, alpha.to(kernel_device), 1e-5)[0]
+    expected = adain_reference(content.double(), style_mean.cpu().double(), style_std.cpu().double(), alpha.double())
     assert _relative_error(out, expected) < 1e-5
 
 
@@ -501,6 +530,7 @@ def test_every_launch_runs_under_its_tensors_device_guard(monkeypatch):
 
     monkeypatch.setattr(adain_module, "_device_guard", recording_guard)
     monkeypatch.setattr(adain_module, "wrap_triton", RecordingLaunch)
+    monkeypatch.setattr(adain_module, "INTERPRETED", False)  # compiled kernels launch through wrap_triton
     generator = torch.Generator().manual_seed(29)
     content, style_mean, style_std, alpha = _random_inputs((2, 3, 4, 5), torch.float32, True, "cpu", generator)
     device = content.device
@@ -526,6 +556,65 @@ def test_device_guard_switches_to_a_cuda_tensors_device(monkeypatch):
     assert isinstance(guard, RecordingCudaDevice) and chosen == [torch.device("cuda", 1)]
     assert isinstance(adain_module._device_guard(torch.device("cpu")), contextlib.nullcontext)
     assert chosen == [torch.device("cuda", 1)]  # no CUDA call for a CPU tensor
+
+
+def test_interpreted_launches_do_not_need_wrap_triton(triton_interpreter, monkeypatch):
+    """torch 2.11's wrap_triton accepts only triton.jit functions, not the interpreter's: forward,
+    backward and statistics still run interpreted there."""
+
+    def strict_wrap_triton(kernel):  # torch 2.11's check
+        if not isinstance(kernel, triton.runtime.jit.JITFunction):
+            raise RuntimeError("wrap_triton only works on functions annotated with triton.jit or triton.autotune")
+        return torch.library.wrap_triton(kernel)
+
+    monkeypatch.setattr(adain_module, "wrap_triton", strict_wrap_triton)
+    generator = torch.Generator().manual_seed(47)
+    leaves = [t.requires_grad_() for t in _random_inputs((2, 3, 4, 5), torch.float32, False, "cpu", generator)]
+    out = adain_forward(*leaves, 1e-5)[0]
+    grads = torch.autograd.grad(out.sum(), leaves)
+    assert _relative_error(out, adain_reference(*(t.detach().double() for t in leaves))) < 1e-5
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert _relative_error(adain_stats_op(leaves[0].detach(), 1e-5)[1], adain_stats_reference(leaves[0].double())[1]) < 1e-5
+
+
+FAKE_CUDA_PLUGIN = """
+import json, os
+import torch
+
+torch.cuda.is_available = lambda: True  # before tests/conftest.py and test_adain.py ask
+
+
+def pytest_collection_finish(session):
+    cases = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "kernel_device" in params:
+            skipped = any(mark.args[0] for mark in item.iter_markers("skipif"))
+            cases.append((item.name, params["kernel_device"], skipped))
+    with open(os.environ["FAKE_CUDA_REPORT"], "w") as report:
+        json.dump(cases, report)
+"""
+
+
+def test_float64_reference_tests_run_on_cuda_whenever_present(tmp_path):
+    """On a CUDA host (faked here: collection only) the kernels are compiled, yet every float64
+    reference test gets a cuda case that nothing skips; only the interpreted-CPU case is skipped."""
+    (tmp_path / "fake_cuda.py").write_text(FAKE_CUDA_PLUGIN)
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]), FAKE_CUDA_REPORT=str(tmp_path / "cases.json"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "fake_cuda", "--collect-only", "-q", "-p", "no:cacheprovider",
+         str(Path(__file__))], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    cases = json.loads((tmp_path / "cases.json").read_text())
+    tests = {name.split("[")[0] for name, _, _ in cases}
+    assert {"test_forward_and_gradients_match_float64_reference", "test_stats_and_their_gradient_match_float64_reference",
+            "test_non_contiguous_content_matches_reference"} <= tests
+    for test in tests:
+        devices = {(device, skipped) for name, device, skipped in cases if name.split("[")[0] == test}
+        assert devices == {("cuda", False), ("cpu", True)}, test
+    assert sum(device == "cuda" for _, device, _ in cases) >= len(LAYOUT_CASES) * len(DTYPE_TOLERANCES)
 
 
 @pytest.mark.cuda
