@@ -9,17 +9,11 @@ Command lines: ``python -m fastnst.style_bank``, ``python -m fastnst.train_decod
 ``python -m fastnst.preview``; ``fastnst.stylize_dataset`` makes the offline stylized cache (command line:
 ``python -m train.stylize_cache``) that ``CachedStylizer`` serves in place of the networks. AdaIN itself is ``fastnst.kernels.adain``; this package never re-implements it.
 
-The distribution installs three packages and claims no generic top-level name: ``fastnst``,
-``fastnst.kernels`` (the ``kernels/`` folder) and ``fastnst.train`` (the ``train/`` folder).
+The distribution claims no generic top-level name: ``kernels/`` and ``train/`` are subpackages
+``fastnst.kernels`` and ``fastnst.train``, through the committed links ``fastnst/kernels -> ../kernels``
+and ``fastnst/train -> ../train`` (static, so type checkers and the wheel see them as any subpackage).
 """
 import importlib
-from pathlib import Path
-
-_checkout = Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "adain.py").is_file():
-    # A source checkout keeps kernels/ and train/ beside fastnst/: let fastnst.kernels and
-    # fastnst.train resolve to them, as they do in the installed wheel.
-    __path__.append(str(_checkout))
 
 # Public names, imported on first use so that ``python -m fastnst.<cli>`` never imports its own
 # module twice and ``import fastnst`` stays cheap.

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `bench` is a folder of the checkout, not an installed package
-    sys.path.insert(0, str(REPO_ROOT))
+from bench import sm90_report
 
-from bench import sm90_report  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 adain_module = importlib.import_module("fastnst.kernels.adain")
 

@@ -6,17 +6,13 @@ checks what the conftest records and which settings it applies, not how fast any
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-# `bench` is a top-level folder of the checkout, not an installed package.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from bench import compare, figures, plot
 
-from bench import compare, figures, plot  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["pytester"]
 

@@ -19,13 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `bench` is a top-level folder of the checkout, not an installed package
-    sys.path.insert(0, str(REPO_ROOT))
+from bench import end_to_end, figures, gpu_run, kernel_table
+from bench.kernel_table import WorkRecord
+from bench.torch_feed import CROP_PADDING, TorchFeed, measure_feed
 
-from bench import end_to_end, figures, gpu_run, kernel_table  # noqa: E402
-from bench.kernel_table import WorkRecord  # noqa: E402
-from bench.torch_feed import CROP_PADDING, TorchFeed, measure_feed  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["pytester"]
 
