@@ -1,11 +1,12 @@
 """The package's layout is static, the wheel holds all of it and claims no generic top-level name (it installs
-beside packages importable as `kernels` and `train`)."""
+beside packages importable as `kernels` and `train`), and the op and the Stylizer need none of the extras."""
 import ast
 import os
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -66,3 +67,107 @@ def test_the_package_imports_itself_only_as_fastnst():
                 names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
                     [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
                 assert not [n for n in names if n.split(".")[0] in ("kernels", "train", "bench", "tests")], (source, names)
+
+
+# The [train] extra's distributions and the modules they provide: nothing the op and the Stylizer import.
+TRAIN_EXTRA_MODULES = {"nvidia-dali-cuda130": "nvidia.dali", "pyyaml": "yaml", "tensorboard": "tensorboard",
+                       "matplotlib": "matplotlib"}
+WITHOUT_TRAIN_EXTRA = """
+import sys
+
+BLOCKED = BLOCKED_MODULES
+
+
+class NotInstalled:  # as if the [train] extra were not installed
+    def find_spec(self, name, path=None, target=None):
+        if any(name == blocked or name.startswith(blocked + ".") for blocked in BLOCKED):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NotInstalled())
+import torch
+from fastnst import StyleBank, Stylizer, kernels
+from fastnst.networks import Decoder, VGGEncoder
+
+x = torch.rand(2, 3, 5, 4) + 0.1
+out = kernels.adain(x, torch.rand(2, 3), torch.rand(2, 3) + 0.5, 0.5)
+assert out.shape == x.shape and torch.isfinite(out).all()
+bank = StyleBank(torch.rand(3, 512), torch.rand(3, 512) + 0.2, ["a.jpg", "b.jpg", "c.jpg"])
+stylizer = Stylizer(bank, VGGEncoder().eval(), Decoder().eval(), prob_synthetic=1.0, prob_real=1.0, resolution=None)
+images, plan = stylizer(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8), torch.tensor([True, False]))
+assert images.shape == (2, 3, 16, 16) and images.dtype == torch.uint8
+for blocked in BLOCKED:
+    assert not any(name == blocked or name.startswith(blocked + ".") for name in sys.modules), blocked
+print("ok")
+"""
+
+
+def test_op_and_stylizer_work_without_the_train_extra(tmp_path):
+    """A plain `pip install fastnst` (no [train]: no DALI, PyYAML, TensorBoard or matplotlib) gives a working op
+    and Stylizer: here those modules fail to import, and the op and one Stylizer call run on the CPU."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
+    assert set(extras) == set(TRAIN_EXTRA_MODULES)
+    probe = WITHOUT_TRAIN_EXTRA.replace("BLOCKED_MODULES", repr(tuple(TRAIN_EXTRA_MODULES.values())))
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env={**INSTALLED_ENVIRONMENT, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh venv holding the wheel, stub `kernels` and `train` packages, and this environment's dependencies:
+    (its python, its site-packages)."""
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    for stub in ("kernels", "train"):  # stand-ins for the Hugging Face kernel hub client and PyPI's `train`
+        (site / stub).mkdir()
+        (site / stub / "__init__.py").write_text(f"STUB = {stub!r}\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+                   check=True, capture_output=True, env=INSTALLED_ENVIRONMENT)
+    # torch and the other dependencies come from this environment, as a plain path (its .pth files stay inert,
+    # so the editable checkout of fastnst is not visible there).
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python, site
+
+
+def test_installs_beside_packages_named_kernels_and_train(installed, tmp_path):
+    python, site = installed
+    probe = textwrap.dedent("""
+        import kernels, train
+        assert (kernels.STUB, train.STUB) == ("kernels", "train")
+        import torch
+        from fastnst import kernels as fused
+        import fastnst.train.run
+        from fastnst.train.config import load_preset
+        assert load_preset("cifar10")["dataset"] == "cifar10"   # package data from the wheel, not the stub
+        assert fused.__file__.startswith(SITE), fused.__file__
+        x = torch.rand(2, 3, 4, 5) + 0.1
+        out = fused.adain(x, torch.rand(2, 3), torch.rand(2, 3) + 0.5, 0.5)
+        assert out.shape == x.shape
+        print("ok")
+    """).replace("SITE", repr(str(site)))
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env=INSTALLED_ENVIRONMENT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_console_scripts_report_user_errors_in_one_line(installed, tmp_path):
+    python, _ = installed
+    scripts = python.parent
+    for name in ("fastnst-train", "fastnst-evaluate", "fastnst-download", "fastnst-style-bank", "fastnst-preview",
+                 "fastnst-train-decoder", "fastnst-weights"):
+        assert (scripts / name).is_file(), (name, sorted(path.name for path in scripts.iterdir()))
+    environment = INSTALLED_ENVIRONMENT
+    result = subprocess.run([str(scripts / "fastnst-evaluate"), "--checkpoint", str(tmp_path / "absent.pt")],
+                            capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert result.returncode == 2
+    assert result.stderr == f"fastnst-evaluate: error: checkpoint {tmp_path / 'absent.pt'} does not exist or is not a file\n"
+    result = subprocess.run([str(scripts / "fastnst-train"), "--print-config", "--epochs", "2"],
+                            capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert "epochs: 2" in result.stdout and "# flag" in result.stdout
