@@ -301,11 +301,11 @@ def block_shape(channels: int, positions: int, channels_last: bool, element_size
     """The tile for ``channels`` x ``positions`` maps of a layout and element size (bytes).
 
     The tile depends on the map's size class, the layout and 16-bit or not alone, so that the sm_90
-    check (``bench/sm90_report.py``) can compile every variant in CI; its table in bench/README.md
-    holds each variant's registers, and those of the rejected tiles named below. Map sizes are rounded up to a power of 4, from 16: a square map's next_power_of_2(side)^2
-    is one (every image here is square, so no VGG map pays for it), and half the size classes of
-    powers of 2 mean half the variants. Tiles are not shrunk to small C: every VGG-19 relu*_1 map has
-    C * H*W >= 4096, so none idles a lane.
+    check (``bench/sm90_report.py``) can compile every variant in CI; bench/README.md holds each
+    variant's registers, and those of the rejected tiles named below. Map sizes are rounded up to a
+    power of 4, from 16: a square map's next_power_of_2(side)^2 is one (every image here is square,
+    so no VGG map pays for it), and half the size classes of powers of 2 mean half the variants.
+    Tiles are not shrunk to small C: every VGG-19 relu*_1 map has C * H*W >= 4096, so none idles a lane.
     """
     map_tile = 16
     while map_tile < positions:

@@ -204,7 +204,7 @@ def run_as_main(module: str, argv: list[str], monkeypatch) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # runpy: "found in sys.modules" (the tests imported it)
         with pytest.raises(SystemExit) as exit_info:
-            runpy.run_module(module if module.startswith("bench") else f"fastnst.{module}", run_name="__main__")
+            runpy.run_module(f"fastnst.{module}" if module.startswith("train.") else module, run_name="__main__")
     return exit_info.value.code
 
 
