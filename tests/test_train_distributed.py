@@ -17,9 +17,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 
 WORKER = """
-import sys, torch
-sys.path.insert(0, {tests_dir!r})
-from test_train_trainer import run_standin
+import torch
+from tests.test_train_trainer import run_standin
 from fastnst.train import distributed
 
 info = distributed.setup("cpu")
@@ -32,7 +31,7 @@ distributed.cleanup()
 
 def _torchrun(tmp_path, out, nan_from_epoch=None):
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(WORKER.format(tests_dir=str(TESTS_DIR), out=str(out), nan_from_epoch=nan_from_epoch)))
+    script.write_text(textwrap.dedent(WORKER.format(out=str(out), nan_from_epoch=nan_from_epoch)))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(script)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

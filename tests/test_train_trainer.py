@@ -197,16 +197,14 @@ def test_stylizer_meter_sums_counts_and_time_per_epoch():
 
 
 RESUME_SCRIPT = """
-import sys
-sys.path.insert(0, {tests_dir!r})
-from test_train_trainer import run_standin
+from tests.test_train_trainer import run_standin
 run_standin({out!r}, resume={resume}, delay={delay}, epochs=4)
 """
 
 
 def _script(tmp_path, name, out, resume, delay):
     path = tmp_path / name
-    path.write_text(textwrap.dedent(RESUME_SCRIPT.format(tests_dir=str(TESTS_DIR), out=str(out), resume=resume, delay=delay)))
+    path.write_text(textwrap.dedent(RESUME_SCRIPT.format(out=str(out), resume=resume, delay=delay)))
     return path
 
 
