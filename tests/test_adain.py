@@ -582,38 +582,45 @@ import json, os
 import torch
 
 torch.cuda.is_available = lambda: True  # before tests/conftest.py and test_adain.py ask
+devices, setups = {}, {}
 
 
-def pytest_collection_finish(session):
-    cases = []
-    for item in session.items:
+def pytest_collection_modifyitems(items):
+    for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "kernel_device" in params:
-            skipped = any(mark.args[0] for mark in item.iter_markers("skipif"))
-            cases.append((item.name, params["kernel_device"], skipped))
-    with open(os.environ["FAKE_CUDA_REPORT"], "w") as report:
-        json.dump(cases, report)
+            devices[item.nodeid] = (item.originalname, params["kernel_device"])
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "setup" and report.nodeid in devices:
+        setups[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["FAKE_CUDA_REPORT"], "w") as out:
+        json.dump([(*devices[nodeid], setups.get(nodeid)) for nodeid in devices], out)
 """
 
 
 def test_float64_reference_tests_run_on_cuda_whenever_present(tmp_path):
-    """On a CUDA host (faked here: collection only) the kernels are compiled, yet every float64
-    reference test gets a cuda case that nothing skips; only the interpreted-CPU case is skipped."""
+    """On a CUDA host (faked here, and only fixtures set up: --setup-only) the kernels are compiled, yet
+    every float64 reference test has cuda cases that neither a mark nor a fixture skips; only the
+    interpreted-CPU cases are skipped."""
     (tmp_path / "fake_cuda.py").write_text(FAKE_CUDA_PLUGIN)
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]), FAKE_CUDA_REPORT=str(tmp_path / "cases.json"))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "fake_cuda", "--collect-only", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "fake_cuda", "--setup-only", "-q", "-p", "no:cacheprovider",
          str(Path(__file__))], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     cases = json.loads((tmp_path / "cases.json").read_text())
-    tests = {name.split("[")[0] for name, _, _ in cases}
+    tests = {test for test, _, _ in cases}
     assert {"test_forward_and_gradients_match_float64_reference", "test_stats_and_their_gradient_match_float64_reference",
             "test_non_contiguous_content_matches_reference"} <= tests
     for test in tests:
-        devices = {(device, skipped) for name, device, skipped in cases if name.split("[")[0] == test}
-        assert devices == {("cuda", False), ("cpu", True)}, test
+        assert {(device, setup) for name, device, setup in cases if name == test} == {("cuda", "passed"), ("cpu", "skipped")}, test
     assert sum(device == "cuda" for _, device, _ in cases) >= len(LAYOUT_CASES) * len(DTYPE_TOLERANCES)
 
 
