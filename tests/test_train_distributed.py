@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastnst.train.checkpoint import load_checkpoint
-from fastnst.train.distributed import DistInfo, all_gather_objects, average_buffers, resolve_device
+from fastnst.distributed import DistInfo, all_gather_objects, average_buffers, resolve_device
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -19,7 +19,7 @@ REPO_ROOT = TESTS_DIR.parent
 WORKER = """
 import torch
 from tests.test_train_trainer import run_standin
-from fastnst.train import distributed
+from fastnst import distributed
 
 info = distributed.setup("cpu")
 result = run_standin({out!r}, epochs=3, nan_from_epoch={nan_from_epoch}, dist_info=info)

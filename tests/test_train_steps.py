@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fastnst.train import trainer
-from fastnst.train.distributed import DistInfo
+from fastnst.distributed import DistInfo
 from fastnst.train.models import create_model
 from fastnst.train.trainer import Perturbation, _train_one_epoch
 from test_train_trainer import TensorLoader, make_tensors, run_standin, tiny_config

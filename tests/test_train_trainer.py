@@ -19,7 +19,7 @@ import torch
 
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
 from fastnst.train.config import resolve
-from fastnst.train.distributed import DistInfo
+from fastnst.distributed import DistInfo
 from fastnst.train.models import create_model
 from fastnst.train.trainer import (
     StylizerMeter,

@@ -20,7 +20,7 @@ import torch
 
 from fastnst import CachedStylizer
 from fastnst.cli import program_name, run_cli
-from fastnst.train import distributed
+from fastnst import distributed
 from fastnst.train.config import (Augmentation, ConfigError, format_config, parse_command_line, save_config,
                                   stylizer_resolution)
 from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path

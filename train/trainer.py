@@ -46,11 +46,11 @@ from tqdm import tqdm
 
 from fastnst.cli import UserError
 from fastnst.stylizer_meter import StylizerMeter
-from fastnst.train import distributed
+from fastnst import distributed
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
 from fastnst.train.data.stats import dataset_info
-from fastnst.train.distributed import DistInfo
+from fastnst.distributed import DistInfo
 from fastnst.train.metrics_log import MetricsLog
 from fastnst.train.mixup import MixupCutmix
 from fastnst.train.noise import FeatureNoise, PnormNoise

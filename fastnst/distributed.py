@@ -1,8 +1,10 @@
-"""torchrun plumbing: one process per device, DistributedDataParallel, NCCL on GPUs and gloo on CPU.
+"""torchrun plumbing: one process per device, NCCL on GPUs and gloo on CPU.
 
-``python -m train.run`` runs as a single process; ``torchrun --nproc_per_node=K -m train.run``
-sets RANK / WORLD_SIZE / LOCAL_RANK, which ``setup`` reads. Nothing here is home-made
-distribution: it only starts the process group and offers the few collectives the trainer needs.
+``python -m train.run`` and ``python -m train.stylize_cache`` run as a single process; ``torchrun
+--nproc_per_node=K -m ...`` sets RANK / WORLD_SIZE / LOCAL_RANK, which ``setup`` reads. Nothing here
+is home-made distribution: it only starts the process group and offers the few collectives the
+trainer (DistributedDataParallel) and the offline stylizer (one shard of the work per rank) need. It
+lives in ``fastnst`` so that both can use it (``fastnst`` never imports ``fastnst.train``).
 """
 from __future__ import annotations
 
@@ -46,6 +48,18 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
     if requested != "cpu":
         raise UsageError(f"--device must be auto, cpu or cuda, got {requested!r}")
     return torch.device("cpu")
+
+
+def launched() -> bool:
+    """Whether torchrun started this process as one of several (its environment says so)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def current(device: torch.device = torch.device("cpu")) -> DistInfo:
+    """The started process group's rank and size (by ``setup`` or by the caller), else a single process."""
+    if not dist.is_initialized():
+        return DistInfo(device=device)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), device)
 
 
 def setup(requested_device: str = "auto") -> DistInfo:
