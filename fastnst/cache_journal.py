@@ -5,6 +5,11 @@ pixels to disk, then ``mark_done`` records the chunk in ``journal.json`` (replac
 killed run, started again with the same identity (input and settings), redoes only the chunks the
 journal lacks; with another identity it is refused, naming the differences. ``publish`` renames
 ``OUT.partial`` to ``OUT`` once every chunk is done: nothing half-written ever carries the final name.
+
+Under torchrun each rank does its own share of the chunks and records them in its own file
+(rank 0 in ``journal.json``, rank r in ``journal.rank<r>.json``), so no two processes ever write the
+same file; the chunks done are those of every file, whatever the world size that wrote them, so a
+killed run resumes with any number of ranks.
 """
 from __future__ import annotations
 
@@ -17,6 +22,11 @@ from fastnst.atomic import replace_durably, write_json_atomic
 from fastnst.cache_format import FORMAT_VERSION, StylizeDatasetError
 
 JOURNAL_FILE = "journal.json"
+RANK_JOURNAL_GLOB = "journal.rank*.json"  # ranks 1.. of a torchrun: {"done": [...]}
+
+
+def rank_journal_file(rank: int) -> str:
+    return JOURNAL_FILE if rank == 0 else f"journal.rank{rank}.json"
 
 
 def identity_mismatches(recorded: dict, current: dict, prefix: str = "") -> list[str]:
@@ -32,16 +42,22 @@ def identity_mismatches(recorded: dict, current: dict, prefix: str = "") -> list
 
 
 class Journal:
-    """``journal.json`` of a work folder: the job's identity, its number of chunks and those done."""
+    """``journal.json`` of a work folder: the job's identity, its number of chunks and those done
+    (with the chunks recorded by the other ranks' files)."""
 
-    def __init__(self, folder: Path, record: dict):
-        self.folder, self.record = folder, record
+    def __init__(self, folder: Path, record: dict, rank: int = 0):
+        self.folder, self.record, self.rank = folder, record, rank
+        self.own_done: set[int] = set(record["done"])  # what this rank's file records
+        if rank:
+            path = folder / rank_journal_file(rank)
+            self.own_done = set(json.loads(path.read_text())["done"]) if path.is_file() else set()
 
     @classmethod
     def start_or_resume(cls, folder: Path, identity: dict, num_chunks: int, create_files: Callable[[Path], None],
-                        own_files: set[str]) -> "Journal":
+                        own_files: set[str], rank: int = 0) -> "Journal":
         """Continue the job in ``folder``, or start it: ``create_files(folder)`` writes the job's files
-        (named in ``own_files``), then the journal is written, its presence saying they are complete."""
+        (named in ``own_files``), then the journal is written, its presence saying they are complete.
+        Under torchrun rank 0 calls this first, the other ranks after it (they find the folder made)."""
         path = folder / JOURNAL_FILE
         if folder.is_dir() and not path.is_file():
             # atomic_write's temporary files are ".<name>.<random>.tmp"
@@ -52,7 +68,7 @@ class Journal:
                                           f"({', '.join(foreign[:3])}): move it away or choose another --out")
             shutil.rmtree(folder)  # a run killed while creating its files: nothing of it is done yet
         if folder.is_dir():
-            journal = cls(folder, json.loads(path.read_text()))
+            journal = cls(folder, json.loads(path.read_text()), rank)
             differences = identity_mismatches(journal.record["identity"], identity)
             if differences:
                 raise StylizeDatasetError(f"{folder} holds a stopped run with other settings or input ("
@@ -67,18 +83,27 @@ class Journal:
 
     @property
     def done(self) -> set[int]:
-        return set(self.record["done"])
+        """The chunks done, by any rank (read afresh: other ranks write while this one works)."""
+        done = set(json.loads((self.folder / JOURNAL_FILE).read_text())["done"]) | self.own_done
+        for path in self.folder.glob(RANK_JOURNAL_GLOB):
+            done |= set(json.loads(path.read_text())["done"])
+        return done
 
     def mark_done(self, chunk: int) -> None:
         """Call once the chunk's data is on disk."""
-        self.record["done"] = sorted(self.done | {int(chunk)})
-        self._write()
+        self.own_done.add(int(chunk))
+        if self.rank == 0:
+            self.record["done"] = sorted(self.own_done)
+            self._write()
+        else:
+            write_json_atomic(self.folder / rank_journal_file(self.rank), {"done": sorted(self.own_done)}, indent=2)
 
     def publish(self, out: Path) -> None:
-        """Rename the finished work folder to ``out``; the journal goes along, then is removed (a kill
-        in between leaves a harmless extra file)."""
+        """Rename the finished work folder to ``out``; the journals go along, then are removed (a kill
+        in between leaves harmless extra files)."""
         replace_durably(self.folder, out)
-        (out / JOURNAL_FILE).unlink()
+        for path in [*out.glob(RANK_JOURNAL_GLOB), out / JOURNAL_FILE]:
+            path.unlink()
 
     def _write(self) -> None:
         write_json_atomic(self.folder / JOURNAL_FILE, self.record, indent=2)

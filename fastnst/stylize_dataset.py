@@ -10,6 +10,13 @@ Image i's variant k gets a style uniform over the bank and an alpha uniform in t
 all drawn from ``seed`` first, and is made by ``fastnst.Stylizer.stylize``, the training path itself
 (docs/stylizer.md, section 6). The output folder is ``fastnst.cache_format``'s; the work is done in
 journaled chunks (``fastnst.cache_journal``): a killed run continues where it stopped.
+
+Under torchrun (a process group started, e.g. by ``fastnst.distributed.setup``; each rank passes its
+own device) the ranks share the chunks not yet done, round robin, and write them into the one output
+folder; rank 0 creates it and publishes it. The draws are made from ``seed`` for the whole set before
+the work starts, and a chunk is made of the same batches whoever makes it, so the files are the same
+for any number of ranks (bit for bit on the CPU, ``tests/test_fastnst_stylize_dataset_distributed.py``),
+and a killed run resumes with any number of ranks.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fastnst import distributed
 from fastnst.atomic import atomic_write, write_json_atomic
 from fastnst.cache_format import (
     ALPHA_FILE, FORMAT_VERSION, IMAGES_FILE, LABELS_FILE, META_FILE, SOURCES, STYLE_INDEX_FILE,
@@ -69,8 +77,8 @@ class StylizeOptions:
 class StylizeResult:
     path: Path                  # OUT when complete, OUT.partial when stopped early
     complete: bool
-    images_stylized: int        # stylized images written by this call (image x variant)
-    seconds: float              # wall time of this call's stylization
+    images_stylized: int        # stylized images written by this call (image x variant), all ranks together
+    seconds: float              # wall time of this call's stylization (until the slowest rank is done)
     meta: dict = field(default_factory=dict)
 
     @property
@@ -235,7 +243,7 @@ def _stylize_chunks(stylizer, images, folder: Path, journal: Journal, chunks: li
     return stylized
 
 
-def _already_complete(out: Path, identity: dict) -> StylizeResult:
+def _already_complete(out: Path, identity: dict, quiet: bool = False) -> StylizeResult:
     meta_path = out / META_FILE
     if not meta_path.is_file():
         raise StylizeDatasetError(f"--out {out} exists and is not a stylized data set: choose another --out")
@@ -244,7 +252,8 @@ def _already_complete(out: Path, identity: dict) -> StylizeResult:
     if differences:
         raise StylizeDatasetError(f"--out {out} already exists and was made differently ("
                                   + "; ".join(differences[:4]) + "): choose another --out or delete it")
-    print(f"{out} is already complete with these settings; nothing to do")
+    if not quiet:
+        print(f"{out} is already complete with these settings; nothing to do")
     return StylizeResult(out, True, 0, 0.0, recorded)
 
 
@@ -255,11 +264,14 @@ def stylize_dataset(images: np.ndarray, labels: np.ndarray, out: str | os.PathLi
     ``input_info`` (e.g. the data set's name and file) is recorded in meta.json. Resumes a stopped
     run found at ``out`` + ".partial"; returns at once when ``out`` is already complete with the
     same input and settings; refuses an ``out`` made from another input or with other settings.
+    In a process group every rank calls it with the same arguments but its own ``options.device``;
+    ``max_chunks`` then counts each rank's chunks.
     """
     _check_input(images, labels)
     _check_options(options)
     out, partial = Path(out), partial_path(out)
     device = torch.device(options.device)
+    ranks = distributed.current(device)
     image_size = int(images.shape[1])
     batch_size = int(options.batch_size or default_batch_size(device, options.resolution, image_size))
     chunk_size = -(-max(int(options.chunk_size), batch_size) // batch_size) * batch_size  # whole batches
@@ -269,40 +281,65 @@ def stylize_dataset(images: np.ndarray, labels: np.ndarray, out: str | os.PathLi
     identity = {"format_version": FORMAT_VERSION, "dataset": dataset_identity(images, labels),
                 "settings": _settings(options, stylizer, device, batch_size, chunk_size)}
     if out.exists():
-        return _already_complete(out, identity)
+        return _already_complete(out, identity, quiet=not ranks.is_main)
 
     count, variants = len(images), int(options.variants)
     num_chunks = -(-count // chunk_size)
-    journal = Journal.start_or_resume(
-        partial, identity, num_chunks, lambda folder: _create_files(folder, images, labels, options, identity),
-        own_files={IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE})
-    done = journal.done
-    todo = [chunk for chunk in range(num_chunks) if chunk not in done]
+    journal = _open_journal(partial, identity, num_chunks, images, labels, options, ranks)
+    # Rank 0's view of what is done decides every rank's share (the others' may already be newer).
+    done = distributed.broadcast_object(sorted(journal.done), ranks)
+    todo = [chunk for chunk in range(num_chunks) if chunk not in done][ranks.rank::ranks.world_size]
     if options.max_chunks is not None:
         todo = todo[:int(options.max_chunks)]
-    done_images = sum(min(chunk_size, count - chunk * chunk_size) for chunk in done)
-    bar = tqdm(total=count * variants, initial=done_images * variants, unit="img", desc="stylizing",
-               disable=not options.progress, dynamic_ncols=True)
+    mine = sum(min(chunk_size, count - chunk * chunk_size) for chunk in todo) * variants
+    if ranks.enabled:  # one bar, rank 0's share
+        bar = tqdm(total=mine, unit="img", desc=f"stylizing (rank 0's share of {ranks.world_size})",
+                   disable=not (options.progress and ranks.is_main), dynamic_ncols=True)
+    else:
+        done_images = sum(min(chunk_size, count - chunk * chunk_size) for chunk in done)
+        bar = tqdm(total=count * variants, initial=done_images * variants, unit="img", desc="stylizing",
+                   disable=not options.progress, dynamic_ncols=True)
     started = time.perf_counter()
     stylized_here = _stylize_chunks(stylizer, images, partial, journal, todo, chunk_size, batch_size, variants,
                                     device, bar)
-    seconds = time.perf_counter() - started
     bar.close()
+    # Summed over ranks; it also waits for the slowest, whose journal is then on disk.
+    stylized = int(distributed.all_reduce_sum(torch.tensor([stylized_here], device=device), ranks).item())
+    seconds = time.perf_counter() - started
 
-    if len(journal.done) < num_chunks:
-        print(f"stopped after {len(todo)} chunk(s) (--max-chunks): {len(journal.done)} of {num_chunks} done in "
-              f"{partial}; run the same command again to continue")
-        return StylizeResult(partial, False, stylized_here, seconds, journal.record)
+    finished = journal.done
+    if len(finished) < num_chunks:
+        if ranks.is_main:
+            print(f"stopped after {len(todo)} chunk(s)" + (" per rank" if ranks.enabled else "")
+                  + f" (--max-chunks): {len(finished)} of {num_chunks} done in {partial}; run the same command "
+                  "again to continue")
+        return StylizeResult(partial, False, stylized, seconds, journal.record)
 
-    meta = {**identity, "input": input_info or {},
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "style_bank": str(options.style_bank), "vgg": options.vgg, "decoder": options.decoder,
-            "device": _device_name(device), "torch": torch.__version__, "python": platform.python_version(),
-            "last_call": {"seconds": seconds, "stylized_images": stylized_here,
-                          "images_per_second": stylized_here / seconds if seconds > 0 else None}}
-    write_json_atomic(partial / META_FILE, meta, indent=2)
-    journal.publish(out)
-    return StylizeResult(out, True, stylized_here, seconds, meta)
+    meta = None
+    if ranks.is_main:
+        meta = {**identity, "input": input_info or {},
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "style_bank": str(options.style_bank), "vgg": options.vgg, "decoder": options.decoder,
+                "device": _device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+                "last_call": {"seconds": seconds, "stylized_images": stylized, "ranks": ranks.world_size,
+                              "images_per_second": stylized / seconds if seconds > 0 else None}}
+        write_json_atomic(partial / META_FILE, meta, indent=2)
+        journal.publish(out)
+    meta = distributed.broadcast_object(meta, ranks)  # the other ranks return once the output is published
+    return StylizeResult(out, True, stylized, seconds, meta)
+
+
+def _open_journal(partial: Path, identity: dict, num_chunks: int, images, labels, options: StylizeOptions,
+                  ranks: distributed.DistInfo) -> Journal:
+    """Start or resume the work folder: rank 0 first (it creates the files), then the others."""
+    def start() -> Journal:
+        return Journal.start_or_resume(
+            partial, identity, num_chunks, lambda folder: _create_files(folder, images, labels, options, identity),
+            own_files={IMAGES_FILE, STYLE_INDEX_FILE, ALPHA_FILE, LABELS_FILE}, rank=ranks.rank)
+
+    journal = start() if ranks.is_main else None
+    distributed.barrier(ranks)  # a refusal on rank 0 ends the run (torchrun stops the others waiting here)
+    return journal or start()
 
 
 def _device_name(device: torch.device) -> str:

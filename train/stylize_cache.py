@@ -5,13 +5,16 @@
         --decoder decoder.pth --out cache/cifar10-synthetic-224
     python -m train.stylize_cache --dataset cifar10 --data-root data --source real ... --out cache/cifar10-real-224
     python -m train.stylize_cache --input images.npz --source synthetic --styles styles.pt ... --out cache/x
+    torchrun --nproc_per_node=8 -m train.stylize_cache --dataset cifar10 ...   # one shard per GPU, one output
 
 ``--dataset``: a training source, read as the training loader reads it, so row i of the cache is the
 loader's sample i of that source; ``--input``: an EDM-style .npz or an image folder (``generic_input``).
 The settings default to the data set's preset (built-in defaults with ``--input``), ``--config FILE``
 over it, flags over both; a synthetic set, style bank or weights given nowhere are taken from where
 ``python -m train.data.download`` put them under ``--data-root``, as ``train.run`` takes them. The
-work, the output folder and its resumable chunks are ``fastnst.stylize_dataset``'s.
+work, the output folder and its resumable chunks are ``fastnst.stylize_dataset``'s; under torchrun
+each rank (one per GPU, gloo on CPUs) makes its share of the chunks into the same folder, and the
+result is the same as one process's.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from fastnst import distributed
 from fastnst.cache_format import SOURCES
 from fastnst.cli import (
     DefaultsHelpFormatter, UsageError, add_debug_flag, add_device_flag, program_name, run_cli, style_resolution,
@@ -116,12 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the style and alpha draws")
     add("--downsample", choices=["bilinear", "area"], default="bilinear",
         help="resizing back to the image size (bilinear: the authors')")
-    add_device_flag(parser)
+    add_device_flag(parser)  # under torchrun: its type; each rank takes cuda:LOCAL_RANK
     add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
     add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
         "512 below; 4 / 32 on a CPU)")
     add("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="images per journaled (resumable) chunk")
-    add("--max-chunks", type=int, default=None, help="stop after this many chunks; run again to continue")
+    add("--max-chunks", type=int, default=None, help="stop after this many chunks (per rank under torchrun); run again to "
+        "continue")
     add("--no-progress", action="store_true", help="no progress bar")
     add_debug_flag(parser)
     return parser
@@ -132,12 +138,14 @@ def report(result: StylizeResult) -> None:
         settings = result.meta["settings"]
         resolution = settings["resolution"]
         total = result.meta["dataset"]["count"] * settings["variants"]
+        ranks = result.meta.get("last_call", {}).get("ranks", 1)
+        on_ranks = f" x {ranks} ranks" if ranks > 1 else ""
         # After a resume this call made only part of the set: say so, or the time and img/s read as the whole set's.
         resumed = "" if result.images_stylized == total else (
             f" (resumed: {result.images_stylized} of the {total} stylized images made by this call)")
         print(f"stylized {result.meta['dataset']['count']} images x {settings['variants']} variants at "
               f"{resolution if resolution == 'native' else f'{resolution} px'}{resumed} in {result.seconds:.1f} s: "
-              f"{result.images_per_second:.1f} img/s ({result.meta['device']}); wrote {result.path}")
+              f"{result.images_per_second:.1f} img/s ({result.meta['device']}{on_ranks}); wrote {result.path}")
     elif result.images_stylized:
         print(f"{result.images_stylized} stylized images in {result.seconds:.1f} s: "
               f"{result.images_per_second:.1f} img/s")
@@ -147,17 +155,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.input is not None and args.synthetic is not None:
         raise UsageError("--synthetic names the EDM set of a --dataset; with --input, the input is what is stylized")
+    ranks = distributed.setup(torch.device(args.device).type) if distributed.launched() else None
+    try:
+        return _stylize(args, device=str(ranks.device) if ranks else args.device, is_main=not ranks or ranks.is_main)
+    finally:
+        distributed.cleanup()
+
+
+def _stylize(args: argparse.Namespace, device: str, is_main: bool) -> int:
     options = StylizeOptions(**stylization_settings(args), variants=args.variants, seed=args.seed,
-                             downsample=args.downsample, device=args.device, compile=args.compile,
+                             downsample=args.downsample, device=device, compile=args.compile,
                              batch_size=args.batch_size, chunk_size=args.chunk_size, max_chunks=args.max_chunks,
                              progress=not args.no_progress)
     if args.input is not None:
-        images, labels = read_input(args.input, progress=not args.no_progress)
+        images, labels = read_input(args.input, progress=not args.no_progress and is_main)
         input_info = {"path": str(args.input)}
     else:
         images, labels, input_info = read_source(args.dataset, args.data_root, args.source, args.synthetic)
     result = stylize_dataset(images, labels, args.out, options, input_info=input_info)
-    report(result)
+    if is_main:
+        report(result)
     return 0
 
 
