@@ -58,6 +58,9 @@ class WideResNet(nn.Module):
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+        # The arguments, for train.export's plain-PyTorch copy of this class.
+        self.init_kwargs = dict(depth=depth, widen_factor=widen_factor, num_classes=num_classes, dropout=dropout,
+                                activation=activation, first_stride=first_stride)
         blocks_per_stage = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
         self.first_stride = first_stride
