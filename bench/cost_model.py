@@ -22,6 +22,11 @@ runs once per image and the decoder K times, (E + K * D) / K per stored variant.
 Measured figures are read from the saved bench baselines (``bench/baselines/*.json``): the
 ``stylized_over_plain`` of ``test_train_step_bench.py``'s variants and the img/s of
 ``test_stylize_dataset_bench.py``. A cell without a measurement says so.
+
+Building a cache on N GPUs (``torchrun --nproc_per_node=N -m train.stylize_cache``): the ranks share
+the chunks, so the arithmetic per GPU is W / N for a source's W = images x K x the per-variant cost;
+``cache_scaling_table`` turns it into hours at an ASSUMED sustained rate (``ASSUMED_TFLOPS``), a model
+of the time, not a measurement.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ROOT / "bench" / "baselines"
 CPU_BASELINE = BASELINES / "cpu-2core.json"
 DOCS = (ROOT / "bench" / "README.md", ROOT / "docs" / "stylizer.md")
+README = ROOT / "README.md"  # holds only the cache-scaling table
 PLOT = ROOT / "docs" / "img" / "stylization_cost.png"
 BEGIN, END = "<!-- cost-table:begin (python -m bench.cost_model --write) -->", "<!-- cost-table:end -->"
 PRESETS = ("cifar10", "cifar100", "tinyimagenet")
@@ -277,6 +283,42 @@ def uses_table(variants: int = CACHE_VARIANTS) -> str:
     return "\n".join(lines)
 
 
+SCALING_BEGIN = "<!-- cache-scaling:begin (python -m bench.cost_model --write) -->"
+SCALING_END = "<!-- cache-scaling:end -->"
+# An ASSUMPTION, not a measurement (no GPU has been lent): the encoder's and decoder's convolutions in bf16,
+# channels_last, compiled, at about 40 % of an H100 SXM's 989 TFLOP/s dense bf16 peak.
+ASSUMED_TFLOPS = 400.0
+GPU_COUNTS = (1, 2, 4, 8)
+
+
+# The sets a cache is made of, by the image count that decides its cost (cifar100's real set is cifar10's size).
+CACHE_SETS = (("CIFAR-10/100 training set (real)", TRAIN_SIZES["cifar10"]),
+              ("TinyImageNet training set (real)", TRAIN_SIZES["tinyimagenet"]),
+              ("EDM synthetic pool of any preset", SYNTHETIC_POOL))
+
+
+def cache_build_pflop(images: int, variants: int = CACHE_VARIANTS, resolution: int = 224) -> float:
+    """Arithmetic of a cache of ``images`` images x ``variants``, stylized at ``resolution`` (any input size)."""
+    return images * variants * cache_build_gflop(resolution, 32, variants) / 1e6
+
+
+def cache_scaling_table(variants: int = CACHE_VARIANTS, tflops: float = ASSUMED_TFLOPS) -> str:
+    header = ["cache of", "images x K", "PFLOP"] + [f"{n} GPU{'s' if n > 1 else ''}" for n in GPU_COUNTS]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    for label, images in CACHE_SETS:
+        pflop = cache_build_pflop(images, variants)
+        seconds = [pflop * 1e3 / (n * tflops) for n in GPU_COUNTS]
+        lines.append(f"| {label} | {images:,} x {variants} | {pflop:.1f} | " + " | ".join(f"{s:.0f} s" for s in seconds)
+                     + " |")
+    lines += ["", f"A MODEL, not a measurement: seconds of arithmetic per GPU = W / (N x {tflops:.0f} TFLOP/s), W from "
+              f"the networks' FLOPs at 224 px ({cache_build_gflop(224, 32, variants):.1f} GFLOP per stored variant, the "
+              f"encoder once per image), {tflops:.0f} TFLOP/s an assumed sustained rate per GPU (`ASSUMED_TFLOPS`). "
+              "It leaves out what N does not divide: each rank's start (loading the input, building and compiling the "
+              "networks), writing the images, and the wait for the slowest rank (at most one chunk). Written by "
+              "`python -m bench.cost_model --write`."]
+    return "\n".join(lines)
+
+
 def plot(path: Path = PLOT, cpu_baseline: Path = CPU_BASELINE) -> Path:
     import matplotlib
 
@@ -328,15 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the table in the docs and the plot")
     parser.add_argument("--baseline", type=Path, default=CPU_BASELINE, help="cpu-mode bench results to read")
     args = parser.parse_args(argv)
-    markdown, uses = table(args.baseline), uses_table()
-    print(markdown, uses, sep="\n\n")
+    markdown, uses, scaling = table(args.baseline), uses_table(), cache_scaling_table()
+    print(markdown, uses, scaling, sep="\n\n")
     if args.write:
         for doc in DOCS:
             text = replace_between_markers(doc.read_text(), markdown, doc)
             if USES_BEGIN in text:
                 text = replace_between_markers(text, uses, doc, USES_BEGIN, USES_END)
             doc.write_text(text)
-        print(f"wrote {', '.join(_shown(doc) for doc in DOCS)} and {_shown(plot(cpu_baseline=args.baseline))}")
+        README.write_text(replace_between_markers(README.read_text(), scaling, README, SCALING_BEGIN, SCALING_END))
+        print(f"wrote {', '.join(_shown(doc) for doc in (*DOCS, README))} and {_shown(plot(cpu_baseline=args.baseline))}")
     return 0
 
 

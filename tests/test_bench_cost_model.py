@@ -79,3 +79,17 @@ def test_expected_uses_match_the_loaders_epochs():
     assert abs(real.mean() - uses["real_draws"]) < 1e-9
     assert abs(synthetic.mean() - uses["synthetic_draws"]) < 0.05 * uses["synthetic_draws"]  # a few drawn, unserved
     assert abs(uses["real"] - uses["real_draws"] * 0.2 * 0.95) < 1e-12
+
+
+def test_cache_scaling_divides_the_work_by_the_gpus_and_is_the_readmes():
+    """N GPUs share the chunks: W / N each. The README shows the table --write made, labelled as a model."""
+    pflop = cost_model.cache_build_pflop(1_000_000, variants=4)
+    assert abs(pflop - 4e6 * cost_model.cache_build_gflop(224, 32, 4) / 1e6) < 1e-9
+    table = cost_model.cache_scaling_table(tflops=100.0)
+    row = next(line for line in table.splitlines() if line.startswith("| EDM synthetic pool"))
+    seconds = [float(cell.strip().removesuffix(" s")) for cell in row.strip("|").split("|")[3:]]
+    assert all(abs(seconds[0] / n - s) <= 1 for n, s in zip(cost_model.GPU_COUNTS, seconds))  # shown in whole s
+    assert abs(seconds[0] - pflop * 1e3 / 100.0) < 0.5 and "A MODEL, not a measurement" in table
+    readme = cost_model.README.read_text()
+    shown = readme.split(cost_model.SCALING_BEGIN)[1].split(cost_model.SCALING_END)[0].strip()
+    assert shown == cost_model.cache_scaling_table(), "README out of date: run python -m bench.cost_model --write"
