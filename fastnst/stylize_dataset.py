@@ -286,8 +286,8 @@ def stylize_dataset(images: np.ndarray, labels: np.ndarray, out: str | os.PathLi
     count, variants = len(images), int(options.variants)
     num_chunks = -(-count // chunk_size)
     journal = _open_journal(partial, identity, num_chunks, images, labels, options, ranks)
-    # Rank 0's view of what is done decides every rank's share (the others' may already be newer).
-    done = distributed.broadcast_object(sorted(journal.done), ranks)
+    # Every rank takes rank 0's list of the chunks done, read before any rank works: the shares fit together.
+    done = distributed.broadcast_object(sorted(journal.done) if ranks.is_main else None, ranks)
     todo = [chunk for chunk in range(num_chunks) if chunk not in done][ranks.rank::ranks.world_size]
     if options.max_chunks is not None:
         todo = todo[:int(options.max_chunks)]
