@@ -200,6 +200,9 @@ class Augmentation(Options):
     ta_or_style_real: bool = option(
         False, '"TAorStyle" for real images: a sample chosen for style transfer skips TrivialAugment')
     ta_or_style_synthetic: bool = option(False, '"TAorStyle" for synthetic images')
+    # The same draws and images either way (tests/test_augment_torch.py); torch: also JPEG decoding.
+    augment_backend: str = option("auto", "library of the loader's decoding and augmentation (auto: DALI when "
+                                  "installed, else torch)", choices=("auto", "dali", "torch"))
 
     def padding_for(self, image_size: int) -> int:
         """Pixels of zero padding around ``image_size`` images; auto: side / 8 (4 CIFAR, 8 TinyImageNet, the

@@ -1,7 +1,9 @@
-"""Reading JPEG files safely: cheap integrity checks before DALI sees the bytes, PIL decoding for eval sets."""
+"""Reading JPEG files safely: cheap integrity checks before a decoder sees the bytes, PIL decoding for eval sets,
+torchvision decoding of a training batch where DALI is not installed."""
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +55,21 @@ def decode_files(paths: list[Path], image_size: int, description: str) -> np.nda
     for i, path in enumerate(tqdm(paths, desc=description, leave=False, disable=len(paths) < 2000)):
         images[i] = decode_rgb(path, image_size)
     return images
+
+
+def decode_jpeg_batch(encoded: list[np.ndarray], image_size: int, device):
+    """Stage 1 without DALI: ``torchvision.io.decode_jpeg`` of a batch of encoded files (``read_jpeg_bytes``), with
+    nvJPEG on a GPU -> uint8 NHWC, a tensor on a GPU, a host array on the CPU. A file that does not decode, or
+    not to ``image_size`` pixels, raises RuntimeError as DALI's decoder would (the loader then finds it)."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    data = [torch.from_numpy(np.array(item)) for item in encoded]  # a writable copy of each file's bytes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29's notice on its image I/O
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    wrong = sum(tuple(image.shape) != (3, image_size, image_size) for image in images)
+    if wrong:
+        raise RuntimeError(f"{wrong} decoded images are not {image_size}x{image_size}x3")
+    batch = torch.stack(images).permute(0, 2, 3, 1)
+    return batch.contiguous() if batch.is_cuda else np.ascontiguousarray(batch.numpy())

@@ -3,7 +3,9 @@
 ``create_train_loader`` wires the sources, the authors' epoch (``sampler.py``), stage 1 (pixel
 gather or JPEG decoding), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
 order and the cut) fed with host-drawn augmentations (``draws.py``), and the double-buffered
-hand-over to the training stream (``prefetch.py``).
+hand-over to the training stream (``prefetch.py``). Where DALI is not installed (or with
+``augment_backend="torch"``) the two stages run in torch instead, on the same draws: JPEG files
+decoded by torchvision (``jpeg.decode_jpeg_batch``), stage 2 batched in ``augment_torch.py``.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ import torch
 
 from fastnst.resident import maybe_resident, to_device
 from fastnst.train.config import Augmentation
+from fastnst.train.data.backend import resolve_backend
 from fastnst.train.data.draws import draw_augmentations, step_generator
 from fastnst.train.data.errors import BadImageError
-from fastnst.train.data.jpeg import read_jpeg_bytes
+from fastnst.train.data.jpeg import decode_jpeg_batch, read_jpeg_bytes
 from fastnst.train.data.jpeg_check import check_file, find_bad_files
 from fastnst.train.data.prefetch import StreamHandoff, prefetched
 from fastnst.train.data.sampler import BatchPlan, MixedSampler
@@ -91,6 +94,22 @@ class _Stage:
             self.collect(None)
 
 
+class _TorchStage:
+    """A stage in torch with ``_Stage``'s calls: the work is done when collected (on the caller's stream)."""
+
+    def __init__(self, function: Callable):
+        self.function, self.submitted = function, []
+
+    def submit(self, inputs: dict, stream) -> None:
+        self.submitted.append(inputs)
+
+    def collect(self, stream):
+        return self.function(**self.submitted.pop(0))
+
+    def drain(self) -> None:
+        self.submitted.clear()
+
+
 @dataclass
 class _InFlight:
     labels: torch.Tensor        # int64 (B,) on the device
@@ -106,6 +125,7 @@ class TrainLoader:
     and all augmentation draws are a function of (seed, epoch, rank)). ``num_skipped`` counts bad
     images skipped with ``on_bad_image="skip"``; ``last_epoch_seconds`` is the data time of an epoch
     and ``build_seconds`` the total time spent building DALI pipelines (once per run, not per epoch).
+    ``backend``: "dali" or "torch", the library of stage 1's decoding and of stage 2.
     """
 
     def __init__(self, dataset: str, real: ArraySource | JpegSource, synthetic: ArraySource | None,
@@ -114,6 +134,7 @@ class TrainLoader:
         self.dataset, self.info = dataset, dataset_info(dataset)
         self.real, self.synthetic, self.sampler = real, synthetic, sampler
         self.stylizer, self.augmentation = stylizer, augmentation
+        self.backend = resolve_backend(augmentation.augment_backend)
         self.crop_padding = augmentation.padding_for(self.info.image_size)
         # Which sources skip TrivialAugment for a sample the Stylizer chose ("TAorStyle"), indexed by is_synthetic.
         self._ta_or_style = np.array([augmentation.ta_or_style_real, augmentation.ta_or_style_synthetic])
@@ -216,7 +237,10 @@ class TrainLoader:
         self.build_seconds += time.perf_counter() - started
         return _Stage(pipe)
 
-    def _decoder(self) -> _Stage:
+    def _decoder(self) -> _Stage | _TorchStage:
+        if self._decode_stage is None and self.backend == "torch":
+            size = self.info.image_size
+            self._decode_stage = _TorchStage(lambda data: decode_jpeg_batch(data, size, self.device))
         if self._decode_stage is None:
             self._decode_stage = self._build(lambda stages: stages.decode_pipeline, on_gpu=self.on_gpu)
         return self._decode_stage
@@ -250,6 +274,8 @@ class TrainLoader:
                                    f"decodes on its own (first: {paths[0]}): {failure}")
             log.warning("could not decode a batch (%s); retrying without the bad files", failure)
             return self._collect_decode(plans, step, self._submit_decode(plans, step))
+        if self.backend == "torch":
+            return decoded
         if not self.on_gpu:
             return np.array(decoded.as_tensor())  # a copy: DALI reuses its buffers
         return _dali_to_torch(decoded, torch.uint8, self.device, self._streams.stream)
@@ -259,9 +285,12 @@ class TrainLoader:
         that its traceback holds, end here."""
         size = self.info.image_size
         try:
-            (decoded,) = self._decoder().collect(self._streams.stream)
+            decoded = self._decoder().collect(self._streams.stream)
         except RuntimeError as error:
             return None, " ".join(str(error).split())[-500:]
+        if self.backend == "torch":  # decode_jpeg_batch checked the sizes
+            return decoded, None
+        (decoded,) = decoded
         shapes = decoded.shape()
         wrong = [index for index, shape in enumerate(shapes) if list(shape) != [size, size, 3]]
         if len(shapes) != count or wrong:
@@ -269,7 +298,13 @@ class TrainLoader:
         return decoded, None
 
     # --- stage 2 -----------------------------------------------------------------------------
-    def _augmenter(self) -> _Stage:
+    def _augmenter(self) -> _Stage | _TorchStage:
+        if self._augment_stage is None and self.backend == "torch":
+            from fastnst.train.data.augment_torch import TorchAugment  # torchvision's functions, imported when used
+
+            self._augment_stage = _TorchStage(TorchAugment(
+                self.info.image_size, self.info.mean, self.info.std, self.augmentation.trivial_augment,
+                self.augmentation.random_erasing_prob > 0))
         if self._augment_stage is None:
             self._augment_stage = self._build(
                 lambda stages: stages.augment_pipeline, image_size=self.info.image_size,
@@ -313,13 +348,18 @@ class TrainLoader:
             padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
             erasing_probability=self.augmentation.random_erasing_prob,
             erasing_scale=self.augmentation.random_erasing_scale)
-        feed = draws.feed(self.augmentation.trivial_augment, self.augmentation.random_erasing_prob > 0)
+        if self.backend == "torch":
+            feed = {"draws": draws}
+        else:
+            feed = draws.feed(self.augmentation.trivial_augment, self.augmentation.random_erasing_prob > 0)
         self._augmenter().submit({"images": images, **feed}, self._streams.stream)
         return _InFlight(labels, torch.from_numpy(plan.is_synthetic.copy()))
 
     def _collect(self, in_flight: _InFlight):
-        (normalized,) = self._augment_stage.collect(self._streams.stream)
-        images = _dali_to_torch(normalized, torch.float32, self.device, self._streams.stream).permute(0, 3, 1, 2)
+        images = self._augment_stage.collect(self._streams.stream)
+        if self.backend == "dali":
+            (normalized,) = images
+            images = _dali_to_torch(normalized, torch.float32, self.device, self._streams.stream).permute(0, 3, 1, 2)
         return images, in_flight.labels, in_flight.is_synthetic, self._streams.ready()
 
     # --- the epoch ---------------------------------------------------------------------------
@@ -360,7 +400,7 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             samples it chose (``fastnst.Stylizer`` and its ``StylePlan``); None: no style transfer.
         augmentation: crop padding, TrivialAugmentWide, Random Erasing and "TAorStyle" per source
             (``train.config.Augmentation``, checked when made; a run's: ``Augmentation.from_config(config)``).
-        device: "cpu" (DALI CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it,
+        device: "cpu" (CPU operators) or "cuda[:i]" (GPU decoding and operators, data kept on it,
             work queued on a side stream and handed over by event).
         rank, world_size: this process's shard (torchrun); an epoch covers the data once across ranks.
         seed: the batches and augmentations of epoch e are a function of (seed, e, rank).

@@ -29,29 +29,12 @@ import numpy as np
 import nvidia.dali.fn as fn
 import nvidia.dali.math as dmath
 import nvidia.dali.types as types
-import torch
 from nvidia.dali.auto_aug import augmentations as dali_ops
 from nvidia.dali.auto_aug.core import augmentation, select, signed_bin
 
 from fastnst.train.data.draws import TA_IDENTITY_OP, TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS
-
-
-def _linspace(start: float, end: float) -> np.ndarray:
-    """torchvision's ``torch.linspace(start, end, 31)`` (float32), bit for bit: its bin 15 of 0..32 is 15.999999."""
-    return torch.linspace(start, end, TA_NUM_MAGNITUDE_BINS).numpy()
-
-
-# torchvision.transforms.v2.TrivialAugmentWide._AUGMENTATION_SPACE (torchvision/transforms/v2/_auto_augment.py:469-487)
-SHEAR = _linspace(0.0, 0.99)           # torchvision: x' = x - m * y (shear atan(m) about the corner)
-TRANSLATE_PIXELS = _linspace(0.0, 32.0)
-ROTATE_DEGREES = _linspace(0.0, 135.0)
-ENHANCE = _linspace(0.0, 0.99)         # brightness, colour, contrast, sharpness: factor 1 + m
-POSTERIZE_BITS = (8 - (torch.arange(TA_NUM_MAGNITUDE_BINS) / ((TA_NUM_MAGNITUDE_BINS - 1) / 6))).round().int().numpy()
-SOLARIZE = _linspace(1.0, 0.0)         # threshold on x in [0, 1]
-GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
-
-# The first uint8 value v that torchvision inverts at each bin: float32(v) / 255 >= threshold (ToTensor's x).
-SOLARIZE_UINT8 = (np.arange(256, dtype=np.float32)[None, :] / np.float32(255) < SOLARIZE[:, None]).sum(1)
+from fastnst.train.data.trivial_augment_space import (ENHANCE, GREY_WEIGHTS, POSTERIZE_BITS, ROTATE_DEGREES, SHEAR,
+                                                      SOLARIZE_UINT8, TRANSLATE_PIXELS)
 
 
 def _negated_warp_x(magnitude):  # DALI's shear moves x by +m * y, torchvision's by -m * y
