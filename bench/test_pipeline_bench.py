@@ -12,6 +12,11 @@ not depend on them.
 ``test_epoch_start`` times what a new epoch costs before its first batch, and records the seconds
 spent building DALI pipelines per epoch (``build_seconds_per_epoch``; the graphs used to be rebuilt
 every epoch to reseed them, about 2 s on 2 cores, and are now built once: ``first_build_seconds``).
+
+``test_backend_throughput`` sets the two libraries of the loader's stage 2 side by side
+(``--augment-backend dali|torch``: the DALI graph, or batched torch on the same draws), 32 px, batch
+256 (cpu mode) or 512, TrivialAugmentWide and Random Erasing on, no Stylizer. Where DALI is not
+installed its case is skipped and the other cases run on the torch backend.
 """
 from __future__ import annotations
 
@@ -19,19 +24,18 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("nvidia.dali", reason="DALI is not installed: the pipeline bench times DALI's loader")
-
-from bench.stylizers import random_weight_stylizer  # noqa: E402
-from tests import data_formats  # noqa: E402
-from fastnst.train.data import create_train_loader, make_demo_dataset  # noqa: E402
-from fastnst.train.config import Augmentation  # noqa: E402
+from bench.stylizers import random_weight_stylizer
+from tests import data_formats
+from fastnst.train.data import create_train_loader, make_demo_dataset
+from fastnst.train.data.backend import dali_available
+from fastnst.train.config import Augmentation
 
 # Per bench mode: batch, timed steps per round (plain, stylized), rounds, data set sizes.
 SIZES = {
     "cpu": dict(batch=64, steps=3, stylized_steps=1, rounds=3,  # VGG + decoder on a 2-core CPU: ~2 s a batch
-                num_32px=1000, jpegs_per_class=2, num_64px_synthetic=400),
+                num_32px=1000, jpegs_per_class=2, num_64px_synthetic=400, backend_batch=256, backend_steps=2),
     "full": dict(batch=512, steps=20, stylized_steps=20, rounds=10,
-                 num_32px=20000, jpegs_per_class=50, num_64px_synthetic=10000),
+                 num_32px=20000, jpegs_per_class=50, num_64px_synthetic=10000, backend_batch=512, backend_steps=20),
 }
 
 
@@ -49,13 +53,32 @@ def data_root(tmp_path_factory, sizes):
     return root
 
 
-def _loader(data_root, image_size: int, batch: int, stylizer, device: torch.device):
+def _loader(data_root, image_size: int, batch: int, stylizer, device: torch.device, backend: str = "auto"):
     dataset, synthetic = ("demo", data_root / "demo" / "synthetic.npz") if image_size == 32 else \
         ("tinyimagenet", data_root / "edm64.npz")
     loader = create_train_loader(dataset, data_root, batch, synthetic_path=synthetic, synthetic_ratio=0.5,
                                  stylizer=stylizer, device=str(device),
-                                 augmentation=Augmentation(random_erasing_prob=0.3, ta_or_style_synthetic=True))
+                                 augmentation=Augmentation(random_erasing_prob=0.3, ta_or_style_synthetic=True,
+                                                           augment_backend=backend))
     return loader, dataset
+
+
+def _time_batches(benchmark, loader, steps: int, rounds: int, cuda_sync):
+    """Rounds of ``steps`` batches, each round in a new iterator whose first batch is not timed."""
+    assert len(loader) > steps, "data set too small for a timed round"
+
+    def setup():
+        batches = iter(loader)
+        next(batches)  # builds the pipelines: not part of the steady state
+        return (batches,), {}
+
+    def run(batches):
+        for _ in range(steps):
+            images, labels, _ = next(batches)
+        cuda_sync()
+        return images
+
+    return benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1)
 
 
 def _stylizer(device: torch.device):
@@ -70,20 +93,7 @@ def test_pipeline_throughput(benchmark, data_root, sizes, image_size, stylize, b
     stylizer = _stylizer(bench_device) if stylize else None
     loader, dataset = _loader(data_root, image_size, batch, stylizer, bench_device)
     steps = sizes["stylized_steps"] if stylize else sizes["steps"]
-    assert len(loader) > steps, "data set too small for a timed round"
-
-    def setup():
-        batches = iter(loader)
-        next(batches)  # builds the pipelines: not part of the steady state
-        return (batches,), {}
-
-    def run(batches):
-        for _ in range(steps):
-            images, labels, _ = next(batches)
-        cuda_sync()
-        return images
-
-    images = benchmark.pedantic(run, setup=setup, rounds=sizes["rounds"], iterations=1)
+    images = _time_batches(benchmark, loader, steps, sizes["rounds"], cuda_sync)
     assert images.shape == (batch, 3, image_size, image_size) and torch.isfinite(images).all()
     if not benchmark.stats:  # --benchmark-disable: ran once, untimed
         return
@@ -92,7 +102,22 @@ def test_pipeline_throughput(benchmark, data_root, sizes, image_size, stylize, b
         dtype="uint8 in, float32 out", shape=[batch, 3, image_size, image_size], source=dataset,
         synthetic_ratio=0.5, stylizer="fastnst.Stylizer(0.4, 0.1)" if stylize else None,
         steps_per_round=steps, images_per_second=batch * steps / median,
-        numpy=np.__version__)
+        numpy=np.__version__, augment_backend=loader.backend)
+
+
+@pytest.mark.parametrize("backend", ["dali", "torch"])
+def test_backend_throughput(benchmark, data_root, sizes, backend, bench_device, cuda_sync):
+    if backend == "dali" and not dali_available():
+        pytest.skip("DALI is not installed")
+    batch, steps = sizes["backend_batch"], sizes["backend_steps"]
+    loader, dataset = _loader(data_root, 32, batch, None, bench_device, backend)
+    images = _time_batches(benchmark, loader, steps, sizes["rounds"], cuda_sync)
+    assert images.shape == (batch, 3, 32, 32) and torch.isfinite(images).all()
+    if not benchmark.stats:
+        return
+    benchmark.extra_info.update(dtype="uint8 in, float32 out", shape=[batch, 3, 32, 32], source=dataset,
+                                augment_backend=backend, steps_per_round=steps,
+                                images_per_second=batch * steps / benchmark.stats.stats.median)
 
 
 @pytest.mark.parametrize("image_size", [32, 64], ids=["32px", "64px"])

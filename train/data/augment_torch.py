@@ -56,7 +56,9 @@ class TorchAugment:
     def __init__(self, image_size: int, mean: tuple, std: tuple, trivial_augment_wide: bool, random_erasing: bool):
         self.image_size, self.random_erasing = image_size, random_erasing
         self.trivial_augment = TrivialAugmentTorch(image_size) if trivial_augment_wide else None
-        self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+        # normalize as one multiply-add: (x - mean) / std = x * (1 / std) - mean / std
+        self.scale = 1.0 / torch.tensor(std).view(1, 3, 1, 1)
+        self.shift = -torch.tensor(mean).view(1, 3, 1, 1) * self.scale
 
     def __call__(self, images: np.ndarray | torch.Tensor, draws: AugmentDraws) -> torch.Tensor:
         images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
@@ -67,6 +69,6 @@ class TorchAugment:
             x = pixels.float().div_(255)  # ToTensor
         if self.random_erasing:
             x = erase(x, draws.erase, draws.erase_anchor, draws.erase_shape)
-        if self.mean.device != x.device:
-            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        if self.scale.device != x.device:  # once: a copy from the host makes it wait for a GPU
+            self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
+        return torch.addcmul(self.shift, x, self.scale).contiguous(memory_format=torch.channels_last)
