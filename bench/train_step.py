@@ -3,8 +3,9 @@
 Used by ``bench/test_train_step_bench.py`` (pytest-benchmark timing, also ``bench/gpu_run.py``'s headline),
 ``bench/gpu_parts.py`` (the profiler tables and the bucket timing) and the tests.
 
-One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of the classifier
-(channels_last, bf16 autocast and torch.compile on CUDA). The batch mixes real and synthetic
+One step = (Stylizer on the batch) + normalize + forward/backward/SGD step of the classifier, run as
+``train.run`` runs it at the preset's settings (``train.step_settings.StepSettings``: channels_last; bf16
+autocast and torch.compile, batch dimension dynamic, on CUDA). The batch mixes real and synthetic
 images and the Stylizer draws as the ``cifar10`` preset says (the authors' config549: synthetic
 ratio 0.5, λs = 0.5, λo = 0.1, αs ~ U(0.1, 1), αo = 1, nst_probability 0.95), so about 28 % of
 each batch is stylized; the optimizer's settings and the full mode's batch come from the same
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,17 +31,18 @@ from torch import nn
 
 from bench.stylizers import random_weight_stylizer
 from fastnst.stylizer import StylePlan, Stylizer, bucketed_count
-from fastnst.train.config import load_preset
+from fastnst.train.config import DEFAULTS, load_preset
 from fastnst.train.data import normalize
 from fastnst.train.models import create_model
-from fastnst.train.trainer import autocast_dtype, make_optimizer
+from fastnst.train.step_settings import StepSettings
+from fastnst.train.trainer import make_optimizer
 
 RECIPE = load_preset("cifar10")  # the workload follows the preset, so a recipe change moves the figures
 SYNTHETIC_RATIO, PROB_SYNTHETIC, PROB_REAL = (RECIPE[key] for key in
                                               ("synthetic_ratio", "prob_synthetic", "prob_real"))
-SIZES = {  # bench mode -> (model, batch, steps per timed round, compile)
-    "full": (RECIPE["model"], RECIPE["batch_size"], 20, True),
-    "cpu": ("wrn10_1", 32, 2, False),
+SIZES = {  # bench mode -> (model, batch, steps per timed round)
+    "full": (RECIPE["model"], RECIPE["batch_size"], 20),
+    "cpu": ("wrn10_1", 32, 2),
 }
 # variant -> Stylizer resolution: native size, intermediate sides (about 4x and 12x native's work at 32 px),
 # the authors' 224 px (49x).
@@ -48,6 +51,11 @@ VARIANTS = {"plain": None, "native": None, "res64": 64, "res112": 112, "paper224
 CACHE_SIZES = {"full": (50_000, 200_000), "cpu": (1_000, 1_000)}  # bench mode -> cached (real, synthetic) images
 CACHE_VARIANTS = 4
 NUM_READY_BATCHES = 4
+
+
+def step_settings(device: torch.device) -> StepSettings:
+    """How ``train.run --dataset cifar10`` runs its step on ``device`` (compile, amp, layout): the bench's too."""
+    return StepSettings.resolve({**DEFAULTS, **RECIPE}, device)
 
 
 def ready_batches(count: int, batch: int, device: torch.device, image_size: int = 32,
@@ -95,12 +103,11 @@ class TrainStepCase:
     model_name: str
     batch: int
     steps: int
-    compiled: bool
+    step_settings: StepSettings
     device: torch.device
-    amp_dtype: torch.dtype | None
     style_resolution: int | None
     model: nn.Module
-    forward: nn.Module
+    forward: Callable[..., torch.Tensor]  # the classifier, compiled or not (StepSettings.forward)
     optimizer: torch.optim.Optimizer
     stylizer: nn.Module | None
     batches: list
@@ -118,7 +125,8 @@ class TrainStepCase:
                 images, self.last_plan = self.stylizer(images, is_synthetic, source_index=source_index)
         with self._region("classifier_forward"):
             inputs = normalize(images, "cifar10")
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            amp_dtype = self.step_settings.amp_dtype
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = self._criterion(self.forward(inputs), labels)
         with self._region("classifier_backward"):
             self.optimizer.zero_grad(set_to_none=True)
@@ -158,29 +166,28 @@ class TrainStepCase:
         return {
             "model": self.model_name,
             "style_resolution": "cache" if self.variant == "cache" else self.style_resolution or "native",
-            "dtype": str(self.amp_dtype or torch.float32), "shape": [self.batch, 3, 32, 32],
-            "compiled": self.compiled, "synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
+            "dtype": str(self.step_settings.amp_dtype or torch.float32), "shape": [self.batch, 3, 32, 32],
+            "compiled": self.step_settings.compiled, "synthetic_ratio": SYNTHETIC_RATIO, "prob_synthetic": PROB_SYNTHETIC,
             "prob_real": PROB_REAL, "nst_probability": RECIPE["nst_probability"], "steps_per_round": self.steps,
         }
 
 
 def build_case(variant: str, bench_mode: str, device: torch.device, *, model_name: str | None = None,
                batch: int | None = None, steps: int | None = None, style_resolution: int | None | str = "variant",
-               compiled: bool | None = None, label_regions: bool = False) -> TrainStepCase:
-    """The workload of ``variant`` (a key of ``VARIANTS``) at ``bench_mode``'s sizes (each overridable).
+               label_regions: bool = False) -> TrainStepCase:
+    """The workload of ``variant`` (a key of ``VARIANTS``) at ``bench_mode``'s sizes (each overridable), with
+    ``train.run``'s step settings on ``device`` (``step_settings``).
 
-    ``style_resolution`` replaces the variant's (e.g. 64 instead of 224 for a quick CPU run); compiled
-    defaults to the mode's setting on CUDA and False on the CPU.
+    ``style_resolution`` replaces the variant's (e.g. 64 instead of 224 for a quick CPU run).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown train-step variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-    default_model, default_batch, default_steps, default_compiled = SIZES[bench_mode]
+    default_model, default_batch, default_steps = SIZES[bench_mode]
     model_name, batch, steps = model_name or default_model, batch or default_batch, steps or default_steps
-    compiled = (default_compiled if compiled is None else compiled) and device.type == "cuda"
+    settings = step_settings(device)
     resolution = VARIANTS[variant] if style_resolution == "variant" else style_resolution
-    torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    model = create_model(model_name, 10).to(device, memory_format=torch.channels_last)
+    model = settings.prepare(create_model(model_name, 10), device)
     stylizer = None
     num_real, num_synthetic = CACHE_SIZES[bench_mode]
     if variant == "cache":
@@ -190,11 +197,11 @@ def build_case(variant: str, bench_mode: str, device: torch.device, *, model_nam
                                           alpha_synthetic=tuple(RECIPE["alpha_synthetic"]),
                                           alpha_real=tuple(RECIPE["alpha_real"]),
                                           nst_probability=RECIPE["nst_probability"],
-                                          resolution=resolution, compile=compiled)
+                                          resolution=resolution, compile=settings.compiled and device.type == "cuda")
     return TrainStepCase(
-        variant=variant, model_name=model_name, batch=batch, steps=steps, compiled=compiled, device=device,
-        amp_dtype=autocast_dtype("auto", device), style_resolution=resolution if variant not in ("plain", "cache") else None,
-        model=model, forward=torch.compile(model) if compiled else model, optimizer=make_optimizer(model, RECIPE),
+        variant=variant, model_name=model_name, batch=batch, steps=steps, step_settings=settings, device=device,
+        style_resolution=resolution if variant not in ("plain", "cache") else None,
+        model=model, forward=settings.forward(model), optimizer=make_optimizer(model, RECIPE),
         stylizer=stylizer, label_regions=label_regions,
         batches=ready_batches(NUM_READY_BATCHES, batch, device, num_real=num_real, num_synthetic=num_synthetic),
     )

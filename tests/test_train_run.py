@@ -51,6 +51,23 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
 
 
+def test_timing_flags_cap_the_epoch_skip_clean_evaluation_and_split_its_seconds(tmp_path, demo_root, monkeypatch):
+    """bench/end_to_end.py's run: 2 of the epoch's 4 batches, no test set loaded, the epoch's seconds split."""
+    import fastnst.train.run as run_module
+
+    monkeypatch.setattr(run_module, "create_eval_loader", lambda *args, **kwargs: pytest.fail("evaluated"))
+    out = tmp_path / "run"
+    assert main(["--out", str(out), "--data-root", str(demo_root), "--epochs", "2", "--batch-size", "16",
+                 "--max-steps-per-epoch", "2", "--no-evaluate-clean", "--no-evaluate-corruptions", "--no-swa"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert row["test_acc"] is None
+        assert row["images_per_second"] * row["epoch_seconds"] == pytest.approx(2 * 16)
+        assert 0 < row["data_wait_seconds"] and 0 < row["step_seconds"]
+        assert row["data_wait_seconds"] + row["step_seconds"] <= row["epoch_seconds"]  # on the CPU, one after the other
+    assert json.loads((out / "summary.json").read_text())["final"].get("test_acc") is None
+
+
 def test_missing_data_says_what_to_download(tmp_path, capsys):
     code = cli(["--dataset", "cifar10", "--data-root", str(tmp_path / "nothing"), "--synthetic-ratio", "0",
                 "--no-stylize", "--out", str(tmp_path / "run")])

@@ -122,6 +122,13 @@ def _crop_padding(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected pixels or 'auto', got {text!r}") from None
 
 
+def _compile_mode(text: str) -> bool | str:
+    modes = {"auto": "auto", "true": True, "false": False}
+    if text.lower() not in modes:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
+    return modes[text.lower()]
+
+
 @dataclass(frozen=True)
 class Dataset(Options):
     dataset: str = option("demo", "data set and preset (without it: demo, built in)", choices=sorted(PRESET_NAMES))
@@ -139,7 +146,10 @@ class Model(Options):
     dropout: float = option(0.0, "dropout probability in the residual blocks", metavar="P")
     activation: str = option("silu", "the authors' configs: silu", choices=tuple(ACTIVATIONS), flag=False)
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA)", choices=("auto", "bf16", "fp16", "none"))
-    compile: bool = option(False, "torch.compile the classifier")
+    compile: bool | str = option("auto", "torch.compile the classifier (auto: on CUDA, not on the CPU; --compile: "
+                                 "true)", Check(lambda value: value == "auto" or isinstance(value, bool),
+                                                "auto, true or false"),
+                                 type=_compile_mode, nargs="?", const=True, metavar="auto|true|false")
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,12 @@ class Run(Options):
     corruption_source: str = option("auto", "official -C files, generated corruptions, or auto: official when present",
                                     choices=("auto", "official", "generated"))
     max_eval_images: int | None = option(None, "cap of test images per corruption and severity", type=int, metavar="N")
+    # For timings and smoke tests (bench/end_to_end.py): the schedule, SWA and checkpoints stay per epoch.
+    max_steps_per_epoch: int | None = option(
+        None, "train each epoch on its first N batches only (not set: the whole epoch)",
+        Check(lambda value: value is None or (_is_int(value) and value >= 1), "a positive integer"), type=int,
+        metavar="N")
+    evaluate_clean: bool = option(True, "clean test accuracy during and after training (--no-evaluate-clean: none)")
 
 
 # --help group title -> group; the order is that of --help, the table, --print-config and config.yaml.

@@ -24,6 +24,8 @@ TABLE_COLUMNS = (
     ("images_per_second", "img/s", 9, "{:.1f}"),
     ("stylize_seconds", "style_s", 8, "{:.2f}"),
     ("num_stylized", "n_styled", 8, "{:d}"),
+    ("data_wait_seconds", "data_s", 7, "{:.2f}"),
+    ("step_seconds", "step_s", 7, "{:.1f}"),
     ("epoch_seconds", "epoch_s", 8, "{:.1f}"),
 )
 

@@ -28,6 +28,7 @@ from fastnst.train.data import make_demo_dataset
 from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
 from fastnst.train.models import model_from_config
 from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
+from fastnst.train.step_settings import StepSettings
 from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, clean_accuracy, fit
 
 # What a run writes into --out that another run must not mix with (the demo's generated data may stay).
@@ -189,7 +190,7 @@ def stylizer_from_config(config: dict, dist_info) -> StylizerMeter | None:
             alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
             resolution=stylizer_resolution(config), nst_probability=config["nst_probability"],
             seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
-            compile=config["compile"] and dist_info.device.type == "cuda",
+            compile=StepSettings.resolve(config, dist_info.device).compiled and dist_info.device.type == "cuda",
         )
     return StylizerMeter(stylizer)
 
@@ -268,9 +269,10 @@ def run(config: dict) -> dict:
         synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
         augmentation=Augmentation.from_config(config), device=str(dist_info.device), rank=dist_info.rank,
         world_size=dist_info.world_size, seed=config["seed"], on_bad_image=config["on_bad_image"],
+        max_steps_per_epoch=config["max_steps_per_epoch"],
     )
     evaluate_clean = None
-    if dist_info.is_main:
+    if dist_info.is_main and config["evaluate_clean"]:
         eval_loader = create_eval_loader(config["dataset"], config["data_root"], 512, str(dist_info.device))
         amp_dtype = autocast_dtype(config["amp"], dist_info.device)
         evaluate_clean = lambda model: clean_accuracy(model, eval_loader, amp_dtype)  # noqa: E731

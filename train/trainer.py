@@ -45,8 +45,8 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
 from fastnst.cli import UserError
-from fastnst.stylizer_meter import StylizerMeter
 from fastnst import distributed
+from fastnst.stylizer_meter import DeviceTimer, StylizerMeter
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
 from fastnst.train.data.stats import dataset_info
@@ -54,6 +54,7 @@ from fastnst.distributed import DistInfo
 from fastnst.train.metrics_log import MetricsLog
 from fastnst.train.mixup import MixupCutmix
 from fastnst.train.noise import FeatureNoise, PnormNoise
+from fastnst.train.step_settings import StepSettings, autocast_dtype
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that must match between a checkpoint and the run resuming it.
@@ -134,12 +135,6 @@ def lr_per_epoch(config: dict) -> list[float]:
         optimizer.step()  # no gradients: a no-op that keeps the schedulers' order check quiet
         step_schedulers(epoch, first_swa_epoch, cosine, swa_scheduler)
     return rates
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
 
 
 # ----------------------------------------------------------------------------- noise and mixing
@@ -318,11 +313,23 @@ class TrainState:
 
 # ----------------------------------------------------------------------------- one epoch
 
+def _timed(batches, timer: DeviceTimer):
+    """``batches``, with the host time spent inside each ``next()`` summed in ``timer``."""
+    iterator = iter(batches)
+    while True:
+        with timer.span(torch.device("cpu")):
+            batch = next(iterator, None)
+        if batch is None:
+            return
+        yield batch
+
+
 def _train_one_epoch(
     model, forward_model, optimizer, scaler, criterion, loader, *, epoch, perturbation, grad_clip_norm, amp_dtype,
     dist_info, log_every, show_progress, checkpoint_path,
 ):
-    """Train for one epoch; returns on-device sums (loss, correct, samples). Raises TrainingDiverged.
+    """Train for one epoch; returns on-device sums (loss, correct, samples) and the timers of the wait for data
+    (host time inside the loader's ``next()``) and of the steps (CUDA events: no host wait). Raises TrainingDiverged.
 
     ``loader`` yields ``(images, labels)`` or ``(images, labels, is_synthetic)``; the flags (host bool)
     keep Mixup / CutMix partners within one source.
@@ -333,25 +340,28 @@ def _train_one_epoch(
     samples = 0
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show_progress, dynamic_ncols=True)
-    for step, batch in enumerate(bar):
-        images, labels = batch[0], batch[1]
-        targets, forward_kwargs = labels, {}
-        if perturbation is not None:
-            images, targets, forward_kwargs = perturbation(model, images, labels, batch[2] if len(batch) > 2 else None)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = forward_model(images, **forward_kwargs)
-            loss = criterion(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip_norm is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones (train.py:196-198)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        detached = loss.detach().float()
-        nonfinite |= ~torch.isfinite(detached)
-        loss_sum += detached.double() * labels.shape[0]
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
+    data_wait, step_time = DeviceTimer(), DeviceTimer()
+    for step, batch in enumerate(_timed(bar, data_wait)):
+        with step_time.span(device):
+            images, labels = batch[0], batch[1]
+            targets, forward_kwargs = labels, {}
+            if perturbation is not None:
+                images, targets, forward_kwargs = perturbation(model, images, labels,
+                                                               batch[2] if len(batch) > 2 else None)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = forward_model(images, **forward_kwargs)
+                loss = criterion(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones (train.py:196-198)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            detached = loss.detach().float()
+            nonfinite |= ~torch.isfinite(detached)
+            loss_sum += detached.double() * labels.shape[0]
+            correct += (logits.detach().argmax(dim=1) == labels).sum()
         samples += labels.shape[0]
         # One host sync every log_every steps: the NaN check and the bar's numbers share it.
         if (step + 1) % log_every == 0 or step + 1 == len(loader):
@@ -364,7 +374,7 @@ def _train_one_epoch(
                     "Lower --lr, or try --amp none, then --resume."
                 )
             bar.set_postfix(loss=f"{loss_sum.item() / samples:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.4f}")
-    return loss_sum, correct, samples
+    return loss_sum, correct, samples, data_wait, step_time
 
 
 # ----------------------------------------------------------------------------- the run
@@ -401,16 +411,14 @@ def fit(
     log = log or MetricsLog(out_dir, enabled=dist_info.is_main)
     show_progress = show_progress and dist_info.is_main
 
-    if device.type == "cuda":
-        # Time cuDNN's convolution algorithms once per input shape and keep the fastest: the shapes repeat
-        # every step (fixed batch size; the Stylizer pads its subsets to 16-row buckets), so the tuning
-        # is paid a few times per run and every later step gets the fastest plan.
-        torch.backends.cudnn.benchmark = True
-    model = model.to(device, memory_format=torch.channels_last)
+    # cuDNN's autotuner on CUDA: the shapes repeat every step (fixed batch size; the Stylizer pads its
+    # subsets to 16-row buckets), so the tuning is paid a few times per run; compile, amp, memory format.
+    settings = StepSettings.resolve(config, device)
+    model = settings.prepare(model, device)
     state = TrainState(config, model, dist_info)
     optimizer, swa_model = state.optimizer, state.swa_model
     perturbation = Perturbation.from_config(config)
-    amp_dtype = autocast_dtype(config["amp"], device)
+    amp_dtype = settings.amp_dtype
     criterion = nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     first_swa_epoch = swa_start_epoch(config)
 
@@ -425,8 +433,7 @@ def fit(
     forward_model = model
     if dist_info.enabled:
         forward_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    if config["compile"]:
-        forward_model = torch.compile(forward_model)
+    forward_model = settings.forward(forward_model)
 
     epoch_loader = train_loader
     if projection is not None:  # times the first steps, then says how long the rest will take
@@ -481,12 +488,13 @@ def fit(
 
 
 def _epoch_metrics(epoch, lr, sums, stylizer, epoch_seconds, dist_info) -> dict:
-    """The epoch's row of the table: sums over ranks, throughput over the epoch's wall time."""
-    loss_sum, correct, samples = sums
+    """The epoch's row of the table: sums over ranks, throughput over the epoch's wall time; the seconds spent
+    waiting for data, stylizing (on the loader's stream: it overlaps the steps on a GPU) and in the steps."""
+    loss_sum, correct, samples, data_wait, step_time = sums
     stylize_seconds, num_stylized = stylizer.totals() if stylizer is not None else (0.0, 0)
-    totals = torch.tensor([loss_sum.item(), float(correct.item()), float(samples), stylize_seconds, float(num_stylized)],
-                          dtype=torch.float64, device=dist_info.device)
-    loss_total, correct_total, samples_total, stylize_seconds, num_stylized = \
+    totals = torch.tensor([loss_sum.item(), float(correct.item()), float(samples), stylize_seconds, float(num_stylized),
+                           data_wait.seconds(), step_time.seconds()], dtype=torch.float64, device=dist_info.device)
+    loss_total, correct_total, samples_total, stylize_seconds, num_stylized, data_wait_seconds, step_seconds = \
         distributed.all_reduce_sum(totals, dist_info).tolist()
     return {
         "epoch": epoch + 1,
@@ -497,6 +505,8 @@ def _epoch_metrics(epoch, lr, sums, stylizer, epoch_seconds, dist_info) -> dict:
         "images_per_second": samples_total / epoch_seconds,
         "stylize_seconds": stylize_seconds / dist_info.world_size,  # ranks stylize in parallel
         "num_stylized": int(num_stylized),
+        "data_wait_seconds": data_wait_seconds / dist_info.world_size,
+        "step_seconds": step_seconds / dist_info.world_size,
         "epoch_seconds": epoch_seconds,
     }
 

@@ -125,12 +125,13 @@ class TrainLoader:
     and all augmentation draws are a function of (seed, epoch, rank)). ``num_skipped`` counts bad
     images skipped with ``on_bad_image="skip"``; ``last_epoch_seconds`` is the data time of an epoch
     and ``build_seconds`` the total time spent building DALI pipelines (once per run, not per epoch).
-    ``backend``: "dali" or "torch", the library of stage 1's decoding and of stage 2.
+    ``backend``: "dali" or "torch", the library of stage 1's decoding and of stage 2. ``max_steps``: serve
+    only the first ``max_steps`` batches of each epoch (None: all).
     """
 
     def __init__(self, dataset: str, real: ArraySource | JpegSource, synthetic: ArraySource | None,
                  sampler: MixedSampler, *, stylizer: StylizerFn | None, augmentation: Augmentation, device: str,
-                 seed: int, on_bad_image: str):
+                 seed: int, on_bad_image: str, max_steps: int | None = None):
         self.dataset, self.info = dataset, dataset_info(dataset)
         self.real, self.synthetic, self.sampler = real, synthetic, sampler
         self.stylizer, self.augmentation = stylizer, augmentation
@@ -140,6 +141,7 @@ class TrainLoader:
         self._ta_or_style = np.array([augmentation.ta_or_style_real, augmentation.ta_or_style_synthetic])
         self.device, self.seed, self.on_bad_image = torch.device(device), seed, on_bad_image
         self.epoch, self.num_skipped, self.bad_paths = 0, 0, set()
+        self.max_steps = max_steps
         self.build_seconds = 0.0
         self.on_gpu = self.device.type == "cuda"
         self._streams = StreamHandoff(self.device)
@@ -149,7 +151,7 @@ class TrainLoader:
         self._synthetic_pixels = maybe_resident(synthetic.images, self.device) if synthetic is not None else None
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return min(len(self.sampler), self.max_steps or len(self.sampler))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -364,7 +366,7 @@ class TrainLoader:
 
     # --- the epoch ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        plans = self.sampler.epoch(self.epoch)
+        plans = self.sampler.epoch(self.epoch)[:len(self)]
         for stage in (self._decode_stage, self._augment_stage):
             if stage is not None:
                 stage.drain()
@@ -380,7 +382,8 @@ class TrainLoader:
 def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *, synthetic_path: str | Path | None = None,
                         synthetic_ratio: float = 0.0, stylizer: StylizerFn | None = None,
                         augmentation: Augmentation = Augmentation(), device: str = "cpu", rank: int = 0,
-                        world_size: int = 1, seed: int = 0, on_bad_image: str = "skip") -> TrainLoader:
+                        world_size: int = 1, seed: int = 0, on_bad_image: str = "skip",
+                        max_steps_per_epoch: int | None = None) -> TrainLoader:
     """The training loader of ``dataset`` under ``data_root`` (see ``sampler.py`` for what an epoch is).
 
     Per sample, in the authors' order: the Stylizer on the raw image, then flip + crop of the
@@ -409,6 +412,7 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             bad file: "skip" (log it, count it in ``loader.num_skipped``, serve another image in its
             place) or "stop" (raise BadImageError naming the file, here, before any training step).
             A file that goes bad during training is found and handled the same way.
+        max_steps_per_epoch: serve only each epoch's first N batches (timings, smoke tests); None: all of them.
     """
     if on_bad_image not in ("skip", "stop"):
         raise ValueError(f"--on-bad-image must be 'skip' or 'stop', got {on_bad_image!r}")
@@ -422,7 +426,7 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
     sampler = MixedSampler(len(real), len(synthetic) if synthetic else 0, batch_size, synthetic_ratio,
                            rank=rank, world_size=world_size, seed=seed)
     loader = TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, augmentation=augmentation,
-                         device=device, seed=seed, on_bad_image=on_bad_image)
+                         device=device, seed=seed, on_bad_image=on_bad_image, max_steps=max_steps_per_epoch)
     if isinstance(real, JpegSource):
         # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
         with rank_zero_first():
