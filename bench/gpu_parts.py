@@ -89,16 +89,39 @@ def part_adain_rest(dry_run: bool, out: Path) -> None:
             _adain_rows(dry_run, (layer,), sides)
 
 
-def part_feed(dry_run: bool, out: Path) -> None:
-    """The torch-only feed (bench/torch_feed.py) of 32 px batches; DALI's loader is timed by pytest bench."""
-    from bench.missing_dali import dali_available
-    from bench.torch_feed import measure_feed
+def _loader_images_per_second(loader, batches: int, device: torch.device) -> float:
+    iterator = iter(loader)
+    next(iterator)  # builds the stages, and the first batch's work: not the steady state
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(batches):
+        images, _, _ = next(iterator)
+    synchronize()
+    return batches * len(images) / (time.perf_counter() - started)
 
-    count, batch, batches = (256, 64, 3) if dry_run else (50_000, 512, 200)
-    images = torch.randint(0, 256, (count, 32, 32, 3), dtype=torch.uint8).to(_device(dry_run))
-    result = measure_feed(images, batch, batches)
-    emit("feed torch-only crop+flip images_per_second", result["images_per_second"], "img/s", batch=batch)
-    emit("feed DALI", "timed by pytest bench (bench/test_pipeline_bench.py)" if dali_available() else "not installed")
+
+def part_feed(dry_run: bool, out: Path) -> None:
+    """The training loader (``create_train_loader``: CIFAR layout, crop, flip, TrivialAugmentWide, Random Erasing,
+    no Stylizer) of 32 px batches, by each installed backend of its stages: what the trainer can be fed."""
+    import tempfile
+
+    from fastnst.train.config import Augmentation
+    from fastnst.train.data import create_train_loader
+    from fastnst.train.data.backend import dali_available
+    from tests.data_formats import FAST_PICKLE, write_cifar10
+
+    per_batch, batch, batches = (20, 16, 3) if dry_run else (4_000, 512, 30)
+    device = _device(dry_run)
+    with tempfile.TemporaryDirectory() as root:
+        write_cifar10(Path(root), per_batch=per_batch, num_test=10, protocol=FAST_PICKLE)
+        for backend in ("torch", "dali") if dali_available() else ("torch",):
+            loader = create_train_loader("cifar10", root, batch, device=str(device),
+                                         augmentation=Augmentation(augment_backend=backend))
+            emit(f"feed loader[{backend}] images_per_second", _loader_images_per_second(loader, batches, device),
+                 "img/s", batch=batch, batches=batches, device=str(device))
+    if not dali_available():
+        emit("feed loader[dali]", "not installed")
 
 
 def _step_case(variant: str, dry_run: bool, **options):

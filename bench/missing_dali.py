@@ -3,27 +3,20 @@
     python -m pytest tests -p bench.missing_dali
 
 The GPU hosts lent for one-off runs (bench/gpu_run.py) have torch and Triton but no DALI and no
-package index. The tests of the DALI pipeline, the loader and the trainer end to end then fail
-with ``ModuleNotFoundError: No module named 'nvidia.dali'`` (DALI is imported when a loader runs),
-which says nothing about the code under test. With this plugin, and only when DALI cannot be
-imported, such a failure is reported as a skip whose reason starts with ``DALI not installed``;
+package index. The loader then runs its torch backend, but the tests that build DALI graphs
+themselves (the DALI pipeline's own) fail with ``ModuleNotFoundError: No module named
+'nvidia.dali'``, which says nothing about the code under test. With this plugin, and only when DALI
+cannot be imported, such a failure is reported as a skip whose reason starts with ``DALI not installed``;
 every other failure stays a failure. Where DALI is installed the plugin does nothing.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+
+from fastnst.train.data.backend import dali_available
 
 SKIP_REASON = "DALI not installed on this host (the test needs nvidia.dali)"
 _DALI_MODULE_NAMES = ("nvidia.dali", "nvidia")
-
-
-def dali_available() -> bool:
-    try:
-        return importlib.util.find_spec("nvidia.dali") is not None
-    except (ImportError, ValueError):  # no 'nvidia' namespace at all, or a broken one
-        return False
 
 
 def failed_for_missing_dali(excinfo: pytest.ExceptionInfo | None, longrepr_text: str) -> bool:

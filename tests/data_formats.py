@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 TINYIMAGENET_CLASSES = 200
+FAST_PICKLE = 4  # numpy arrays as plain bytes, with the globals of protocol 2 but no latin-1 strings
 
 
 def random_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
@@ -18,15 +19,17 @@ def random_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray
     return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
 
 
-def _write_cifar_pickle(path: Path, images: np.ndarray, labels: dict[bytes, list[int]]) -> None:
-    """As the official files: a protocol-2 pickle of a dict with planar (N, 3072) uint8 b'data'."""
+def _write_cifar_pickle(path: Path, images: np.ndarray, labels: dict[bytes, list[int]], protocol: int = 2) -> None:
+    """As the official files: a protocol-2 pickle of a dict with planar (N, 3072) uint8 b'data'. The reader
+    takes protocol 4 (``FAST_PICKLE``) as well, 10x faster to write: protocol 2 turns the pixels into
+    latin-1 strings, 1 s per 10,000 images on a 2-core CPU."""
     planar = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
     with open(path, "wb") as f:
         pickle.dump({b"batch_label": b"batch", b"data": planar, **labels,
-                     b"filenames": [b"x.png"] * len(images)}, f, protocol=2)
+                     b"filenames": [b"x.png"] * len(images)}, f, protocol=protocol)
 
 
-def write_cifar10(root: Path, per_batch: int = 20, num_test: int = 20, seed: int = 0):
+def write_cifar10(root: Path, per_batch: int = 20, num_test: int = 20, seed: int = 0, protocol: int = 2):
     """``root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}`` -> (train x, y, test x, y)."""
     rng = np.random.default_rng(seed)
     folder = Path(root) / "cifar-10-batches-py"
@@ -36,9 +39,10 @@ def write_cifar10(root: Path, per_batch: int = 20, num_test: int = 20, seed: int
     rng.shuffle(train_y)
     for i in range(5):
         rows = slice(i * per_batch, (i + 1) * per_batch)
-        _write_cifar_pickle(folder / f"data_batch_{i + 1}", train_x[rows], {b"labels": train_y[rows].tolist()})
+        _write_cifar_pickle(folder / f"data_batch_{i + 1}", train_x[rows], {b"labels": train_y[rows].tolist()},
+                            protocol)
     test_x, test_y = random_images(rng, num_test, 32), rng.integers(0, 10, num_test)
-    _write_cifar_pickle(folder / "test_batch", test_x, {b"labels": test_y.tolist()})
+    _write_cifar_pickle(folder / "test_batch", test_x, {b"labels": test_y.tolist()}, protocol)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f, protocol=2)
     return train_x, train_y, test_x, test_y

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from bench import end_to_end, figures, gpu_run, kernel_table
 from bench.kernel_table import WorkRecord
-from bench.torch_feed import CROP_PADDING, TorchFeed, measure_feed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,34 +70,6 @@ def test_layout_rule_on_a_real_cpu_profile():
     assert layout and all("aten::contiguous" in record.chain for record in layout)
     assert not any("aten::_to_copy" in record.chain or "reflection" in record.name for record in layout)
     assert any(kernel_table.is_other_copy(record) and "aten::_to_copy" in record.chain for record in records)
-
-
-# --------------------------------------------------------------------------- torch-only feed
-
-def test_torch_feed_gives_crops_of_padded_images_flipped_or_not():
-    count, side = 12, 8
-    images = torch.arange(count * side * side * 3, dtype=torch.int64).remainder(251).add(1).to(torch.uint8)
-    images = images.view(count, side, side, 3)  # no zero pixel: the zero padding is recognisable
-    feed = TorchFeed(images, batch_size=4, seed=3)
-    seen, flipped = [], 0
-    for _ in range(count // 4):
-        batch = feed.next_batch()
-        indices = feed._order[feed._position - 4:feed._position]
-        assert batch.shape == (4, 3, side, side) and batch.dtype == torch.uint8
-        assert batch.is_contiguous(memory_format=torch.channels_last)
-        for crop, index in zip(batch.permute(0, 2, 3, 1), indices.tolist()):
-            padded = F.pad(images[index], (0, 0, CROP_PADDING, CROP_PADDING, CROP_PADDING, CROP_PADDING))
-            windows = [padded[y:y + side, x:x + side] for y in range(2 * CROP_PADDING + 1)
-                       for x in range(2 * CROP_PADDING + 1)]
-            plain = any(torch.equal(crop, window) for window in windows)
-            mirrored = any(torch.equal(crop, window.flip(1)) for window in windows)
-            assert plain or mirrored, "each sample is a window of its padded image, flipped or not"
-            flipped += mirrored and not plain
-        seen += indices.tolist()
-    assert sorted(seen) == list(range(count)), "one epoch visits every image once"
-    assert 0 < flipped < count
-    result = measure_feed(images, batch_size=4, num_batches=2, warmup=1)
-    assert result["images_per_second"] > 0 and result["channels_last"] and result["image_shape"] == [3, side, side]
 
 
 # --------------------------------------------------------------------------- DALI-missing plugin
@@ -239,15 +210,25 @@ def test_figure_lines_round_trip():
 
 
 def test_end_to_end_figures_from_a_metrics_row(capsys):
-    row = {"epoch": 2, "epoch_seconds": 6.0, "images_per_second": 8333.3, "stylize_seconds": 1.5,
+    row = {"epoch": 2, "epoch_seconds": 6.0, "images_per_second": 50_000 / 6.0, "stylize_seconds": 1.5,
            "data_wait_seconds": 0.6}
-    end_to_end.emit_figures("paper224", row, {"model": "wrn28_4", "batch_size": 256, "compile": True}, 600)
+    end_to_end.emit_figures("paper224", row, {"model": "wrn28_4", "batch_size": 256, "compile": True}, 600, 50_000)
     emitted = {figure["name"]: figure for figure in map(figures.parse, capsys.readouterr().out.splitlines())}
     assert emitted["end_to_end[paper224] projected 600 epochs"]["value"] == pytest.approx(60.0)
     assert emitted["end_to_end[paper224] speed-up over the authors' 60.6 s/epoch"]["value"] == pytest.approx(10.1)
     assert emitted["end_to_end[paper224] data_wait share"]["value"] == pytest.approx(0.1)
     assert emitted["end_to_end[paper224] epoch 2 seconds"]["compile"] is True
     assert "end_to_end[paper224] step share" not in emitted  # only what train.run reports
+    assert "end_to_end[paper224] whole epoch seconds" not in emitted  # a whole epoch ran
+
+
+def test_end_to_end_projects_a_cut_epoch_from_its_images_per_second(capsys):
+    row = {"epoch": 2, "epoch_seconds": 1.2, "images_per_second": 2560 / 1.2, "step_seconds": 1.0}
+    end_to_end.emit_figures("plain", row, {"batch_size": 256, "max_steps_per_epoch": 10}, 600, 50_000)
+    emitted = {figure["name"]: figure for figure in map(figures.parse, capsys.readouterr().out.splitlines())}
+    assert emitted["end_to_end[plain] whole epoch seconds"]["value"] == pytest.approx(50_000 / 2560 * 1.2)
+    assert emitted["end_to_end[plain] projected 600 epochs"]["value"] == pytest.approx(50_000 / 2560 * 1.2 * 10)
+    assert emitted["end_to_end[plain] step share"]["value"] == pytest.approx(1.0 / 1.2)
 
 
 @pytest.mark.slow
