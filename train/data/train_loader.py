@@ -98,7 +98,8 @@ class _TorchStage:
     """A stage in torch with ``_Stage``'s calls: the work is done when collected (on the caller's stream)."""
 
     def __init__(self, function: Callable):
-        self.function, self.submitted = function, []
+        self.function = function
+        self.submitted: list[dict] = []
 
     def submit(self, inputs: dict, stream) -> None:
         self.submitted.append(inputs)
@@ -145,8 +146,8 @@ class TrainLoader:
         self.build_seconds = 0.0
         self.on_gpu = self.device.type == "cuda"
         self._streams = StreamHandoff(self.device)
-        self._decode_stage: _Stage | None = None
-        self._augment_stage: _Stage | None = None
+        self._decode_stage: _Stage | _TorchStage | None = None
+        self._augment_stage: _Stage | _TorchStage | None = None
         self._real_pixels = maybe_resident(real.images, self.device) if isinstance(real, ArraySource) else None
         self._synthetic_pixels = maybe_resident(synthetic.images, self.device) if synthetic is not None else None
 
