@@ -196,6 +196,7 @@ def test_gpu_operators_give_the_cpu_results(dali_trivial_augment):
         assert np.abs(ours_gpu - ours_cpu).mean() <= BOUNDS[TORCHVISION_NAMES[op]] + 0.02, TORCHVISION_NAMES[op]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_torch_suite_on_the_gpu_gives_the_cpu_results():
     on_cpu, on_gpu = build_torch_trivial_augment("cpu"), build_torch_trivial_augment("cuda")

@@ -273,7 +273,8 @@ class TrainLoader:
             # the culprit is found with PIL and reported outside any ``except``, so no traceback keeps it alive.
             self._decode_stage = None
             if not self._find_undecodable(paths):  # raises BadImageError on "stop"
-                raise RuntimeError(f"DALI could not decode a batch of {len(paths)} images, though each of them "
+                decoder = "DALI" if self.backend == "dali" else "torchvision"
+                raise RuntimeError(f"{decoder} could not decode a batch of {len(paths)} images, though each of them "
                                    f"decodes on its own (first: {paths[0]}): {failure}")
             log.warning("could not decode a batch (%s); retrying without the bad files", failure)
             return self._collect_decode(plans, step, self._submit_decode(plans, step))
