@@ -708,3 +708,188 @@ def WideResNet_28_4(num_classes, factor, dataset, normalized, block=WideBasic, d
                       num_classes=num_classes, factor=factor, block=block, activation_function=activation_function, **kwargs)
 '''
 )
+
+EVAL_SOURCE = (
+    # experiments/eval.py:69-110
+    r'''
+def compute_clean(testloader, model, num_classes, dataset):
+    with torch.no_grad():
+        correct = 0
+        total = 0
+        if dataset in ['WaferMap']:
+            calibration_metric = BinaryCalibrationError(n_bins=15, norm='l1')
+        else:
+            calibration_metric = MulticlassCalibrationError(num_classes=num_classes, n_bins=15, norm='l1')
+        all_targets = torch.empty(0)
+        all_targets_pred = torch.empty((0, num_classes))
+        all_targets, all_targets_pred = all_targets.to(device), all_targets_pred.to(device)
+
+        for batch_idx, (inputs, targets) in enumerate(testloader):
+
+            inputs, targets = inputs.to(device, dtype=torch.float), targets.to(device)
+            with torch.amp.autocast('cuda'):
+                targets_pred = model(inputs)
+            
+            if dataset in ['WaferMap']:
+                predicted = (targets_pred > 0.5).float()    
+            else:
+                _, predicted = targets_pred.max(1)
+
+            total += targets.size(0)
+
+            if dataset in ['WaferMap']:
+                matches = predicted.eq(targets)  # shape: [batch_size, num_labels]
+                exact_match = matches.all(dim=1)  # shape: [batch_size], bool tensor
+                correct += exact_match.sum().item()
+            else:
+                correct += predicted.eq(targets).sum().item()
+            all_targets = torch.cat((all_targets, targets), 0)
+            all_targets_pred = torch.cat((all_targets_pred, targets_pred), 0)
+
+        acc = 100.*correct/total
+        if dataset in ['WaferMap']:
+            rmsce_clean = float(calibration_metric(all_targets_pred.view(-1), all_targets.view(-1)).cpu())
+        else:
+            rmsce_clean = float(calibration_metric(all_targets_pred, all_targets).cpu())
+        print("Clean Accuracy ", acc, "%, RMSCE Calibration Error: ", rmsce_clean)
+
+        return acc, rmsce_clean
+'''
+    # experiments/eval_corruptions.py:23-50
+    r'''
+def compute_p_corruptions(testloader, model, test_corruptions, dataset):
+    with torch.no_grad():
+        model.eval()
+        correct, total = 0, 0
+        for batch_idx, (inputs, targets) in enumerate(testloader):
+            inputs, targets = inputs.to(device, dtype=torch.float), targets.to(device)
+            inputs_pert = apply_noise(inputs, 8, test_corruptions, 1, False, dataset)
+            #plot_images(inputs_pert, inputs_pert, 3)
+
+            with torch.amp.autocast('cuda'):
+                targets_pred = model(inputs_pert)
+
+            if dataset in ['WaferMap']:
+                predicted = (targets_pred > 0.5).float() 
+            else:  
+                _, predicted = targets_pred.max(1)
+
+            total += targets.size(0)
+            
+            if dataset in ['WaferMap']:
+                matches = predicted.eq(targets)  # shape: [batch_size, num_labels]
+                exact_match = matches.all(dim=1)  # shape: [batch_size], bool tensor
+                correct += exact_match.sum().item()
+            else:
+                correct += predicted.eq(targets).sum().item()
+
+        acc = 100.*correct/total
+        return acc
+'''
+    # experiments/eval_corruptions.py:93-137
+    r'''
+def compute_c(loader_c, model, num_classes, dataset, criterion = None):
+    with torch.no_grad():
+        model.eval()
+        correct, total, loss_c = 0, 0, 0
+        if dataset in ['WaferMap']:
+            calibration_metric = BinaryCalibrationError(n_bins=15, norm='l1')
+        else:
+            calibration_metric = MulticlassCalibrationError(num_classes=num_classes, n_bins=15, norm='l1')
+        all_targets = torch.empty(0)
+        all_targets_pred = torch.empty((0, num_classes))
+        all_targets, all_targets_pred = all_targets.to(device), all_targets_pred.to(device)
+
+        for batch_idx, (inputs, targets) in enumerate(loader_c):
+            inputs, targets = inputs.to(device, dtype=torch.float), targets.to(device)
+            with torch.amp.autocast('cuda'):
+                
+                targets_pred = model(inputs)
+                if criterion is not None:
+                    loss = criterion.test(targets_pred, targets)
+                    loss_c += loss.item()
+            
+            avg_test_loss_c = loss_c / (batch_idx + 1)
+            
+            if dataset in ['WaferMap']:
+                predicted = (targets_pred > 0.5).float() 
+            else:  
+                _, predicted = targets_pred.max(1)
+
+            total += targets.size(0)
+            if dataset in ['WaferMap']:
+                matches = predicted.eq(targets)  # shape: [batch_size, num_labels]
+                exact_match = matches.all(dim=1)  # shape: [batch_size], bool tensor
+                correct += exact_match.sum().item()
+            else:
+                correct += predicted.eq(targets).sum().item()
+            all_targets = torch.cat((all_targets, targets), 0)
+            all_targets_pred = torch.cat((all_targets_pred, targets_pred), 0)
+
+        if dataset in ['WaferMap']:
+            rmsce_c = float(calibration_metric(all_targets_pred.view(-1), all_targets.view(-1)).cpu())
+        else:
+            rmsce_c = float(calibration_metric(all_targets_pred, all_targets).cpu())
+        acc = 100. * correct / total
+
+        return acc, rmsce_c, avg_test_loss_c
+'''
+)
+
+TEST_CORRUPTIONS_SOURCE = (
+    # experiments/configs/config549.py:56-107 (config550.py:57-108 and config551.py:56-107 are the same lines)
+    r'''
+test_corruptions = np.array([
+{'noise_type': 'uniform-l0-impulse', 'epsilon': 0.01, 'sphere': True, 'distribution': 'max'},
+{'noise_type': 'uniform-l0-impulse', 'epsilon': 0.02, 'sphere': True, 'distribution': 'max'},
+{'noise_type': 'uniform-l0-impulse', 'epsilon': 0.05, 'sphere': True, 'distribution': 'max'},
+{'noise_type': 'uniform-l0-impulse', 'epsilon': 0.1, 'sphere': True, 'distribution': 'max'},
+{'noise_type': 'uniform-l0-impulse', 'epsilon': 0.2, 'sphere': True, 'distribution': 'max'},
+{'noise_type': 'uniform-l0.5', 'epsilon': 50000.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l0.5', 'epsilon': 100000.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l0.5', 'epsilon': 200000.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l0.5', 'epsilon': 300000.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l0.5', 'epsilon': 500000.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l1', 'epsilon': 25.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l1', 'epsilon': 50.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l1', 'epsilon': 100.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l1', 'epsilon': 200.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l1', 'epsilon': 300.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l2', 'epsilon': 0.5, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l2', 'epsilon': 1.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l2', 'epsilon': 2.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l2', 'epsilon': 3.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l2', 'epsilon': 5.0, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l5', 'epsilon': 0.05, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l5', 'epsilon': 0.1, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l5', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l5', 'epsilon': 0.4, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l5', 'epsilon': 0.8, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l10', 'epsilon': 0.02, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l10', 'epsilon': 0.05, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l10', 'epsilon': 0.1, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l10', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l10', 'epsilon': 0.4, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l50', 'epsilon': 0.02, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l50', 'epsilon': 0.05, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l50', 'epsilon': 0.1, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l50', 'epsilon': 0.15, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l50', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l200', 'epsilon': 0.02, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l200', 'epsilon': 0.04, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l200', 'epsilon': 0.08, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l200', 'epsilon': 0.12, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-l200', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-linf', 'epsilon': 0.01, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-linf', 'epsilon': 0.02, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-linf', 'epsilon': 0.05, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-linf', 'epsilon': 0.1, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'uniform-linf', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'gaussian', 'epsilon': 0.01, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'gaussian', 'epsilon': 0.02, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'gaussian', 'epsilon': 0.05, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'gaussian', 'epsilon': 0.1, 'sphere': False, 'distribution': 'max'},
+{'noise_type': 'gaussian', 'epsilon': 0.2, 'sphere': False, 'distribution': 'max'}
+])
+'''
+)

@@ -112,6 +112,10 @@ class Replay:
             low, high = (0, bounds[0]) if len(bounds) == 1 else bounds
             low, high = int(low), int(high)
             kind, value = replay.queue[0]
+            if kind == "randint_tensor":  # a whole tensor of draws (the impulse noise's 0 / 1 values)
+                value = replay.pop("randint_tensor")
+                assert tuple(value.shape) == tuple(size) and low == 0 and bool(((value >= 0) & (value < high)).all())
+                return value.to(dtype or torch.int64)
             if kind == "randint_row":  # a row of flat indices in [0, d), offset by the image's start
                 row = replay.pop("randint_row")
                 count = tuple(size)[0]

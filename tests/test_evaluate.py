@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from authors_code import EVAL_SOURCE
 from fastnst.train.checkpoint import save_atomic
 import warnings
 
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
 from fastnst.train.corruptions import frost as frost_module
-from fastnst.train.data import dataset_info
+from fastnst.train.data import dataset_info, load_test_set
 from fastnst.train.data.corrupted import CIFAR_C_BAR
 from fastnst.train.evaluate import evaluate, format_summary, main, relative_to
 from fastnst.train.models import create_model
@@ -144,6 +145,86 @@ def test_official_files_give_exact_accuracies_and_the_authors_scores(tiny_cifar)
     for name, value in reference.items():
         assert result["scores"][name]["value"] == pytest.approx(value), name
         assert result["scores"][name]["source"] == "official" and result["scores"][name]["official_only"] is None
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # their autocast("cuda"), on a CPU
+def test_calibration_errors_equal_the_authors_compute_clean_and_compute_c(tiny_cifar):
+    """Their compute_clean (experiments/eval.py:69-110) and compute_c (eval_corruptions.py:93-137), run verbatim
+    with torchmetrics: the same accuracies and RMSCE (l1 at HEAD), clean and per corruption over its five
+    severities; RMSCE_C is their mean over the corruptions (eval_corruptions.py:77)."""
+    torchmetrics = pytest.importorskip("torchmetrics")
+    root, labels = tiny_cifar
+    names = ("gaussian_noise", "fog", "saturate")
+    write_cifar10_c(root, labels, corruptions=names)
+    model = ConstantColourClassifier("cifar10")
+    result = evaluate(model, "cifar10", root, corruptions=names, batch_size=4, progress=False)
+
+    authors = {"torch": torch, "np": np, "device": "cpu",
+               "MulticlassCalibrationError": torchmetrics.classification.MulticlassCalibrationError,
+               "BinaryCalibrationError": torchmetrics.classification.BinaryCalibrationError}
+    exec(EVAL_SOURCE, authors)
+    info = dataset_info("cifar10")
+
+    class OnPixels(nn.Module):  # theirs normalises inside the model (ct_model.py:37-40)
+        def forward(self, pixels):
+            return model((pixels - torch.tensor(info.mean).view(1, 3, 1, 1)) / torch.tensor(info.std).view(1, 3, 1, 1))
+
+    def loader(images_nhwc, set_labels):  # batches of 4, as their DataLoader gives them
+        pixels = torch.from_numpy(images_nhwc).permute(0, 3, 1, 2).float() / 255
+        return list(zip(pixels.split(4), torch.from_numpy(np.asarray(set_labels, dtype=np.int64)).split(4)))
+
+    clean_accuracy, clean_rmsce = authors["compute_clean"](loader(*load_test_set("cifar10", root)), OnPixels(), 10,
+                                                          "CIFAR10")
+    assert result["clean_accuracy"] == pytest.approx(clean_accuracy)
+    assert result["calibration_error"]["l1"] == pytest.approx(clean_rmsce, abs=1e-6) and clean_rmsce > 0.01
+    theirs = []
+    for name in names:
+        accuracy, rmsce, _ = authors["compute_c"](loader(np.load(root / "CIFAR-10-C" / f"{name}.npy"),
+                                                         np.tile(labels, 5)), OnPixels(), 10, "CIFAR10")
+        assert result["corruption_mean"][name] == pytest.approx(accuracy)
+        assert result["corruption_calibration_error"][name]["l1"] == pytest.approx(rmsce, abs=1e-6)
+        theirs.append(rmsce)
+    assert result["mean_corruption_calibration_error"]["l1"] == pytest.approx(np.average(theirs), abs=1e-6)
+    assert result["mean_corruption_calibration_error"]["sets"] == 3
+    assert all(errors["l2"] >= errors["l1"] for errors in result["corruption_calibration_error"].values())
+
+
+def test_lp_noise_accuracy_is_reported_and_reproducible(tiny_cifar, tmp_path):
+    root, labels = tiny_cifar
+    write_cifar10_c(root, labels, corruptions=("fog",))
+    runs = [evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, corruptions=("fog",), batch_size=4,
+                     seed=seed, progress=False) for seed in (0, 0)]
+    assert runs[0]["lp_noise_accuracy"] == runs[1]["lp_noise_accuracy"]  # seeded: the same noise
+    assert 0 <= runs[0]["lp_noise_accuracy"] <= 100
+    assert runs[0]["meta"]["lp_noise"]["conditions"] == 50
+    printed = format_summary({"meta": runs[0]["meta"], "results": {"model": runs[0]}})
+    assert "Lp noise (Combined_Noise)" in printed and "calibration error (RMSCE)" in printed
+    markdown = write_report(runs[0], tmp_path)["markdown"].read_text()
+    assert "Lp noise" in markdown and "RMSCE" in markdown
+
+
+def test_eval_amp_fp16_runs_the_models_under_fp16_autocast(tiny_cifar):
+    """--eval-amp fp16: the authors' torch.amp.autocast (experiments/eval.py:84); fp32 by default."""
+    root, _ = tiny_cifar
+
+    class Probe(ConstantColourClassifier):
+        def __init__(self):
+            super().__init__("cifar10")
+            self.linear = nn.Linear(3, 3)
+            self.dtypes = set()
+
+        def forward(self, images):
+            self.dtypes.add(self.linear(images[:, :, 0, 0]).dtype)
+            return super().forward(images)
+
+    for amp, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        probe = Probe()
+        result = evaluate(probe, "cifar10", root, source="generated", corruptions=("brightness",), progress=False,
+                          amp=amp)
+        assert probe.dtypes == {dtype} and result["meta"]["amp"] == amp
+        assert result["clean_accuracy"] == pytest.approx(70.0)
+    with pytest.raises(ValueError, match="--eval-amp"):
+        evaluate(Probe(), "cifar10", root, corruptions=("brightness",), progress=False, amp="bf16")
 
 
 def test_c_bar_labels_must_match_the_test_set(tiny_cifar):
@@ -341,7 +422,7 @@ def test_report_says_when_corruptions_were_generated(tmp_path):
     written = write_report(result, tmp_path)
     markdown = written["markdown"].read_text()
     assert "GENERATED" in markdown and "procedural stand-in" in markdown
-    assert "| **mean of the 15** | | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** |" in markdown
+    assert "| **mean of the 15** | | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** | |" in markdown
     assert "examples" not in written and written["bars"].is_file()
 
 
@@ -414,7 +495,7 @@ def test_evaluator_feeds_the_measured_layout_and_pass_size(tiny_cifar, monkeypat
     evaluate(probe, "cifar10", root, source="generated", corruptions=("brightness",), batch_size=10, progress=False)
     assert probe.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert max(size for size, _ in probe.seen) == 3 and all(layout for _, layout in probe.seen)
-    assert sum(size for size, _ in probe.seen) == 10 * 6  # clean + 5 severities
+    assert sum(size for size, _ in probe.seen) == 10 * 7  # clean, Lp noise, 5 severities
 
 
 def test_frost_textures_under_the_data_root_are_found(tiny_cifar, tmp_path, monkeypatch):

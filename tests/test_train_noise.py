@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from authors_code import DATA_SOURCE, NOISE_SOURCE
-from fastnst.train.noise import FeatureNoise, PnormNoise, noise_kind
+from torch import nn
+
+from authors_code import DATA_SOURCE, EVAL_SOURCE, NOISE_SOURCE, TEST_CORRUPTIONS_SOURCE
+from fastnst.train import evaluate as evaluate_module
+from fastnst.train.noise import EVALUATION_NOISE, FeatureNoise, NoiseCondition, PnormNoise, evaluation_noise, noise_kind
 from replay import Replay
 
 # experiments/configs/config549.py:5-9 and config551.py:5-9 (uniform, sphere False)
@@ -81,20 +84,28 @@ def authors_order(noise: PnormNoise, draw, batch: int, dims: int) -> Replay:
         k = int(draw.kind[g])
         kind, p = noise.kinds[k]
         replay.push("sample", [k])                                          # noise.py:201
-        replay.push("dist_uniform", draw.eps_fraction[g])                   # :206
-        replay.push("random", float(draw.sparsity[g]) / noise.sparsity)     # :217
+        if not noise.fixed_eps[k]:                                          # 'max': eps itself (:209-210)
+            replay.push("dist_uniform", draw.eps_fraction[g])               # :206
+        replay.push("random", float(draw.sparsity[g]) / noise.sparsity if noise.sparsity else 0.5)  # :217
         if kind == "linf":
             replay.push("rand", draw.linf_uniform[rows])                    # :236
+            replay.push("rand", draw.sparse_uniform[rows])                  # :287
+        elif kind == "gaussian":
+            replay.push("randn", draw.normal[rows])                         # :238
             replay.push("rand", draw.sparse_uniform[rows])                  # :287
         elif kind == "impulse":
             for row in range(rows.start, rows.stop):
                 replay.push("randint_row", draw.impulse_index[row])         # :244
             replay.push("rand", draw.sparse_uniform[rows])                  # :248
-            replay.push("rand", draw.impulse_value[rows])                   # :254
+            if noise.on_sphere[k]:                                          # :251-252: 0 or 1
+                replay.push("randint_tensor", torch.floor(draw.impulse_value[rows] * 2))
+            else:
+                replay.push("rand", draw.impulse_value[rows])               # :254
         else:
             replay.push("gamma", (draw.gamma[g], 1 / p))                    # :270
             replay.push("rand", draw.sign_uniform[g])                       # :272
-            replay.push("dist_uniform", draw.radius_uniform[g])             # :277
+            if not noise.on_sphere[k]:                                      # :274-277
+                replay.push("dist_uniform", draw.radius_uniform[g])
             replay.push("rand", draw.sparse_uniform[rows])                  # :287
         replay.push("empty_uniform", draw.patch_area[g])                    # :29
         replay.push("empty_uniform", draw.patch_log_ratio[g])               # :30
@@ -135,12 +146,94 @@ def test_input_noise_equals_the_authors_on_the_same_draws(dataset, size, eps, ba
     assert (changed > 0).all() and (changed < 0.7 + 0.05).all()  # every image got noise, only inside its patch
 
 
+def test_evaluation_noise_is_the_authors_test_corruptions():
+    namespace = {"np": np}
+    exec(TEST_CORRUPTIONS_SOURCE, namespace)
+    theirs = [dict(entry) for entry in namespace["test_corruptions"]]
+    ours = [{"noise_type": c.noise_type, "epsilon": c.epsilon, "sphere": c.sphere, "distribution": c.distribution}
+            for c in EVALUATION_NOISE]
+    assert ours == theirs and len(ours) == 50
+
+
+class RedMeanClassifier(nn.Module):
+    """Predicts the class whose grey level (10 + 25 k) is nearest to the normalised image's mean red value."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("centres", ((torch.arange(10) * 25.0 + 10) / 255 - mean[0]) / std[0])
+
+    def forward(self, images):
+        return -(images[:, 0].mean(dim=(1, 2))[:, None] - self.centres[None]).abs()
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # their autocast("cuda"), on a CPU
+def test_evaluation_noise_and_its_accuracy_equal_the_authors_on_the_same_draws(monkeypatch):
+    """Their compute_p_corruptions (eval_corruptions.py:23-50), which calls apply_noise with their test settings
+    (groups of 8, no sparsity, patch U(0.3, 1), pixels in [0, 1]), run verbatim on our draws: the same noisy
+    images and the same accuracy as the evaluator's pass with ``evaluation_noise`` on normalised batches."""
+    mean, std = STATS["CIFAR10"]
+    noise = evaluation_noise(mean, std)
+    count = 8 * 10 + 5  # 11 groups, the last one short
+    generator = torch.Generator().manual_seed(5)
+    labels = torch.randint(10, (count,), generator=generator)
+    texture = torch.randint(-6, 7, (count, 3, 32, 32), generator=generator)
+    images = ((labels * 25 + 10).view(-1, 1, 1, 1) + texture).clamp(0, 255).to(torch.uint8)
+    # one condition of each of the 10 types, at various eps (indices into config549.py:56-107)
+    draw = prepared_draw(noise, images.shape, kinds=[4, 7, 13, 19, 24, 29, 34, 38, 44, 49, 0], seed=9)
+    draw.normal = half_exact(draw.normal)  # drawn in float16 by the authors (noise.py:238)
+    draw.impulse_value.clamp_(max=1 - 2 ** -11)  # float16's largest below 1: a U[0, 1) draw never rounds up to 1
+
+    model = RedMeanClassifier(mean, std)
+    ours = []
+    correct = {"model": 0}
+    monkeypatch.setitem(evaluate_module.EVAL_FORWARD_BATCH, "cpu", count)  # one pass, as their one batch
+    evaluate_module._count_correct({"model": model}, images, labels, "cifar10", count, correct,
+                                   perturb=lambda batch: ours.append(noise.apply(batch, draw)) or ours[-1])
+
+    replay = authors_order(noise, draw, count, dims=3 * 32 * 32)
+    authors = authors_namespace(replay)
+    exec(EVAL_SOURCE, authors)
+    exec(TEST_CORRUPTIONS_SOURCE, authors)
+    theirs = []
+
+    class TheirModel(nn.Module):  # theirs normalises inside the model (ct_model.py:37-40)
+        def forward(self, pixels):
+            theirs.append(pixels.clone())
+            return model((pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+
+    loader = [(images.float() / 255, labels)]
+    their_accuracy = authors["compute_p_corruptions"](loader, TheirModel(), authors["test_corruptions"], "CIFAR10")
+    replay.done()
+
+    ours_pixels = ours[0] * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    torch.testing.assert_close(ours_pixels, theirs[0], atol=2e-3, rtol=0)  # float16 draws there
+    changed = (theirs[0] - images.float() / 255).abs().flatten(1).amax(dim=1) > 1e-3
+    assert changed.all()  # every group got noise
+    assert 100.0 * correct["model"] / count == their_accuracy
+    assert 0 < their_accuracy < 100  # the noise moved some predictions, not all
+
+
+def test_sphere_conditions_put_the_noise_on_the_norm_balls_surface():
+    """sphere True: L-inf noise is +-eps, Lp noise has norm eps (noise.py:231-234, 274-275); 'max': eps itself."""
+    conditions = [NoiseCondition("uniform-linf", 0.05, True, "max"), NoiseCondition("uniform-l2", 1.0, True, "max")]
+    noise = PnormNoise(conditions, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), group_size=4, sparsity=0.0, patch_scale=(1.0, 1.0))
+    clean = torch.full((16, 3, 16, 16), 0.5)
+    torch.manual_seed(6)
+    draw = noise.draw(clean.shape, "cpu")
+    draw.kind = torch.tensor([0, 1, 0, 1])
+    delta = (noise.apply(clean, draw) - clean).flatten(1)
+    linf, l2 = delta.view(4, 4, -1)[0::2].flatten(0, 1), delta.view(4, 4, -1)[1::2].flatten(0, 1)
+    torch.testing.assert_close(linf.abs(), torch.full_like(linf, 0.05))
+    torch.testing.assert_close(l2.norm(dim=1), torch.ones(8))
+
+
 def test_noise_kinds_parse_like_the_authors_regex():
     assert noise_kind("uniform-linf") == ("linf", math.inf)
     assert noise_kind("uniform-l0-impulse") == ("impulse", 0.0)
     assert [noise_kind(f"uniform-l{p}")[1] for p in ("0.5", "1", "2", "3.5")] == [0.5, 1.0, 2.0, 3.5]
-    with pytest.raises(ValueError, match="unknown input noise type 'gaussian'"):
-        noise_kind("gaussian")
+    assert noise_kind("gaussian") == ("gaussian", 0.0)  # noise.py:237-238, one of the test conditions
+    with pytest.raises(ValueError, match="unknown input noise type 'uniform-l0-salt-pepper'"):
+        noise_kind("uniform-l0-salt-pepper")
 
 
 def _single(kind_name, eps, **options):

@@ -220,7 +220,7 @@ def test_every_preset_trains_a_schedule_that_ends_with_swa(name):
 @pytest.mark.parametrize("values, message", [
     ({"grad_clip_norm": -1.0}, "--grad-clip-norm must be positive or None"),
     ({"lr_cycle_epochs": 0}, "--lr-cycle-epochs must be a positive integer"),
-    ({"input_noise": {"gaussian": 0.1}}, "unknown input noise type 'gaussian'"),
+    ({"input_noise": {"uniform-l0-salt-pepper": 0.1}}, "unknown input noise type 'uniform-l0-salt-pepper'"),
     ({"input_noise": {"uniform-l2": "5e0"}}, "--input-noise must be a mapping of noise type to a positive eps_max"),
     ({"noise_patch_scale": [0.0, 0.7]}, "--noise-patch-scale must be LOW HIGH"),
     ({"activation": "gelu"}, "--activation must be one of relu, silu"),

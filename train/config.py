@@ -270,6 +270,8 @@ class Run(Options):
         Check(lambda value: value is None or (_is_int(value) and value >= 1), "a positive integer"), type=int,
         metavar="N")
     evaluate_clean: bool = option(True, "clean test accuracy during and after training (--no-evaluate-clean: none)")
+    eval_amp: str = option("fp32", "precision of the robustness evaluation: fp16 autocast as the authors evaluate "
+                           "(their eval.py:84), or fp32", choices=("fp32", "fp16"))  # train.evaluate.EVAL_AMP
 
 
 # --help group title -> group; the order is that of --help, the table, --print-config and config.yaml.

@@ -1,6 +1,7 @@
 """Corruption-robustness evaluation as the paper's authors report it: clean accuracy, accuracy per
 corruption and severity, and their scores ``Acc_C-original-15``, ``Acc_C-all-19``, ``Acc_C-bar-10``
-(and ``Acc_all-ex-pixelwise-noise-24``).
+(and ``Acc_all-ex-pixelwise-noise-24``); the accuracy under their Lp-noise test set (``Combined_Noise``,
+``train.noise.EVALUATION_NOISE``) and the calibration errors ``RMSCE`` and ``RMSCE_C`` (``train.calibration``).
 
     python -m train.evaluate --checkpoint runs/x/last.pt --dataset cifar10 [--baseline runs/base/last.pt]
 
@@ -25,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fastnst.cli import UsageError, add_debug_flag, add_device_flag, positive_int, program_name, run_cli
+from fastnst.train.calibration import CalibrationBins
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
 from fastnst.train.corruptions.digital import jpeg_compression
@@ -32,8 +34,11 @@ from fastnst.train.corruptions.frost import default_frost_dir, stand_in_warning_
 from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, normalize
 from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, c_bar_root, corrupted_root,
                                           load_cifar_c, load_tinyimagenet_c, missing_c_bar_files, missing_official_files)
+from fastnst.train.noise import EVALUATION_NOISE, EVALUATION_NOISE_GROUP, EVALUATION_NOISE_PATCH, evaluation_noise
 
 SOURCES = ("auto", "official", "generated")
+# fp32, or fp16 autocast as the authors evaluate (experiments/eval.py:84, eval_corruptions.py:32, 107)
+EVAL_AMP = {"fp32": None, "fp16": torch.float16}
 # Tiny-ImageNet-C was saved as JPEG, quality 85 (make_tinyimagenet_c.py); generated sets repeat that.
 STORED_JPEG_QUALITY = {"tinyimagenet": 85}
 # The layout the evaluator feeds the model, per device type: channels_last wherever it was measured
@@ -150,14 +155,34 @@ def _subset(count: int, max_images: int | None, seed: int) -> np.ndarray:
 
 @torch.inference_mode()
 def _count_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, dataset: str,
-                   batch_size: int, correct: dict[str, int]) -> None:
+                   batch_size: int, correct: dict[str, int], calibration: dict[str, CalibrationBins] | None = None,
+                   amp: str = "fp32", perturb=None) -> None:
+    """Add each model's correct predictions to ``correct`` (and its logits to ``calibration``); ``perturb``
+    maps every normalised batch to the one all models see (the Lp noise)."""
     memory_format = EVAL_MEMORY_FORMAT.get(images.device.type, torch.contiguous_format)
     step = min(batch_size, EVAL_FORWARD_BATCH.get(images.device.type, batch_size))
     for start in range(0, len(images), step):
         batch = normalize(images[start : start + step], dataset).contiguous(memory_format=memory_format)
+        batch = perturb(batch) if perturb is not None else batch
         targets = labels[start : start + step]
         for name, model in models.items():
-            correct[name] += int((model(batch).argmax(dim=1) == targets).sum())
+            with torch.autocast(images.device.type, dtype=EVAL_AMP[amp], enabled=EVAL_AMP[amp] is not None):
+                logits = model(batch)
+            correct[name] += int((logits.argmax(dim=1) == targets).sum())
+            if calibration is not None:
+                calibration[name].update(logits, targets)
+
+
+def _lp_noise_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, dataset: str,
+                      batch_size: int, seed: int, amp: str) -> dict[str, int]:
+    """Correct predictions under the authors' Lp-noise test set, the same noisy images for every model."""
+    info = dataset_info(dataset)
+    noise = evaluation_noise(info.mean, info.std)
+    correct = dict.fromkeys(models, 0)
+    with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        _count_correct(models, images, labels, dataset, batch_size, correct, amp=amp, perturb=noise)
+    return correct
 
 
 def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, test_labels: np.ndarray, indices: np.ndarray):
@@ -215,13 +240,17 @@ def _mean(values) -> float | None:
 
 
 def summarize(clean_correct: int, correct: dict[tuple[str, int], int], count: int, dataset: str = "cifar10",
-              sources: dict[str, str] | None = None) -> dict:
+              sources: dict[str, str] | None = None, calibration: dict[str, CalibrationBins] | None = None,
+              lp_noise_correct: int | None = None) -> dict:
     """Counts of correct predictions -> accuracies in percent, their means and the authors' scores.
 
     ``mean_corruption_accuracy`` and ``severity_mean`` are over the evaluated sets of the 15
     benchmark corruptions (the paper's metric when all 75 are there). Each score is computed only when
     all its corruptions were evaluated; ``source`` says whether its sets are official, generated or
-    mixed, and a mixed score carries ``official_only``, its mean over the official sets alone."""
+    mixed, and a mixed score carries ``official_only``, its mean over the official sets alone.
+    ``calibration``: bins of the clean set (key "clean") and of each corruption over its five severities ->
+    the calibration errors (``l1``: the authors' RMSCE at HEAD, ``l2``) and their mean over the evaluated sets
+    (RMSCE_C; the authors' is over all 29). ``lp_noise_correct`` -> ``lp_noise_accuracy`` (Combined_Noise)."""
     evaluated = [name for name in ALL_CORRUPTIONS + C_BAR_CORRUPTIONS.get(dataset, ()) if (name, 1) in correct]
     accuracy = {name: [100.0 * correct[(name, s)] / count for s in SEVERITIES] for name in evaluated}
     corruption_mean = {name: float(np.mean(values)) for name, values in accuracy.items()}
@@ -240,8 +269,16 @@ def summarize(clean_correct: int, correct: dict[tuple[str, int], int], count: in
             "official_only": _mean(corruption_mean[name] for name in members
                                    if name in accuracy and sources.get(name) == "official") if source == "mixed" else None,
         }
+    calibration = calibration or {}
+    corruption_calibration = {name: calibration[name].errors() for name in evaluated if name in calibration}
     return {
         "clean_accuracy": 100.0 * clean_correct / count,
+        "lp_noise_accuracy": None if lp_noise_correct is None else 100.0 * lp_noise_correct / count,
+        "calibration_error": calibration["clean"].errors() if "clean" in calibration else None,
+        "corruption_calibration_error": corruption_calibration,
+        "mean_corruption_calibration_error": {
+            **{norm: _mean(errors[norm] for errors in corruption_calibration.values()) for norm in ("l1", "l2")},
+            "sets": len(corruption_calibration)},
         "accuracy": accuracy,  # corruption -> [severity 1..5]
         "corruption_mean": corruption_mean,
         "severity_mean": [float(np.mean([accuracy[n][i] for n in benchmark])) if benchmark else None
@@ -264,8 +301,12 @@ def _frost_notice(plan: EvaluationPlan, frost_dir, dataset: str) -> str | None:
 
 def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, device="cpu", batch_size: int = 500,
                     source: str = "auto", max_images: int | None = None, seed: int = 0,
-                    corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True) -> dict:
-    """Evaluate several classifiers on the same clean and corrupted images (generated once)."""
+                    corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True,
+                    amp: str = "fp32") -> dict:
+    """Evaluate several classifiers on the same clean, Lp-noised and corrupted images (generated once).
+    ``amp``: "fp32", or "fp16" autocast as the authors evaluate."""
+    if amp not in EVAL_AMP:
+        raise ValueError(f"--eval-amp must be one of {', '.join(EVAL_AMP)}, got {amp!r}")
     device = torch.device(device)
     frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
     plan = plan_evaluation(dataset, data_root, source, corruptions)
@@ -285,7 +326,10 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     clean, labels = _to_device(test_images[indices], test_labels[indices], device)
 
     clean_correct = dict.fromkeys(models, 0)
-    _count_correct(models, clean, labels, dataset, batch_size, clean_correct)
+    calibration = {name: {"clean": CalibrationBins()} for name in models}
+    _count_correct(models, clean, labels, dataset, batch_size, clean_correct,
+                   {name: bins["clean"] for name, bins in calibration.items()}, amp)
+    lp_noise_correct = _lp_noise_correct(models, clean, labels, dataset, batch_size, seed, amp)
     correct = {name: {} for name in models}
     started = time.perf_counter()
     pairs = [(corruption_set, s) for corruption_set in plan.sets for s in SEVERITIES]
@@ -297,7 +341,9 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
                                         frost_dir=frost_dir)
             set_labels = labels
         counts = dict.fromkeys(models, 0)
-        _count_correct(models, images, set_labels, dataset, batch_size, counts)
+        set_calibration = {name: bins.setdefault(corruption_set.name, CalibrationBins())
+                           for name, bins in calibration.items()}
+        _count_correct(models, images, set_labels, dataset, batch_size, counts, set_calibration, amp)
         for name in models:
             correct[name][(corruption_set.name, severity)] = counts[name]
 
@@ -321,20 +367,24 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
         "batch_size": batch_size,
         "device": str(device),
         "memory_format": str(memory_format).replace("torch.", ""),
+        "amp": amp,
+        "lp_noise": {"conditions": len(EVALUATION_NOISE), "group_size": EVALUATION_NOISE_GROUP,
+                     "patch_scale": list(EVALUATION_NOISE_PATCH), "source": "experiments/configs/config549.py:56-107"},
         "seconds": time.perf_counter() - started,
     }
-    results = {name: summarize(clean_correct[name], correct[name], len(indices), dataset, sources) for name in models}
+    results = {name: summarize(clean_correct[name], correct[name], len(indices), dataset, sources, calibration[name],
+                               lp_noise_correct[name]) for name in models}
     return {"meta": meta, "models": results}
 
 
 def evaluate(model: nn.Module, dataset: str, data_root, *, device="cpu", batch_size: int = 500, source: str = "auto",
              max_images: int | None = None, seed: int = 0, corruptions: tuple[str, ...] | None = None, frost_dir=None,
-             progress: bool = True) -> dict:
+             progress: bool = True, amp: str = "fp32") -> dict:
     """One classifier -> {clean_accuracy, accuracy[corruption][severity-1], corruption_mean, severity_mean,
     mean_corruption_accuracy, scores, meta: {source, sources, frost, num_images, ...}}; accuracies in percent."""
     results = evaluate_models({"model": model}, dataset, data_root, device=device, batch_size=batch_size, source=source,
                               max_images=max_images, seed=seed, corruptions=corruptions, frost_dir=frost_dir,
-                              progress=progress)
+                              progress=progress, amp=amp)
     return {**results["models"]["model"], "meta": results["meta"]}
 
 
@@ -436,13 +486,27 @@ def source_lines(meta: dict) -> list[str]:
     return lines
 
 
+def calibration_text(errors: dict | None) -> str:
+    """The authors' RMSCE (l1 at HEAD) with the root mean square beside it."""
+    if not errors or errors.get("l1") is None:
+        return "n/a"
+    return f"{errors['l1']:.4f} (l2 {errors['l2']:.4f})"
+
+
 def format_summary(report: dict) -> str:
     meta = report["meta"]
     lines = [f"{meta['dataset']}-C: {meta['source'].upper()}"] + [f"  {line}" for line in source_lines(meta)]
     lines += [f"  warning: {notice}" for notice in meta.get("warnings", [])]
     lines.append(f"{meta['num_images']} images per set, {meta['seconds']:.1f} s")
     for name, result in report["results"].items():
-        lines.append(f"{name:>10}: clean {result['clean_accuracy']:6.2f} %")
+        lines.append(f"{name:>10}: clean {result['clean_accuracy']:6.2f} %, calibration error (RMSCE) "
+                     f"{calibration_text(result.get('calibration_error'))}")
+        if result.get("lp_noise_accuracy") is not None:
+            lines.append(f"{'':>10}  {'Lp noise (Combined_Noise)':30s} {result['lp_noise_accuracy']:.2f} %")
+        mean_calibration = result.get("mean_corruption_calibration_error") or {}
+        if mean_calibration.get("sets"):
+            lines.append(f"{'':>10}  {'RMSCE_C':30s} {calibration_text(mean_calibration)}, over "
+                         f"{mean_calibration['sets']} sets")
         for score_name, score in result.get("scores", {}).items():
             lines.append(f"{'':>10}  {score_name:30s} {format_score(score)}")
         if "relative" in report:
@@ -504,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
     add_device_flag(group)
+    group.add_argument("--eval-amp", choices=tuple(EVAL_AMP), default="fp32",
+                       help="fp16: autocast as the authors evaluate (experiments/eval.py:84); fp32: exact")
     group.add_argument("--batch-size", type=positive_int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
                             "take at most 64 images, measured faster")
@@ -518,7 +584,8 @@ def main(argv=None) -> dict:
 
     report = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, baseline=args.baseline, device=args.device,
                                  batch_size=args.batch_size, source=args.source, max_images=args.max_images,
-                                 seed=args.seed, frost_dir=args.frost_dir, corruptions=parse_corruptions(args.corruptions))
+                                 seed=args.seed, frost_dir=args.frost_dir, corruptions=parse_corruptions(args.corruptions),
+                                 amp=args.eval_amp)
     print(format_summary(report))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "robustness"
     examples = example_grid(report["meta"]["dataset"], args.data_root, seed=args.seed, frost_dir=args.frost_dir)

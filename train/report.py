@@ -3,8 +3,9 @@
 - ``results.json``: everything train.evaluate returns, including the authors' scores
   (``scores``) and the source of every set (``meta.sources``);
 - ``report.md``: the scores per model with their source (a score over official and generated
-  sets is marked MIXED, with its mean over the official sets beside it), then the accuracy per
-  corruption and severity with each set's source;
+  sets is marked MIXED, with its mean over the official sets beside it), the accuracy under the authors'
+  Lp-noise test set and the calibration errors (RMSCE, RMSCE_C), then the accuracy per corruption and
+  severity with each set's source and calibration error;
 - ``corruption_accuracy.png``: mean accuracy per corruption (over severities 1..5), one bar
   per evaluated model, baseline bars beside them when there is a baseline;
 - ``examples.png``: one test image clean and at severities 1..5 of each -C corruption.
@@ -60,15 +61,20 @@ def _score_cell(score: dict | None) -> str:
 
 
 def markdown(report: dict, baseline: dict | None) -> str:
+    from fastnst.train.evaluate import calibration_text
+
     meta = report["meta"]
     first = next(iter(report["results"].values()))
     score_names = list(first.get("scores", {}))
     lines = [f"# Corruption robustness: {meta.get('dataset', '?')}", ""] + _source_lines(meta) + [
         "", f"{meta.get('num_images', '?')} test images per set; accuracies in percent. Scores as the paper's authors "
         "report them (experiments/eval_corruptions.py:78-86): the mean over their corruptions of the accuracy over "
-        "severities 1-5; mean corruption accuracy = the mean over the evaluated sets of the 15 benchmark corruptions.", ""]
-    header = "| model | clean | mean corruption accuracy |" + "".join(f" {name} |" for name in score_names)
-    rule = "| --- | --- | --- |" + " --- |" * len(score_names)
+        "severities 1-5; mean corruption accuracy = the mean over the evaluated sets of the 15 benchmark corruptions. "
+        "Lp noise: their 50 test conditions (Combined_Noise); RMSCE: their calibration error, l1 (their code at "
+        "HEAD), l2 in brackets; RMSCE_C: its mean over the evaluated corruptions.", ""]
+    header = ("| model | clean | mean corruption accuracy |" + "".join(f" {name} |" for name in score_names)
+              + " Lp noise | RMSCE | RMSCE_C |")
+    rule = "| --- | --- | --- |" + " --- |" * (len(score_names) + 3)
     if "relative" in report:
         header += " clean vs baseline (pp) | corruption vs baseline (pp) | relative mCE |"
         rule += " --- | --- | --- |"
@@ -78,7 +84,9 @@ def markdown(report: dict, baseline: dict | None) -> str:
         lines[-2:-2] = [f"**Only {num_sets} of the 75 benchmark corruption sets were evaluated: the mean is not the benchmark's.**", ""]
     for name, result in report["results"].items():
         row = (f"| {name} | {result['clean_accuracy']:.2f} | {_value(result['mean_corruption_accuracy'])} |"
-               + "".join(f" {_score_cell(result['scores'][n])} |" for n in score_names))
+               + "".join(f" {_score_cell(result['scores'][n])} |" for n in score_names)
+               + f" {_value(result.get('lp_noise_accuracy'))} | {calibration_text(result.get('calibration_error'))} |"
+               f" {calibration_text(result.get('mean_corruption_calibration_error'))} |")
         if "relative" in report:
             relative = report["relative"][name]
             row += (f" {relative['clean_accuracy_delta']:+.2f} | {_value(relative['mean_corruption_accuracy_delta'])} |"
@@ -87,17 +95,21 @@ def markdown(report: dict, baseline: dict | None) -> str:
     for name, result in (baseline or {}).items():
         lines.append(f"| baseline {name} | {result['clean_accuracy']:.2f} | {_value(result['mean_corruption_accuracy'])} |"
                      + "".join(f" {_score_cell(result.get('scores', {}).get(n))} |" for n in score_names)
+                     + f" {_value(result.get('lp_noise_accuracy'))} | {calibration_text(result.get('calibration_error'))} |"
+                     f" {calibration_text(result.get('mean_corruption_calibration_error'))} |"
                      + (" | | |" if "relative" in report else ""))
     sources = meta.get("sources", {})
     for name, result in report["results"].items():
         lines += ["", f"## {name}: accuracy per corruption and severity", "",
-                  "| corruption | source | " + " | ".join(f"s{s}" for s in SEVERITIES) + " | mean |",
-                  "| --- | --- |" + " --- |" * (len(SEVERITIES) + 1)]
+                  "| corruption | source | " + " | ".join(f"s{s}" for s in SEVERITIES) + " | mean | RMSCE |",
+                  "| --- | --- |" + " --- |" * (len(SEVERITIES) + 2)]
+        calibration = result.get("corruption_calibration_error", {})
         for corruption, values in result["accuracy"].items():
             lines.append(f"| {corruption} | {sources.get(corruption, meta.get('source', '?'))} | "
-                         + " | ".join(f"{v:.2f}" for v in values) + f" | {result['corruption_mean'][corruption]:.2f} |")
+                         + " | ".join(f"{v:.2f}" for v in values) + f" | {result['corruption_mean'][corruption]:.2f} |"
+                         f" {calibration_text(calibration.get(corruption))} |")
         lines.append("| **mean of the 15** | | " + " | ".join(_value(v) for v in result["severity_mean"])
-                     + f" | **{_value(result['mean_corruption_accuracy'])}** |")
+                     + f" | **{_value(result['mean_corruption_accuracy'])}** | |")
     return "\n".join(lines) + "\n"
 
 

@@ -203,12 +203,13 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
 
     report = evaluate_checkpoint(checkpoint, config["dataset"], config["data_root"], device=device, batch_size=500,
                                  source=config["corruption_source"], max_images=config["max_eval_images"],
-                                 seed=config["seed"])
+                                 seed=config["seed"], amp=config["eval_amp"])
     examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"])
     paths = write_report(report, out_dir / "report", examples=examples)
     print(format_summary(report), flush=True)
-    return {"robustness": {name: {"clean_accuracy": result["clean_accuracy"],
-                                  "mean_corruption_accuracy": result["mean_corruption_accuracy"],
+    kept = ("clean_accuracy", "mean_corruption_accuracy", "lp_noise_accuracy", "calibration_error",
+            "mean_corruption_calibration_error", "corruption_mean")
+    return {"robustness": {name: {**{key: result.get(key) for key in kept},
                                   "scores": {score: {key: entry[key] for key in ("value", "source", "missing")}
                                              for score, entry in result["scores"].items()}}
                            for name, result in report["results"].items()},
@@ -296,6 +297,8 @@ def run(config: dict) -> dict:
 
 
 def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
+    from fastnst.train.evaluate import calibration_text
+
     final = summary["final"]
     lines = [f"done: {config['epochs']} epochs of {config['model']} on {config['dataset']}"]
     for key, label in (("test_acc", "clean test accuracy"), ("swa_test_acc", "clean test accuracy, SWA")):
@@ -307,6 +310,10 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
         for score, entry in numbers.get("scores", {}).items():  # the authors' Acc_C-* (None: sets missing)
             if entry["value"] is not None:
                 lines.append(f"    {score:30s} {entry['value']:6.2f} %  ({entry['source']})")
+        if numbers.get("lp_noise_accuracy") is not None:
+            lines.append(f"    {'Lp noise (Combined_Noise)':30s} {numbers['lp_noise_accuracy']:6.2f} %")
+        for label, key in (("RMSCE (clean)", "calibration_error"), ("RMSCE_C", "mean_corruption_calibration_error")):
+            lines.append(f"    {label:30s} {calibration_text(numbers.get(key))}")
     lines.append(f"  checkpoint  {summary['checkpoint']}")
     for kind, path in (summary.get("report") or {}).items():
         lines.append(f"  report      {path}")
