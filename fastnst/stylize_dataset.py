@@ -41,7 +41,7 @@ from fastnst.cache_format import (
 )
 from fastnst.cache_journal import Journal, identity_mismatches
 from fastnst.resident import to_device
-from fastnst.stylizer import PAPER_ALPHA_REAL, PAPER_ALPHA_SYNTHETIC, build_stylizer
+from fastnst.stylizer import PAPER_ALPHA_REAL, PAPER_ALPHA_SYNTHETIC, STYLIZE_PRECISION, build_stylizer
 
 DEFAULT_VARIANTS = 4
 DEFAULT_CHUNK_SIZE = 4096   # images per journaled chunk: a killed run loses at most one chunk of work
@@ -64,6 +64,7 @@ class StylizeOptions:
     variants: int = DEFAULT_VARIANTS                 # K stylized variants per image
     resolution: int | None = 224                     # stylization side in px; None: native size
     downsample: str = "bilinear"                     # resizing back to the image size (Stylizer's option)
+    precision: str = "auto"                          # the networks' dtype: a STYLIZE_PRECISION name
     seed: int = 0
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     compile: bool = True                             # torch.compile the networks on CUDA
@@ -101,6 +102,9 @@ def _check_options(options: StylizeOptions) -> None:
         raise StylizeDatasetError(f"--variants must be at least 1, got {options.variants}")
     if options.resolution is not None and int(options.resolution) < 8:
         raise StylizeDatasetError(f"--resolution must be 'native' or at least 8 px, got {options.resolution}")
+    if options.precision not in STYLIZE_PRECISION:
+        raise StylizeDatasetError(f"--stylize-precision must be one of {', '.join(STYLIZE_PRECISION)}, "
+                                  f"got {options.precision!r}")
     if options.batch_size is not None and int(options.batch_size) < 1:
         raise StylizeDatasetError(f"--batch-size must be at least 1, got {options.batch_size}")
     if int(options.chunk_size) < 1:
@@ -140,7 +144,8 @@ def _build_stylizer(options: StylizeOptions, device: torch.device):
         torch.manual_seed(options.seed)
         return build_stylizer(options.style_bank, options.vgg, options.decoder, device=device,
                               resolution=options.resolution, downsample=options.downsample,
-                              compile=options.compile, seed=options.seed)
+                              compile=options.compile, seed=options.seed,
+                              autocast_dtype=STYLIZE_PRECISION[options.precision])
 
 
 class _Writer:
@@ -180,7 +185,7 @@ def _settings(options: StylizeOptions, stylizer, device: torch.device, batch_siz
         "source": options.source, "variants": int(options.variants), "seed": int(options.seed),
         "alpha": [float(v) for v in (options.alpha or PAPER_ALPHA[options.source])],
         "resolution": stylizer.resolution or "native", "downsample": stylizer.downsample,
-        "device_type": device.type, "compute_dtype": str(stylizer.autocast_dtype if on_cuda else torch.float32),
+        "device_type": device.type, "compute_dtype": str(stylizer.compute_dtype(device)),
         "compiled": bool(options.compile and on_cuda), "batch_size": int(batch_size), "chunk_size": int(chunk_size),
         "num_styles": len(stylizer.style_names),
         "style_bank_sha256": sha256_file(options.style_bank),

@@ -56,6 +56,12 @@ PAPER_ALPHA_REAL = (1.0, 1.0)
 # Subset rows are padded to a multiple of this on CUDA (bucket_size=None): cuDNN benchmark mode and
 # compiled graphs then tune a handful of batch sizes, not one per subset size.
 CUDA_BUCKET_SIZE = 16  # at the cifar10 preset (batch 256): 5 subset shapes for +10 % rows; 64 would pad +67 %
+# The networks' compute dtype by name (--stylize-precision; auto: DEFAULT_AUTOCAST). The authors stylize in float32
+# (in data loading, outside autocast: experiments/data.py:476-477, 492-493). bf16 moved the stylized pixels by
+# 0.14-0.18 uint8 levels on average, 99th percentile 1 (python -m bench.stylize_precision, README's Deviations):
+# below the one level that would have made float32 the default, so CUDA runs bf16 and the CPU float32 (faster there).
+STYLIZE_PRECISION = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}
+DEFAULT_AUTOCAST = {"cuda": torch.bfloat16}
 
 
 @dataclass
@@ -150,7 +156,8 @@ class Stylizer(nn.Module):
             plans see a handful of shapes, not one per batch. None (default): ``CUDA_BUCKET_SIZE`` (16) on CUDA,
             compiled or eager, and 1 (no padding) on the CPU; an int applies on every device.
         downsample: "bilinear" (the authors' code) or "area" (antialiased) when resizing back from ``resolution``.
-        autocast_dtype: compute dtype on CUDA (default bfloat16); the CPU path runs in float32.
+        autocast_dtype: the networks' compute dtype: torch.float32, or torch.bfloat16 (autocast, on the CPU too);
+            None: ``DEFAULT_AUTOCAST`` per device type (see ``STYLIZE_PRECISION``).
         nst_probability: share of the chosen samples that are actually stylized (the authors' NSTTransform
             ``probability``, 0.95 in all their strategies: ``experiments/custom_transforms.py:33``); default 1.
     """
@@ -170,7 +177,7 @@ class Stylizer(nn.Module):
         compile: bool | str = True,
         bucket_size: int | None = None,
         downsample: str = "bilinear",
-        autocast_dtype: torch.dtype = torch.bfloat16,
+        autocast_dtype: torch.dtype | None = None,
         nst_probability: float = 1.0,  # 1: prob_* alone is the stylized share; train.run passes the recipe's 0.95
     ):
         super().__init__()
@@ -209,6 +216,12 @@ class Stylizer(nn.Module):
         self.epoch = 0
         self.generator = torch.Generator(device="cpu")
         self.set_epoch(0)
+
+    def compute_dtype(self, device) -> torch.dtype:
+        """The networks' dtype on ``device``: the one given, else the device type's default."""
+        if self.autocast_dtype is not None:
+            return self.autocast_dtype
+        return DEFAULT_AUTOCAST.get(torch.device(device).type, torch.float32)
 
     # -- randomness --------------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -275,8 +288,8 @@ class Stylizer(nn.Module):
         if self.resolution is not None and (height, width) != (self.resolution, self.resolution):
             content = F.interpolate(content, size=(self.resolution, self.resolution), mode="bilinear",
                                     align_corners=False)
-        use_autocast = device.type == "cuda" and self.autocast_dtype != torch.float32
-        with torch.autocast(device.type, dtype=self.autocast_dtype, enabled=use_autocast):
+        compute_dtype = self.compute_dtype(device)
+        with torch.autocast(device.type, dtype=compute_dtype, enabled=compute_dtype != torch.float32):
             features = self._network("encoder", device)(content)
             if variants > 1:
                 features = _repeat_rows(features, variants)

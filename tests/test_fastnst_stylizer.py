@@ -328,3 +328,22 @@ def test_cuda_bf16_compiled_matches_cpu(networks):
     for count in (40, 64, 100):  # other subset sizes reuse the dynamic-batch graph
         batch, flags = random_batch(count=count)
         gpu(batch.cuda(), flags)
+
+
+@pytest.mark.parametrize("precision, expected", [("auto", torch.float32), ("fp32", torch.float32),
+                                                 ("bf16", torch.bfloat16)])
+def test_the_networks_run_in_the_precision_asked_for_on_the_cpu_too(networks, precision, expected):
+    """--stylize-precision: an explicit bf16 autocast applies on the CPU as well (bench.stylize_precision measures
+    it there); auto is bf16 on CUDA and float32 on the CPU."""
+    from fastnst.stylizer import STYLIZE_PRECISION
+
+    stylizer = make_stylizer(networks, autocast_dtype=STYLIZE_PRECISION[precision])
+    dtypes = []
+    handle = stylizer.decoder.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    try:
+        images, _ = random_batch(count=4)
+        out = stylizer.stylize(images, torch.arange(4), torch.ones(4))
+    finally:
+        handle.remove()
+    assert dtypes == [expected] and out.dtype == torch.uint8
+    assert stylizer.compute_dtype(torch.device("cuda")) == (torch.bfloat16 if precision != "fp32" else torch.float32)

@@ -149,3 +149,34 @@ def test_random_weight_files_are_said_in_the_output_and_summary(tmp_path, capsys
     assert "stylization used RANDOM encoder and decoder weights" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["random_weights"] == {"encoder": True, "decoder": True}
+
+
+@pytest.mark.filterwarnings("ignore::fastnst.RandomWeightsWarning")
+def test_stylize_precision_reaches_the_stylizer(tmp_path):
+    from fastnst import StyleBank
+    from fastnst.train.config import parse_config
+    from fastnst.train.distributed import DistInfo
+    from fastnst.train.run import stylizer_from_config
+
+    bank = tmp_path / "styles.pt"
+    StyleBank(torch.rand(3, 512), torch.rand(3, 512) + 0.2, ["a", "b", "c"]).save(bank)
+    for precision, dtype in (("auto", None), ("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        config = parse_config(["--styles", str(bank), "--stylize-precision", precision, "--out", str(tmp_path / "run")])
+        assert stylizer_from_config(config, DistInfo()).stylizer.autocast_dtype == dtype
+
+
+def test_eval_amp_reaches_the_robustness_evaluation(monkeypatch, tmp_path):
+    from fastnst.train import evaluate as evaluate_module
+    from fastnst.train.config import parse_config
+    from fastnst.train.run import evaluate_robustness
+
+    class Called(Exception):
+        pass
+
+    def evaluate_checkpoint(checkpoint, dataset, data_root, **options):
+        raise Called(options["amp"])
+
+    monkeypatch.setattr(evaluate_module, "evaluate_checkpoint", evaluate_checkpoint)
+    for flags, amp in (([], "fp32"), (["--eval-amp", "fp16"], "fp16")):
+        with pytest.raises(Called, match=amp):
+            evaluate_robustness(tmp_path / "checkpoint.pt", parse_config(flags), tmp_path, "cpu")

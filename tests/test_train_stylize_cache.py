@@ -166,3 +166,21 @@ def test_inputs_default_to_what_the_download_put_under_the_data_root(tmp_path):
     assert (meta["vgg"], meta["decoder"]) == (str(root / "adain" / "vgg_normalised.pth"),
                                               str(root / "adain" / "decoder.pth"))
     assert meta["settings"]["random_weights"] is True  # fastnst.weights --random files, whatever their name
+
+
+def test_stylize_precision_is_one_of_the_caches_settings(demo, tmp_path, capsys):
+    """--stylize-precision bf16 runs the networks under bf16 autocast (on the CPU too); a cache made so is not
+    continued or reused in float32."""
+    from fastnst.cache_format import open_stylized_dataset
+    from fastnst.train.stylize_cache import cli as cache_cli
+
+    root, _ = demo
+    out = tmp_path / "bf16"
+    flags = ["--dataset", "demo", "--data-root", str(root), "--source", "real", "--styles", str(root / "styles.pt"),
+             "--style-resolution", "native", "--variants", "1", "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert cache_main([*flags, "--stylize-precision", "bf16"]) == 0
+    assert open_stylized_dataset(out).meta["settings"]["compute_dtype"] == "torch.bfloat16"
+    capsys.readouterr()
+    assert cache_cli([*flags, "--stylize-precision", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert "compute_dtype" in err and "\n" not in err.strip()

@@ -238,6 +238,9 @@ class Stylization(Options):
     alpha_real: tuple[float, float] = option((1.0, 1.0), "αo range", ALPHA_RANGE)
     # The authors' NSTTransform probability, experiments/custom_transforms.py:33
     nst_probability: float = option(0.95, "share of the chosen samples actually stylized", PROBABILITY, metavar="P")
+    stylize_precision: str = option("auto", "the style-transfer networks' precision: fp32 (the authors'), bf16 "
+                                    "autocast, or auto: bf16 on CUDA, fp32 on the CPU",
+                                    choices=("auto", "fp32", "bf16"))  # fastnst.stylizer.STYLIZE_PRECISION
     style_resolution: int | str = option(
         224, "stylize images upsampled to PX x PX (the authors' 224) or at their native size (fast mode)",
         Check(lambda value: value == "native" or (_is_int(value) and value >= 8),

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from fastnst import CachedStylizer
+from fastnst.stylizer import STYLIZE_PRECISION
 from fastnst.cli import program_name, run_cli
 from fastnst import distributed
 from fastnst.train.config import (Augmentation, ConfigError, format_config, parse_command_line, save_config,
@@ -189,6 +190,7 @@ def stylizer_from_config(config: dict, dist_info) -> StylizerMeter | None:
             prob_synthetic=config["prob_synthetic"], prob_real=config["prob_real"],
             alpha_synthetic=tuple(config["alpha_synthetic"]), alpha_real=tuple(config["alpha_real"]),
             resolution=stylizer_resolution(config), nst_probability=config["nst_probability"],
+            autocast_dtype=STYLIZE_PRECISION[config["stylize_precision"]],
             seed=config["seed"] + dist_info.rank,  # each rank draws its own styles
             compile=StepSettings.resolve(config, dist_info.device).compiled and dist_info.device.type == "cuda",
         )

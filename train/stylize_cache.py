@@ -30,6 +30,7 @@ from fastnst.cache_format import SOURCES
 from fastnst.cli import (
     DefaultsHelpFormatter, UsageError, add_debug_flag, add_device_flag, program_name, run_cli, style_resolution,
 )
+from fastnst.stylizer import STYLIZE_PRECISION
 from fastnst.stylize_dataset import DEFAULT_CHUNK_SIZE, DEFAULT_VARIANTS, StylizeOptions, StylizeResult, stylize_dataset
 from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
 from fastnst.train.data import dataset_info, default_synthetic_path
@@ -80,15 +81,16 @@ def stylization_settings(args: argparse.Namespace) -> dict:
             values[key] = getattr(args, key)
         elif values[key] is None:  # as train.run: what train.data.download put under --data-root
             values[key] = fetched_file(STYLIZATION_ITEMS[key], args.data_root)
-    if args.style_resolution is not None:
-        values["style_resolution"] = args.style_resolution
+    for key in ("style_resolution", "stylize_precision"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
     alpha = args.alpha if args.alpha is not None else values[f"alpha_{args.source}"]
     if values["styles"] is None:
         raise ConfigError("--styles FILE is needed (a style bank: python -m fastnst.style_bank), or "
                           f"`{download_hint('style-feats', args.data_root)}` to fetch the authors' into --data-root")
     return {"style_bank": values["styles"], "vgg": values["vgg"], "decoder": values["decoder"],
             "source": args.source, "alpha": tuple(float(v) for v in alpha),
-            "resolution": stylizer_resolution(values)}
+            "resolution": stylizer_resolution(values), "precision": values["stylize_precision"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the style and alpha draws")
     add("--downsample", choices=["bilinear", "area"], default="bilinear",
         help="resizing back to the image size (bilinear: the authors')")
+    add("--stylize-precision", choices=tuple(STYLIZE_PRECISION), help="the networks' precision: fp32 (the authors'), "
+        "bf16 autocast, or auto: bf16 on CUDA, fp32 on the CPU (default: the preset's, else auto)")
     add_device_flag(parser)  # under torchrun: its type; each rank takes cuda:LOCAL_RANK
     add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
     add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
