@@ -3,13 +3,16 @@ refusing seeds that ran with other settings."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastnst.train import run as run_module
 from fastnst.train.data import make_demo_dataset
-from fastnst.train.repeat import aggregate, cli, main
+from fastnst.train.repeat import aggregate, build_parser, cli, main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The cheapest runs of the built-in demo that still take the whole path: stylization, TrivialAugment, noise,
 # the corruption evaluation (2 images per set) and the report.
@@ -115,3 +118,12 @@ def test_a_repeat_refuses_seeds_that_ran_with_other_settings(tmp_path, demo_root
     assert not (out / "seed_1").exists()  # refused before any run
     assert cli(["--", *flags, "--seed", "3"]) == 2
     assert "--seed is set by train.repeat for each seed" in capsys.readouterr().err
+
+
+def test_the_documented_help_is_the_current_one(monkeypatch):
+    """The README shows `python -m train.repeat --help` beside the authors' 3-run table: it must not go stale."""
+    monkeypatch.setenv("COLUMNS", "110")  # the width it was copied at
+    marker = "$ python -m train.repeat --help\n"
+    texts = [path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]]
+    (text,) = [text for text in texts if marker in text]
+    assert text.split(marker, 1)[1].split("```", 1)[0] == build_parser().format_help()
