@@ -35,22 +35,21 @@ def run_dir(tmp_path_factory):
 def summary_for(state: dict, *, source="generated", swa_extra=True) -> dict:
     """summary.json as train.run writes it (train/run.py: run, evaluate_robustness), with Lp-noise and
     RMSCE for the SWA model only."""
-    def scores(base, extra):
+    def result(clean, base, extra):
         entries = {name: {"value": base + offset, "source": source, "missing": []}
                    for name, offset in (("Acc_C-original-15", 1.111), ("Acc_C-all-19", 2.222))}
         entries["Acc_C-bar-10"] = {"value": None, "source": None, "missing": ["blue_noise_sample"]}
-        if extra:
-            entries["Acc_Lp-noise"] = {"value": base + 3.333, "source": "generated", "missing": []}
-            entries["RMSCE"], entries["RMSCE_C"] = 0.04321, {"value": 0.05678, "source": source}
-        return entries
+        return {"clean_accuracy": clean, "mean_corruption_accuracy": base + 1.0, "scores": entries,
+                "lp_noise_accuracy": base + 3.333 if extra else None,
+                "calibration_error": {"l1": 0.04321, "l2": 0.05} if extra else None,
+                "mean_corruption_calibration_error": {"l1": 0.05678, "l2": 0.06, "sets": 19} if extra else None}
 
+    from fastnst.train.run import SUMMARY_ROBUSTNESS_KEYS  # the fixture holds what train.run writes, no other key
+    assert set(result(0.0, 0.0, True)) - {"scores"} <= set(SUMMARY_ROBUSTNESS_KEYS)
     return {"checkpoint": "somewhere/checkpoint.pt",
             "final": {"epoch": state["epoch"], "test_acc": 0.6125, "swa_test_acc": 0.6375},
             "random_weights": {"encoder": False, "decoder": False},
-            "robustness": {"model": {"clean_accuracy": 61.25, "mean_corruption_accuracy": 11.0,
-                                     "scores": scores(10.0, False)},
-                           "swa_model": {"clean_accuracy": 63.75, "mean_corruption_accuracy": 21.0,
-                                         "scores": scores(20.0, swa_extra)}},
+            "robustness": {"model": result(61.25, 10.0, False), "swa_model": result(63.75, 20.0, swa_extra)},
             "corruption_source": source}
 
 
@@ -129,9 +128,9 @@ def test_card_numbers_are_the_summarys(run_dir, tmp_path):
                                           "GENERATED -C (train.corruptions), not the official files"]
     assert card_row(card, "C-19 (Acc_C-all-19)")[1] == f"{swa['scores']['Acc_C-all-19']['value']:.2f} %"
     assert card_row(card, "C-bar (Acc_C-bar-10)")[1] == ex.NOT_MEASURED
-    assert card_row(card, "Lp-noise")[1] == f"{swa['scores']['Acc_Lp-noise']['value']:.2f} %"
-    assert card_row(card, "RMSCE, clean")[1] == f"{swa['scores']['RMSCE']:.4f}"
-    assert card_row(card, "RMSCE, corrupted")[1] == f"{swa['scores']['RMSCE_C']['value']:.4f}"
+    assert card_row(card, "Lp-noise")[1] == f"{swa['lp_noise_accuracy']:.2f} %"
+    assert card_row(card, "RMSCE, clean")[1] == f"{swa['calibration_error']['l1']:.4f}"
+    assert card_row(card, "RMSCE, corrupted")[1] == f"{swa['mean_corruption_calibration_error']['l1']:.4f}"
     config = load_checkpoint(folder / "checkpoint.pt")["config"]
     assert "preset demo (train/presets/demo.yaml)" in card and "`model` 'wrn10_1' (preset 'wrn16_2')" in card
     assert f"| seed | {config['seed']} " in card

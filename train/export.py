@@ -82,10 +82,10 @@ CARD_SCORES = (
     Score(C15, ("scores", "Acc_C-original-15")),
     Score("C-19 (Acc_C-all-19)", ("scores", "Acc_C-all-19")),
     Score("C-bar (Acc_C-bar-10)", ("scores", "Acc_C-bar-10")),
-    # Lp-noise and RMSCE: issue 22 adds them to train.evaluate; these keys are to be checked against its summary.
-    Score("Lp-noise", ("scores", "Acc_Lp-noise"), source="Lp noise on the clean test set"),
-    Score("RMSCE, clean", ("scores", "RMSCE"), percent=False, source="clean test set"),
-    Score("RMSCE, corrupted", ("scores", "RMSCE_C"), percent=False),
+    # The authors' Combined_Noise, RMSCE and RMSCE_C (train.evaluate; l1, as their HEAD computes it).
+    Score("Lp-noise", ("lp_noise_accuracy",), source="config549's 50 Lp-noise conditions"),
+    Score("RMSCE, clean", ("calibration_error", "l1"), percent=False, source="clean test set"),
+    Score("RMSCE, corrupted", ("mean_corruption_calibration_error", "l1"), percent=False),
 )
 
 

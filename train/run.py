@@ -197,6 +197,11 @@ def stylizer_from_config(config: dict, dist_info) -> StylizerMeter | None:
     return StylizerMeter(stylizer)
 
 
+# What summary.json keeps of each model's evaluation (train.evaluate), beside the authors' "scores".
+SUMMARY_ROBUSTNESS_KEYS = ("clean_accuracy", "mean_corruption_accuracy", "lp_noise_accuracy", "calibration_error",
+                           "mean_corruption_calibration_error", "corruption_mean")
+
+
 def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -> dict:
     """Corruption benchmark of the checkpoint's model and SWA model (official -C files when present,
     generated otherwise) and the report, through train.evaluate / train.report."""
@@ -209,9 +214,7 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
     examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"])
     paths = write_report(report, out_dir / "report", examples=examples)
     print(format_summary(report), flush=True)
-    kept = ("clean_accuracy", "mean_corruption_accuracy", "lp_noise_accuracy", "calibration_error",
-            "mean_corruption_calibration_error", "corruption_mean")
-    return {"robustness": {name: {**{key: result.get(key) for key in kept},
+    return {"robustness": {name: {**{key: result.get(key) for key in SUMMARY_ROBUSTNESS_KEYS},
                                   "scores": {score: {key: entry[key] for key in ("value", "source", "missing")}
                                              for score, entry in result["scores"].items()}}
                            for name, result in report["results"].items()},
