@@ -155,7 +155,7 @@ def test_random_weight_files_are_said_in_the_output_and_summary(tmp_path, capsys
 def test_stylize_precision_reaches_the_stylizer(tmp_path):
     from fastnst import StyleBank
     from fastnst.train.config import parse_config
-    from fastnst.train.distributed import DistInfo
+    from fastnst.distributed import DistInfo
     from fastnst.train.run import stylizer_from_config
 
     bank = tmp_path / "styles.pt"
