@@ -1,7 +1,7 @@
 """Measure how close train.corruptions is to the official -C generation code.
 
 Not a test and not a project dependency: it runs the corruption functions of
-the official scripts themselves (``make_cifar_c.py`` / ``make_tinyimagenet_c.py``
+the official scripts themselves (``make_cifar_c.py`` / ``make_tinyimagenet_c.py`` / ``make_imagenet_c.py``
 of github.com/hendrycks/robustness, folder ImageNet-C/create_c/, which you
 download; we do not ship them) next to ours on the same natural images, and
 prints a Markdown table.
@@ -54,7 +54,7 @@ def load_official_functions(script: Path) -> dict:
     dropped ``np.float_`` and binary ``np.fromstring``)."""
     text = script.read_text()
     if START_MARKER not in text or END_MARKER not in text:
-        raise ValueError(f"{script}: does not look like make_cifar_c.py / make_tinyimagenet_c.py (markers missing)")
+        raise ValueError(f"{script}: does not look like make_cifar_c.py / make_tinyimagenet_c.py / make_imagenet_c.py (markers missing)")
     section = text[text.index(START_MARKER) : text.index(END_MARKER)]
     np.float_ = np.float64  # the scripts' plasma_fractal allocates with it
     namespace = {"np": np, "__name__": "official_corruptions"}
@@ -151,8 +151,8 @@ def motion_same_angle(functions: dict, images: np.ndarray, radius: float, sigma:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official-script", type=Path, required=True, help="make_cifar_c.py or make_tinyimagenet_c.py")
-    parser.add_argument("--image-size", type=int, choices=(32, 64), required=True)
+    parser.add_argument("--official-script", type=Path, required=True, help="make_cifar_c.py, make_tinyimagenet_c.py or make_imagenet_c.py")
+    parser.add_argument("--image-size", type=int, choices=(32, 64, 224), required=True)
     parser.add_argument("--frost-dir", type=Path, required=True, help="folder with frost1.png ... frost5.jpg")
     parser.add_argument("--extra-path", action="append", default=[], help="folder appended to sys.path for the reference libraries")
     parser.add_argument("--num-images", type=int, default=200)
@@ -200,9 +200,9 @@ def main(argv=None) -> None:
     import cv2  # a reference library, from --extra-path
 
     from fastnst.train.corruptions.frost import FROST_FILES, _load_textures_cpu
-    from fastnst.train.corruptions.params import FROST_TEXTURE_SCALE
+    from fastnst.train.corruptions.params import frost_texture_scale
 
-    scale = FROST_TEXTURE_SCALE[args.image_size]
+    scale = frost_texture_scale(args.image_size)
     for name, texture in [] if "frost" not in names else zip(FROST_FILES, _load_textures_cpu(str(args.frost_dir.resolve()), scale)):
         reference = cv2.resize(cv2.imread(str(args.frost_dir / name)), (0, 0), fx=scale, fy=scale)[..., ::-1]
         mad = np.abs(texture.permute(1, 2, 0).numpy() - reference).mean()

@@ -1,7 +1,8 @@
 """The batched corruptions: contract (shape, dtype, range, device, determinism), severity
 ordering, and exact agreement with the library calls the official scripts make where those
 libraries are installed here (PIL; the sequential glass-blur loop; colorsys HSV), and with
-straight numpy transcriptions of the official extra corruptions (tests/official_corruptions.py)."""
+straight numpy transcriptions of the official extra corruptions (tests/official_corruptions.py),
+at the three official resolutions (32, 64 and ImageNet-C's 224 px) and the rule for the others."""
 from __future__ import annotations
 
 import colorsys
@@ -16,8 +17,10 @@ from PIL import Image
 from fastnst.train.corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
 from fastnst.train.corruptions import _ops, blur, frost as frost_module, spatter as spatter_module
 from fastnst.train.corruptions.frost import FROST_FILES
-from fastnst.train.corruptions.params import PARAMS
+from fastnst.train.corruptions.params import PARAMS, frost_texture_scale, severity_params, table_size
 from tests import official_corruptions as official
+
+OFFICIAL_SIZES = [32, 64, 224]
 
 RANDOM_CORRUPTIONS = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
                       "elastic_transform", "speckle_noise", "spatter"}
@@ -113,7 +116,7 @@ def test_glass_shuffle_matches_the_sequential_loop(max_delta):
         np.testing.assert_array_equal(batched[index].permute(1, 2, 0).numpy(), expected)
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("image_size", OFFICIAL_SIZES)
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_pixelate_equals_pil_box_resizes(image_size, severity):
     from fastnst.train.corruptions.params import PARAMS
@@ -129,12 +132,14 @@ def test_pixelate_equals_pil_box_resizes(image_size, severity):
         assert difference.max() <= 1 and difference.mean() < 0.05  # PIL's fixed-point taps round a few values the other way
 
 
-def test_jpeg_close_to_pil():
-    clean = smooth_images(3, 32, seed=4)
-    ours = corrupt(clean, "jpeg_compression", 5)  # quality 40
+@pytest.mark.parametrize("image_size", OFFICIAL_SIZES)
+def test_jpeg_close_to_pil(image_size):
+    clean = smooth_images(3, image_size, seed=4)
+    ours = corrupt(clean, "jpeg_compression", 5)  # quality 40 (32 px), 25 (64 px), 7 (224 px)
     for index in range(3):
         buffer = io.BytesIO()
-        Image.fromarray(clean[index].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=40)
+        Image.fromarray(clean[index].permute(1, 2, 0).numpy()).save(buffer, "JPEG",
+                                                                     quality=PARAMS[image_size]["jpeg_compression"][4])
         expected = np.asarray(Image.open(buffer)).astype(int)
         assert np.abs(ours[index].permute(1, 2, 0).numpy().astype(int) - expected).mean() < 1.0
 
@@ -213,7 +218,7 @@ def _hwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("image_size", OFFICIAL_SIZES)
 def test_speckle_noise_equals_the_official_function_on_the_same_draws(image_size):
     clean = smooth_images(3, image_size, seed=10)
     for severity in (1, 5):
@@ -228,7 +233,7 @@ def test_speckle_noise_equals_the_official_function_on_the_same_draws(image_size
 
 
 @pytest.mark.parametrize("name", ["gaussian_blur", "saturate"])
-@pytest.mark.parametrize("image_size", [32, 64])
+@pytest.mark.parametrize("image_size", OFFICIAL_SIZES)
 def test_deterministic_extras_equal_the_official_functions(name, image_size):
     clean = smooth_images(3, image_size, seed=11)
     clean[0, :, :4, :4] = 128  # grey pixels: hue 0 in skimage, so saturate's offset turns them red
@@ -271,14 +276,14 @@ def test_spatter_opencv_steps_equal_the_sequential_opencv_code():
     assert torch.equal(spatter_module.equalize_hist(constant), constant)
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
-def test_spatter_equals_the_official_function_on_the_same_liquid(image_size):
+@pytest.mark.parametrize("image_size, count", [(32, 2), (64, 2), (224, 1)])  # the sequential OpenCV code is slow at 224
+def test_spatter_equals_the_official_function_on_the_same_liquid(image_size, count):
     """Water (severities 1-3, the OpenCV chain) and mud (4-5) on the same liquid layers."""
-    clean = smooth_images(2, image_size, seed=12)
+    clean = smooth_images(count, image_size, seed=12)
     for severity in SEVERITIES:
         params = PARAMS[image_size]["spatter"][severity - 1]
         ours = corrupt(clean, "spatter", severity, generator=torch.Generator().manual_seed(severity))
-        liquid = params[0] + params[1] * torch.randn(2, image_size, image_size, dtype=torch.float64,
+        liquid = params[0] + params[1] * torch.randn(count, image_size, image_size, dtype=torch.float64,
                                                      generator=torch.Generator().manual_seed(severity))
         for index, image in enumerate(_hwc(clean)):
             expected = official.to_uint8(official.spatter(image, params, liquid[index].numpy().copy()))
@@ -288,6 +293,49 @@ def test_spatter_equals_the_official_function_on_the_same_liquid(image_size):
             assert np.abs(expected.astype(int) - image.astype(int)).mean() > 0.05  # the layer did something
 
 
+@pytest.mark.filterwarnings("ignore:frost")
+def test_imagenet_size_keeps_the_contract():
+    """224 px (ImageNet-C's tables): every corruption at its mildest and harshest severity, seeded."""
+    clean = smooth_images(1, 224, seed=1)
+    for name in ALL_CORRUPTIONS:
+        for severity in (1, 5):
+            first = corrupt(clean, name, severity, generator=torch.Generator().manual_seed(7))
+            assert first.shape == clean.shape and first.dtype == torch.uint8
+            assert mean_distance(first, clean) > 0.3, f"{name} severity {severity} left the image (almost) unchanged"
+        if name in {"fog", "elastic_transform", "frost"}:  # the size-dependent ones: seeded too
+            assert torch.equal(first, corrupt(clean, name, 5, generator=torch.Generator().manual_seed(7)))
+
+
+def test_an_image_size_takes_the_nearest_official_table():
+    """32, 64, 224 px: their own tables, values as written. Others: the nearest by ratio, and only what the
+    scripts tie to the side follows it: elastic's IMSIZE multiples and frost's texture scale."""
+    assert [table_size(size) for size in (8, 32, 45, 46, 64, 96, 119, 120, 160, 224, 299, 512)] == \
+        [32, 32, 32, 64, 64, 64, 64, 224, 224, 224, 224, 224]
+    for size in (32, 64, 224):
+        for name, severities in PARAMS[size].items():
+            assert [severity_params(name, s, size) for s in SEVERITIES] == severities
+    assert severity_params("defocus_blur", 5, 96) == PARAMS[64]["defocus_blur"][4]
+    assert severity_params("elastic_transform", 2, 96) == pytest.approx(tuple(v * 1.5 for v in PARAMS[64]["elastic_transform"][1]))
+    assert severity_params("elastic_transform", 1, 224) == (488, 244 * 0.7, 244 * 0.1)  # make_imagenet_c.py's 244, as written
+    assert [frost_texture_scale(size) for size in (32, 64, 224)] == [0.2, 0.3, 1.0]
+    assert frost_texture_scale(96) == pytest.approx(0.45) and frost_texture_scale(448) == pytest.approx(2.0)
+
+
+def test_fog_crops_its_haze_from_the_next_power_of_two_map():
+    """make_imagenet_c.py: plasma_fractal(mapsize=256)[:224, :224]; other sizes likewise."""
+    from fastnst.train.corruptions.weather import fog
+
+    for size, mapsize in ((32, 32), (48, 64), (224, 256)):
+        clean = smooth_images(2, size, seed=3)
+        strength, decay = PARAMS[table_size(size)]["fog"][2]
+        ours = fog(clean, strength, decay, generator=torch.Generator().manual_seed(1))
+        haze = _ops.plasma_fractal(2, mapsize, decay, torch.Generator().manual_seed(1), "cpu")[:, None, :size, :size]
+        unit = clean.float() / 255
+        peak = unit.amax(dim=(1, 2, 3), keepdim=True)
+        expected = _ops.to_uint8((unit + strength * haze) * peak / (peak + strength))
+        assert torch.equal(ours, expected)
+
+
 @pytest.mark.parametrize(
     "images, name, severity, message",
     [
@@ -295,7 +343,7 @@ def test_spatter_equals_the_official_function_on_the_same_liquid(image_size):
         (torch.zeros(2, 32, 32, 3, dtype=torch.uint8), "fog", 1, "N, 3, H, W"),
         (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "rain", 1, "unknown corruption 'rain'"),
         (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "fog", 6, "severity must be 1..5"),
-        (torch.zeros(2, 3, 48, 48, dtype=torch.uint8), "fog", 1, "32 .CIFAR. or 64"),
+        (torch.zeros(2, 3, 4, 4, dtype=torch.uint8), "fog", 1, "at least 8 px"),
     ],
 )
 def test_bad_input_is_a_clear_error(images, name, severity, message):

@@ -1,9 +1,10 @@
 """The 15 common corruptions of Hendrycks & Dietterich (ICLR 2019) and their 4 extra
 ("validation") corruptions, batched in PyTorch.
 
-``corrupt(images, name, severity, image_size=32|64, generator=...)`` takes and
-returns uint8 (N, 3, H, W) on any device; every operation runs on that
-device. Parameters are the official per-resolution tables (``params.py``);
+``corrupt(images, name, severity, generator=...)`` takes and returns uint8
+(N, 3, H, W) square images of any size on any device; every operation runs on that
+device. Parameters are the official per-resolution tables (``params.py``: 32, 64 and
+224 px; another size takes the nearest table, ``table_size``);
 where our batched version departs from the official scripts, the function's
 docstring and docs/corruptions.md say how and by how much.
 """
@@ -15,7 +16,7 @@ import torch
 
 from fastnst.train.corruptions import blur, digital, noise, spatter, weather
 from fastnst.train.corruptions.frost import FROST_DIR_ENV, frost_source
-from fastnst.train.corruptions.params import FROST_TEXTURE_SCALE, PARAMS, severity_params
+from fastnst.train.corruptions.params import PARAMS, frost_texture_scale, severity_params, table_size
 
 # Official order (the benchmark's tables and the -C file listings use it).
 CORRUPTIONS: tuple[str, ...] = (
@@ -66,6 +67,14 @@ _FUNCTIONS = {
 }
 
 
+def seeded_generator(seed: int, name: str, severity: int, device) -> torch.Generator:
+    """The generator of one (corruption, severity) set of a generated -C set: ``train.evaluate``'s in memory and
+    ``train.corruptions.generate``'s on disk draw the same numbers for the same seed and batch size."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed * 1_000_003 + ALL_CORRUPTIONS.index(name) * 10 + severity)
+    return generator
+
+
 def corrupt(
     images: torch.Tensor,
     name: str,
@@ -77,8 +86,8 @@ def corrupt(
 ) -> torch.Tensor:
     """Apply corruption ``name`` at ``severity`` (1..5) to uint8 images (N, 3, H, W).
 
-    image_size: 32 (CIFAR tables) or 64 (TinyImageNet tables); defaults to the
-    images' height. generator: a torch.Generator on the images' device, for
+    image_size: the images' side (defaults to their height; a check): it picks the
+    table, 32 (CIFAR), 64 (TinyImageNet), 224 (ImageNet) or the nearest. generator: a torch.Generator on the images' device, for
     reproducible random corruptions (None uses the global RNG). frost_dir:
     folder with the official frost textures (else $FASTNST_FROST_DIR, else a
     procedural stand-in with a warning).
@@ -104,8 +113,9 @@ def corrupt(
     if name in _RANDOM:
         keywords["generator"] = generator
     if name == "frost":
-        keywords.update(texture_scale=FROST_TEXTURE_SCALE[image_size], frost_dir=frost_dir)
+        keywords.update(texture_scale=frost_texture_scale(image_size), frost_dir=frost_dir)
     return _FUNCTIONS[name](images, *params, **keywords)
 
 
-__all__ = ["CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "SEVERITIES", "PARAMS", "corrupt", "frost_source", "FROST_DIR_ENV"]
+__all__ = ["CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "SEVERITIES", "PARAMS", "corrupt", "frost_source", "FROST_DIR_ENV",
+           "seeded_generator", "table_size"]

@@ -160,6 +160,12 @@ def bilinear_sample(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mod
     return top * (1 - row_frac) + bottom * row_frac
 
 
+def plasma_size(image_size: int) -> int:
+    """The side of the plasma map fog crops an image's haze from: the next power of two (the scripts' mapsize,
+    32, 64, 256 for 224 px and 512 for 299 px, cropped ``[:size, :size]``)."""
+    return 1 << (int(image_size) - 1).bit_length()
+
+
 def plasma_fractal(n: int, mapsize: int, wibble_decay: float, generator, device) -> torch.Tensor:
     """Diamond-square height maps (N, mapsize, mapsize) in [0, 1], one independent map per sample.
 

@@ -118,7 +118,7 @@ def official_frost_crops(n: int, size: int, scale: float, folder: Path, generato
 
 def procedural_frost(n: int, size: int, generator, device) -> torch.Tensor:
     """Stand-in texture (N, 3, size, size) float 0..255: not the official frost."""
-    base = _ops.plasma_fractal(n, size, 1.6, generator, device) ** 2
+    base = _ops.plasma_fractal(n, _ops.plasma_size(size), 1.6, generator, device)[:, :size, :size] ** 2
     sparkle = (torch.rand(n, 1, size, size, generator=generator, device=device) < 0.08).float()
     angles = torch.rand(n, generator=generator, device=device, dtype=torch.float64) * 180
     streaks = _ops.motion_blur(sparkle, max(2, size // 10), 2.0, angles) * 4

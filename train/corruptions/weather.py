@@ -36,6 +36,7 @@ def fog(images: torch.Tensor, strength, wibble_decay, generator=None) -> torch.T
     unit = to_unit(images)
     n, _, size, _ = unit.shape
     max_value = unit.amax(dim=(1, 2, 3), keepdim=True)
-    haze = _ops.plasma_fractal(n, size, wibble_decay, generator, unit.device).unsqueeze(1)
+    haze = _ops.plasma_fractal(n, _ops.plasma_size(size), wibble_decay, generator, unit.device)[:, :size, :size]
+    haze = haze.unsqueeze(1)
     unit = unit + strength * haze
     return to_uint8(unit * max_value / (max_value + strength))
