@@ -153,3 +153,37 @@ def noise_body_jpeg(seed: int = 0, size: int = 64) -> bytes:
     scan = data.index(b"\xff\xda")  # start of scan: every header before it stays valid
     start = scan + 2 + int.from_bytes(data[scan + 2:scan + 4], "big")
     return data[:start] + rng.integers(0, 256, len(data) - 2 - start, dtype=np.uint8).tobytes() + b"\xff\xd9"
+
+
+IMAGEFOLDER_CLASSES = ("bird", "cat", "dog")
+IMAGEFOLDER_COLOURS = ((200, 40, 40), (40, 200, 40), (40, 40, 200))  # each class's tint
+
+
+def write_image_folder(root: Path, per_class: int = 20, val_per_class: int = 4, size: int = 96, seed: int = 0) -> dict:
+    """``root/train/<class>/`` and ``root/val/<class>/`` as a user's folder: JPEG and PNG files alternating,
+    ``size`` px, each class tinted its colour; one training image is greyscale (an 'L' JPEG) and one training
+    PNG has a damaged pixel stream (PIL and DALI refuse it). -> {"corrupt": path, "grayscale": path,
+    "train": [(path, label)], "val": [(path, label)]}."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    written = {"train": [], "val": []}
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for label, (name, colour) in enumerate(zip(IMAGEFOLDER_CLASSES, IMAGEFOLDER_COLOURS)):
+            for index in range(count):
+                pixels = np.clip(smooth_images(rng, 1, size)[0] // 3 + np.array(colour) * 2 // 3, 0, 255).astype(np.uint8)
+                path = root / split / name / f"{name}_{index:03d}.{'jpg' if index % 2 == 0 else 'png'}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.suffix == ".jpg":
+                    Image.fromarray(pixels).save(path, quality=95, subsampling=0)
+                else:
+                    Image.fromarray(pixels).save(path)
+                written[split].append((path, label))
+    grayscale = root / "train" / IMAGEFOLDER_CLASSES[1] / f"{IMAGEFOLDER_CLASSES[1]}_002.jpg"
+    Image.fromarray(smooth_images(rng, 1, size)[0]).convert("L").save(grayscale, quality=95)
+    corrupt = root / "train" / IMAGEFOLDER_CLASSES[2] / f"{IMAGEFOLDER_CLASSES[2]}_001.png"
+    data = bytearray(corrupt.read_bytes())
+    start = data.index(b"IDAT") + 4
+    data[start + 2:start + 60] = rng.integers(0, 256, 58, dtype=np.uint8).tobytes()  # zlib stream damaged, CRC left
+    corrupt.write_bytes(bytes(data))
+    written.update(corrupt=corrupt, grayscale=grayscale)
+    return written

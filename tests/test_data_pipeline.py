@@ -576,8 +576,8 @@ def test_checked_files_are_not_decoded_again(tmp_path, monkeypatch):
     folder, paths = tmp_path / "tiny-imagenet-200", written["train"][2][:20]
     _, garbled = _break_files(paths, which=("garbled",))
     checked = []
-    real_check = jpeg_check.check_file
-    monkeypatch.setattr(jpeg_check, "check_file", lambda path, size: checked.append(path) or real_check(path, size))
+    real_check = jpeg_check.inspect_file
+    monkeypatch.setattr(jpeg_check, "inspect_file", lambda path, size: checked.append(path) or real_check(path, size))
     assert set(jpeg_check.find_bad_files(paths, 64, folder)) == {garbled}
     assert len(checked) == 20 and (folder / jpeg_check.CACHE_NAME).is_file()
     checked.clear()

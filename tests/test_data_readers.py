@@ -12,7 +12,7 @@ from tests import data_formats
 from fastnst.train.data import (DataFormatError, MissingDataError, has_official_corruptions, load_cifar_c, load_test_set,
                         load_tinyimagenet_c, make_demo_dataset)
 from fastnst.train.data.corrupted import corrupted_root
-from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
+from fastnst.train.data.sources import ArraySource, FileSource, load_train_source
 from fastnst.train.data.synthetic import load_synthetic, mmap_npz_member
 
 
@@ -82,7 +82,7 @@ def test_labels_out_of_range_and_empty_classes_are_errors(tmp_path):
 def test_tinyimagenet_train_and_val(tmp_path):
     written = data_formats.write_tinyimagenet(tmp_path, per_class=1, num_val=12)
     source = load_train_source("tinyimagenet", tmp_path)
-    assert isinstance(source, JpegSource) and len(source) == 200
+    assert isinstance(source, FileSource) and len(source) == 200
     # Class index = sorted wnid, although wnids.txt is shuffled.
     for path, label in zip(source.paths, source.labels):
         assert path.parts[-3] == data_formats.wnid(label)

@@ -441,7 +441,7 @@ def test_tinyimagenet_c_sets_in_class_folder_order(monkeypatch, tmp_path):
         images[:wrong] = np.stack([np.full((64, 64, 3), LEVELS[(label + 1) % 10], np.uint8) for label in labels[by_class][:wrong]])
         return images, labels[by_class]
 
-    monkeypatch.setattr(evaluate_module, "load_test_set", lambda dataset, root: (clean, labels))
+    monkeypatch.setattr(evaluate_module, "load_test_set", lambda dataset, root, info=None: (clean, labels))
     monkeypatch.setattr(evaluate_module, "missing_official_files", lambda dataset, root, names: {})
     monkeypatch.setattr(evaluate_module, "load_tinyimagenet_c", stand_in_c)
     result = evaluate(ConstantColourClassifier("tinyimagenet"), "tinyimagenet", tmp_path, progress=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from fastnst.train.config import DEFAULTS, PRESET_NAMES, parse_config
 from fastnst.train.trainer import lr_per_epoch, swa_start_epoch
@@ -178,7 +179,7 @@ def _value_lines(text: str):
             yield line
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tinyimagenet"] + sorted(OVERLAYS))
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tinyimagenet", "imagefolder"] + sorted(OVERLAYS))
 def test_every_value_cites_its_source_or_says_why_not(name):
     text = resources.files("fastnst.train").joinpath("presets", name if name.endswith(".yaml") else f"{name}.yaml").read_text()
     for line in _value_lines(text):
@@ -186,13 +187,14 @@ def test_every_value_cites_its_source_or_says_why_not(name):
             continue  # the data set is the preset's name
         value, _, comment = line.partition("#")
         assert comment, f"{name}: no source for {value.strip()!r}"
-        tagged = re.match(r"\s*\[(deviation|fastnst|run)\]", comment)
+        tagged = re.match(r"\s*\[(deviation|fastnst|ours|run)\]", comment)
         assert _CITATION.search(comment) or tagged, f"{name}: {line.strip()!r} cites no path:line and no tag"
         if tagged and tagged.group(1) != "run":
             assert len(comment.split()) >= 6, f"{name}: {line.strip()!r} gives no reason"
 
 
-@pytest.mark.parametrize("dataset, config_number", [("cifar10", 549), ("cifar100", 550), ("tinyimagenet", 551)])
+@pytest.mark.parametrize("dataset, config_number", [("cifar10", 549), ("cifar100", 550), ("tinyimagenet", 551),
+                                                     ("imagefolder", 551)])  # an image folder's: TinyImageNet's where it carries
 def test_a_preset_cites_only_its_own_config(dataset, config_number):
     text = resources.files("fastnst.train").joinpath("presets", f"{dataset}.yaml").read_text()
     cited = {int(n) for n in re.findall(r"configs/config(\d+)\.py", "\n".join(_value_lines(text)))}
@@ -209,8 +211,12 @@ def test_overlays_only_change_what_they_list():
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
-def test_every_preset_trains_a_schedule_that_ends_with_swa(name):
-    config = _resolved(["--dataset", name])
+def test_every_preset_trains_a_schedule_that_ends_with_swa(name, tmp_path):
+    # an image folder's classes come from its folder: one class of one image is enough here
+    folder = tmp_path / "images" / "train" / "only"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    config = _resolved(["--dataset", name] + (["--data-root", str(tmp_path / "images")] if name == "imagefolder" else []))
     rates = lr_per_epoch(config)
     assert len(rates) == config["epochs"] and max(rates) == config["lr"]
     assert rates[-1] == pytest.approx(config["lr"] * config["swa_lr_factor"])

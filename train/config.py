@@ -27,11 +27,13 @@ from typing import Any, Callable, NamedTuple, Self
 import yaml
 
 from fastnst import cli
-from fastnst.train.models import ACTIVATIONS, MODEL_NAMES
+from fastnst.train.models import ACTIVATIONS, MODEL_NAMES, has_layer_hooks, is_model_name
 from fastnst.train.noise import noise_kind
 
-PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "demo")  # train/presets/<name>.yaml, one per data set
-DERIVED_KEYS = ("num_classes", "image_size")  # filled in by resolve(), never read from a preset or a flag
+PRESET_NAMES = ("cifar10", "cifar100", "tinyimagenet", "imagefolder", "demo")  # train/presets/<name>.yaml
+# Filled in by resolve(), never read from a preset or a flag (image_size too, but an image folder takes it as an option).
+DERIVED_KEYS = ("num_classes", "class_names")
+TRAIN_CROPS = ("auto", "random-resized", "pad")  # train.data.imagefolder says what auto picks
 
 
 class ConfigError(cli.UsageError):
@@ -134,15 +136,21 @@ class Dataset(Options):
     dataset: str = option("demo", "data set and preset (without it: demo, built in)", choices=sorted(PRESET_NAMES))
     data_root: str | None = option(None, "folder holding the data set (not set: ./data; the demo: OUT/demo_data)",
                                    metavar="DIR")
-    synthetic: str | None = option(None, "EDM-style .npz of synthetic images and labels", metavar="FILE")
+    synthetic: str | None = option(None, "EDM-style .npz of synthetic images and labels (imagefolder: or a folder "
+                                   "of class subfolders named as train/'s)", metavar="FILE|DIR")
     synthetic_ratio: float = option(0.0, "fraction of each epoch drawn from --synthetic", BELOW_ONE, metavar="R")
     download: bool = option(False, "download the data set if missing", action="store_true")
     on_bad_image: str = option("skip", "what to do with an image that cannot be decoded", choices=("skip", "stop"))
+    image_size: int | None = option(None, "imagefolder: side in pixels of the training crops and test images "
+                                    "(not set: 224 with random-resized crops, else the images' own size)", Check(
+        lambda value: value is None or (_is_int(value) and value >= 8), "a side in pixels (>= 8)"), type=int, metavar="PX")
 
 
 @dataclass(frozen=True)
 class Model(Options):
-    model: str = option("wrn28_4", "classifier", choices=MODEL_NAMES)
+    model: str = option("wrn28_4", f"classifier: {', '.join(MODEL_NAMES)}, torchvision:<name> (e.g. torchvision:resnet18) "
+                        "or, with the timm extra, timm:<name>; random initial weights", Check(
+        is_model_name, f"one of {', '.join(MODEL_NAMES)}, torchvision:<name> or timm:<name>"), metavar="NAME")
     dropout: float = option(0.0, "dropout probability in the residual blocks", metavar="P")
     activation: str = option("silu", "the authors' configs: silu", choices=tuple(ACTIVATIONS), flag=False)
     amp: str = option("auto", "mixed precision (auto: bf16 on CUDA)", choices=("auto", "bf16", "fp16", "none"))
@@ -186,8 +194,8 @@ class NoiseAndMixing(Options):
                                    Check(lambda value: 0 <= value <= 1, "in [0, 1]"), flag=False)
     noise_patch_scale: tuple[float, float] = option(
         (0.2, 0.7), "input noise only inside one rectangle of this area share per group", AREA_RANGE, flag=False)
-    manifold_noise: bool = option(False, "per batch k ~ U{0,1,2}: input noise (k=0) or feature noise after layer k",
-                                  flag=False)
+    manifold_noise: bool = option(False, "per batch k ~ U{0,1,2}: input noise (k=0) or feature noise after layer k "
+                                  "(needs a WRN's layer hooks)")
     mixup_alpha: float = option(0.2, "Mixup's Beta(alpha, alpha)", NON_NEGATIVE, flag=False)
     mixup_p: float = option(0.0, "per batch: CutMix with cutmix_p, else Mixup with mixup_p", NON_NEGATIVE, flag=False)
     cutmix_alpha: float = option(1.0, "CutMix's Beta(alpha, alpha)", NON_NEGATIVE, flag=False)
@@ -202,6 +210,11 @@ class Augmentation(Options):
     random_erasing_prob: float = option(0.3, "probability of Random Erasing per image", PROBABILITY, metavar="P")
     # Aspect ratio 0.3 to 3.3 and value 0: the authors' RandomErasing(scale=(0.02, 0.4)), experiments/data.py:174
     random_erasing_scale: tuple[float, float] = option((0.02, 0.4), "area fraction range of an erased box", AREA_RANGE)
+    train_crop: str = option("auto", "random-resized: ImageNet's RandomResizedCrop to the image size, then a flip; "
+                             "pad: the authors' flip + zero-padded random crop (auto: pad for the paper's data sets "
+                             "and for an image folder of one size <= 64 px, else random-resized)", choices=TRAIN_CROPS)
+    crop_scale: tuple[float, float] = option((0.08, 1.0), "random-resized crops: area fraction range (torchvision's "
+                                             "default)", AREA_RANGE)
     crop_padding: int | str = option("auto", "zero padding of the random crop", Check(
         lambda value: value == "auto" or (_is_int(value) and value >= 0), "'auto' or pixels >= 0"),
         type=_crop_padding, metavar="PX|auto")
@@ -266,6 +279,10 @@ class Run(Options):
     evaluate_corruptions: bool = option(True, "evaluate corruption robustness and write the report after training")
     corruption_source: str = option("auto", "official -C files, generated corruptions, or auto: official when present",
                                     choices=("auto", "official", "generated"))
+    corrupted_root: str | None = option(
+        None, "the official -C files' folder (not set: the data set's under --data-root; imagefolder: DATA_ROOT/val-c, "
+        "laid out <corruption>/<severity>/<class>/<image> as ImageNet-C and python -m train.corruptions.generate)",
+        metavar="DIR")
     max_eval_images: int | None = option(None, "cap of test images per corruption and severity", type=int, metavar="N")
     # For timings and smoke tests (bench/end_to_end.py): the schedule, SWA and checkpoints stay per epoch.
     max_steps_per_epoch: int | None = option(
@@ -440,12 +457,10 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
         config.update(values)
         sources.update(dict.fromkeys(values, source))
     config["dataset"] = dataset
-    info = dataset_info(dataset)
-    config["num_classes"] = info.num_classes
-    config["image_size"] = info.image_size
-    sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from dataset {dataset}"))
     for group in GROUPS.values():  # each option's own check, as the flag names it
         group.from_config(config)
+    _derive_from_dataset(config, sources)
+    _check_model(config)
     for key, item in OPTIONS.items():
         if isinstance(item.default, tuple):  # a pair: LOW HIGH
             config[key] = [float(value) for value in config[key]]
@@ -459,9 +474,54 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
     return config, sources
 
 
+def _derive_from_dataset(config: dict, sources: dict[str, str]) -> None:
+    """num_classes, class_names, image_size and what --train-crop auto picks: fixed for the paper's data
+    sets, found in the folder for an image folder (train.data.imagefolder)."""
+    from fastnst.train.data import imagefolder
+    from fastnst.train.data.stats import IMAGEFOLDER, dataset_info
+    from fastnst.train.fetched import DEFAULT_DATA_ROOT
+
+    dataset = config["dataset"]
+    if dataset == IMAGEFOLDER:
+        root = config["data_root"] or DEFAULT_DATA_ROOT
+        names = imagefolder.class_names(root)
+        crop, size, why = imagefolder.resolve_train_crop(config["train_crop"], config["image_size"], root, names)
+        config.update(num_classes=len(names), class_names=names, train_crop=crop, image_size=size)
+        sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from the class folders of {Path(root) / 'train'}"))
+        if why != "given":
+            sources["train_crop"] = why
+        if sources["image_size"] == "default":
+            sources["image_size"] = f"derived ({why if why != 'given' else '--train-crop ' + crop})"
+        return
+    info = dataset_info(dataset)
+    if config["image_size"] not in (None, info.image_size):
+        raise ConfigError(f"--image-size is an image folder's (--dataset imagefolder); {dataset} images are "
+                          f"{info.image_size} px")
+    config.update(num_classes=info.num_classes, class_names=None, image_size=info.image_size)
+    sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from dataset {dataset}"))
+    sources["image_size"] = f"derived from dataset {dataset}"
+    if config["train_crop"] == "auto":
+        config["train_crop"], sources["train_crop"] = "pad", "auto: the authors' padded crop"
+
+
+def _check_model(config: dict) -> None:
+    """A torchvision / timm name that exists; manifold noise only where the model has the layer hooks."""
+    from fastnst.train.models.external import split_name, unknown_model_reason
+
+    reason = unknown_model_reason(config["model"]) if split_name(config["model"]) is not None else None
+    if reason is not None:
+        raise ConfigError(f"--model {config['model']}: {reason}")
+    if config["manifold_noise"] and not has_layer_hooks(config["model"]):
+        raise ConfigError(f"--manifold-noise needs layer hooks (a WRN's stage_output_size / perturb_stage) that "
+                          f"--model {config['model']} lacks: pass --no-manifold-noise (input noise works for every model)")
+
+
 def _check_together(config: dict, require_inputs: bool = True) -> None:
     """The checks of options that depend on each other (each option's own: its group's)."""
     Augmentation.from_config(config).padding_for(config["image_size"])
+    if config["stylize_cache"] and config["dataset"] == "imagefolder":
+        raise ConfigError("--stylize-cache stores stylized copies of fixed images; an image folder's crops change "
+                          "every epoch, so its Stylizer runs on the fly: drop --stylize-cache")
     if config["stylize_cache"] and not config["stylize"]:
         raise ConfigError("--stylize-cache needs stylization on (it replaces the style-transfer networks); "
                           "drop --no-stylize or --stylize-cache")

@@ -5,8 +5,8 @@ corruption and severity, and their scores ``Acc_C-original-15``, ``Acc_C-all-19`
 
     python -m train.evaluate --checkpoint runs/x/last.pt --dataset cifar10 [--baseline runs/base/last.pt]
 
--C sets: the official files (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C) under ``--data-root`` where
-they exist, the others generated from the clean test set by ``train.corruptions`` (on the GPU when
+-C sets: the official files (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C; an image folder's in the
+ImageNet-C layout, ``--corrupted-root``, by default DATA_ROOT/val-c) under ``--data-root`` where they exist, the others generated from the clean test set by ``train.corruptions`` (on the GPU when
 there is one); every set records its source, missing files are named, and a score over sets of both
 sources is flagged as mixed, with its mean over the official sets beside it. C-bar sets are read from
 their files when present and never generated. Accuracies are in percent.
@@ -28,19 +28,22 @@ from tqdm import tqdm
 from fastnst.cli import UsageError, add_debug_flag, add_device_flag, positive_int, program_name, run_cli
 from fastnst.train.calibration import CalibrationBins
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
-from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source
+from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source, seeded_generator
 from fastnst.train.corruptions.digital import jpeg_compression
 from fastnst.train.corruptions.frost import default_frost_dir, stand_in_warning_suppressed
 from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, normalize
-from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, c_bar_root, corrupted_root,
-                                          load_cifar_c, load_tinyimagenet_c, missing_c_bar_files, missing_official_files)
+from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, FOLDER_LAYOUT, c_bar_root,
+                                          check_generated_for, corrupted_root, load_cifar_c, load_folder_c, load_tinyimagenet_c,
+                                          missing_c_bar_files, missing_official_files)
+from fastnst.train.data.stats import IMAGEFOLDER, DatasetInfo
 from fastnst.train.noise import EVALUATION_NOISE, EVALUATION_NOISE_GROUP, EVALUATION_NOISE_PATCH, evaluation_noise
 
 SOURCES = ("auto", "official", "generated")
 # fp32, or fp16 autocast as the authors evaluate (experiments/eval.py:84, eval_corruptions.py:32, 107)
 EVAL_AMP = {"fp32": None, "fp16": torch.float16}
-# Tiny-ImageNet-C was saved as JPEG, quality 85 (make_tinyimagenet_c.py); generated sets repeat that.
-STORED_JPEG_QUALITY = {"tinyimagenet": 85}
+# Tiny-ImageNet-C and ImageNet-C were saved as JPEG, quality 85 (make_tinyimagenet_c.py, make_imagenet_c.py:124);
+# generated sets repeat that (an image folder's as ImageNet-C, and train.corruptions.generate writes them so).
+STORED_JPEG_QUALITY = {"tinyimagenet": 85, IMAGEFOLDER: 85}
 # The layout the evaluator feeds the model, per device type: channels_last wherever it was measured
 # faster (docs/corruptions.md, "Evaluator throughput": CPU and, as in the trainer, CUDA).
 EVAL_MEMORY_FORMAT = {"cuda": torch.channels_last, "cpu": torch.channels_last}
@@ -91,7 +94,8 @@ class EvaluationPlan:
         return "mixed" if len(sources) > 1 else next(iter(sources), "none")
 
 
-def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=None) -> EvaluationPlan:
+def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=None,
+                    official_root=None) -> EvaluationPlan:
     """Decide, set by set, what is read and what is generated.
 
     auto: official where its file exists, generated where not (the missing files are named);
@@ -104,7 +108,10 @@ def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=N
     bar_names = C_BAR_CORRUPTIONS.get(dataset, ())
     wanted = set(ALL_CORRUPTIONS + bar_names) if corruptions is None else set(corruptions)
     c_names = [name for name in ALL_CORRUPTIONS if name in wanted]
-    official_root = corrupted_root(dataset, data_root) if dataset in CORRUPTED_FOLDERS else None
+    if official_root is not None:  # --corrupted-root
+        official_root = Path(official_root)
+    elif dataset in CORRUPTED_FOLDERS or dataset == IMAGEFOLDER:
+        official_root = corrupted_root(dataset, data_root)
     if official_root is None:
         missing = {name: "none: the demo set has no official corruption files" for name in c_names}
     else:
@@ -185,7 +192,8 @@ def _lp_noise_correct(models: dict[str, nn.Module], images: torch.Tensor, labels
     return correct
 
 
-def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, test_labels: np.ndarray, indices: np.ndarray):
+def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, test_labels: np.ndarray, indices: np.ndarray,
+                  info: DatasetInfo | None = None):
     """Rows ``indices`` of one official set, after checking it holds the clean test set's images.
 
     CIFAR-C files keep the test set's order, so their labels must equal the test labels (a C-bar
@@ -194,8 +202,11 @@ def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, te
     counts must agree (and the subset is drawn in its order).
     """
     root, corruption = corruption_set.root, corruption_set.name
-    if dataset == "tinyimagenet":
-        images, labels = load_tinyimagenet_c(root, corruption, severity)
+    if dataset in FOLDER_LAYOUT:  # an image folder's as Tiny-ImageNet-C: by class folder
+        if dataset == IMAGEFOLDER:
+            check_generated_for(root, info.image_size, info.eval_resize)
+        images, labels = (load_tinyimagenet_c(root, corruption, severity) if dataset == "tinyimagenet" else
+                          load_folder_c(root, corruption, severity, list(info.class_names), info.image_size))
         classes = max(int(labels.max(initial=0)), int(test_labels.max(initial=0))) + 1
         same = np.array_equal(np.bincount(labels, minlength=classes), np.bincount(test_labels, minlength=classes))
     else:
@@ -220,9 +231,8 @@ def _to_device(images_nhwc: np.ndarray, labels: np.ndarray, device) -> tuple[tor
 def generate_corrupted(images: torch.Tensor, dataset: str, corruption: str, severity: int, *, batch_size: int,
                        seed: int, frost_dir=None) -> torch.Tensor:
     """The (corruption, severity) version of uint8 test images, generated batch by batch on their device."""
-    generator = torch.Generator(device=images.device)
-    generator.manual_seed(seed * 1_000_003 + ALL_CORRUPTIONS.index(corruption) * 10 + severity)
-    image_size = dataset_info(dataset).image_size
+    generator = seeded_generator(seed, corruption, severity, images.device)
+    image_size = images.shape[-1]
     parts = []
     with stand_in_warning_suppressed():  # evaluate_models says once what a stand-in frost feeds
         for start in range(0, len(images), batch_size):
@@ -302,15 +312,16 @@ def _frost_notice(plan: EvaluationPlan, frost_dir, dataset: str) -> str | None:
 def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, device="cpu", batch_size: int = 500,
                     source: str = "auto", max_images: int | None = None, seed: int = 0,
                     corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True,
-                    amp: str = "fp32") -> dict:
-    """Evaluate several classifiers on the same clean, Lp-noised and corrupted images (generated once).
-    ``amp``: "fp32", or "fp16" autocast as the authors evaluate."""
+                    amp: str = "fp32", info: DatasetInfo | None = None, corrupted_root=None) -> dict:
+    """Evaluate several classifiers on the same clean, Lp-noised and corrupted images (generated once). ``amp``:
+    "fp32", or "fp16" autocast as the authors evaluate; ``info``: an image folder's facts
+    (``dataset_info(dataset, config)``); ``corrupted_root``: the official -C folder, if not the data set's."""
     if amp not in EVAL_AMP:
         raise ValueError(f"--eval-amp must be one of {', '.join(EVAL_AMP)}, got {amp!r}")
     device = torch.device(device)
     frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
-    plan = plan_evaluation(dataset, data_root, source, corruptions)
-    test_images, test_labels = load_test_set(dataset, data_root)  # a bad test set stops us before any warning
+    plan = plan_evaluation(dataset, data_root, source, corruptions, official_root=corrupted_root)
+    test_images, test_labels = load_test_set(dataset, data_root, info)  # a bad test set stops us before any warning
     generated = [s.name for s in plan.sets if s.source == "generated"]
     if source == "auto" and any(s.source == "official" for s in plan.sets) and generated:
         warnings.warn(f"{dataset}-C is partly missing under {plan.official_root}: "
@@ -335,7 +346,8 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     pairs = [(corruption_set, s) for corruption_set in plan.sets for s in SEVERITIES]
     for corruption_set, severity in tqdm(pairs, desc=f"{dataset}-C ({plan.source})", disable=not progress, unit="set"):
         if corruption_set.source == "official":
-            images, set_labels = _to_device(*_official_set(dataset, corruption_set, severity, test_labels, indices), device)
+            images, set_labels = _to_device(*_official_set(dataset, corruption_set, severity, test_labels, indices, info),
+                                            device)
         else:
             images = generate_corrupted(clean, dataset, corruption_set.name, severity, batch_size=batch_size, seed=seed,
                                         frost_dir=frost_dir)
@@ -362,7 +374,7 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
         "frost": frost,
         "warnings": [notice for notice in (frost_notice,) if notice],
         "num_images": int(len(indices)),
-        "image_size": dataset_info(dataset).image_size,
+        "image_size": int(clean.shape[-1]),
         "seed": seed,
         "batch_size": batch_size,
         "device": str(device),
@@ -379,12 +391,12 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
 
 def evaluate(model: nn.Module, dataset: str, data_root, *, device="cpu", batch_size: int = 500, source: str = "auto",
              max_images: int | None = None, seed: int = 0, corruptions: tuple[str, ...] | None = None, frost_dir=None,
-             progress: bool = True, amp: str = "fp32") -> dict:
+             progress: bool = True, amp: str = "fp32", info: DatasetInfo | None = None, corrupted_root=None) -> dict:
     """One classifier -> {clean_accuracy, accuracy[corruption][severity-1], corruption_mean, severity_mean,
     mean_corruption_accuracy, scores, meta: {source, sources, frost, num_images, ...}}; accuracies in percent."""
     results = evaluate_models({"model": model}, dataset, data_root, device=device, batch_size=batch_size, source=source,
                               max_images=max_images, seed=seed, corruptions=corruptions, frost_dir=frost_dir,
-                              progress=progress, amp=amp)
+                              progress=progress, amp=amp, info=info, corrupted_root=corrupted_root)
     return {**results["models"]["model"], "meta": results["meta"]}
 
 
@@ -428,6 +440,8 @@ def evaluate_checkpoint(checkpoint, dataset: str | None, data_root, *, baseline=
     if config.get("dataset") not in (None, dataset):
         raise UsageError(f"--dataset {dataset} but {checkpoint} was trained on {config['dataset']}; "
                          f"pass --dataset {config['dataset']} (or leave it out) or the checkpoint of a {dataset} run")
+    if dataset == IMAGEFOLDER:  # its classes, image size and test transform are the run's
+        options["info"] = dataset_info(dataset, config)
     everything = dict(models)
     if baseline is not None:
         baseline_models, baseline_config = _checkpoint_models(baseline, device)
@@ -519,12 +533,20 @@ def format_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-def example_grid(dataset: str, data_root, *, seed: int = 0, frost_dir=None) -> torch.Tensor:
+def example_grid(dataset: str, data_root, *, seed: int = 0, frost_dir=None,
+                 info: DatasetInfo | None = None) -> torch.Tensor:
     """uint8 (19, 6, 3, H, W): one test image clean and at severities 1..5 of every -C corruption,
     generated (an illustration, whatever the evaluation read; frost's stand-in is not warned about here)."""
     frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
-    images, _ = load_test_set(dataset, data_root)
-    image = torch.from_numpy(np.ascontiguousarray(images[seed % len(images)][None])).permute(0, 3, 1, 2).contiguous()
+    if dataset == IMAGEFOLDER:  # one file decoded, not the whole val/ folder
+        from fastnst.train.data.imagefolder import eval_image, list_val_files
+
+        paths, _ = list_val_files(data_root, list(info.class_names))
+        picked = eval_image(paths[seed % len(paths)], info.image_size, info.eval_resize)
+    else:
+        images, _ = load_test_set(dataset, data_root)
+        picked = images[seed % len(images)]
+    image = torch.from_numpy(np.ascontiguousarray(picked[None])).permute(0, 3, 1, 2).contiguous()
     rows = []
     with stand_in_warning_suppressed():
         for name in ALL_CORRUPTIONS:
@@ -553,11 +575,14 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--checkpoint", required=True, help="checkpoint written by python -m train.run")
     group.add_argument("--baseline", help="a baseline checkpoint evaluated on the same images, for relative numbers")
     group = parser.add_argument_group("Dataset")
-    group.add_argument("--dataset", help="cifar10, cifar100, tinyimagenet or demo (default: the checkpoint's)")
+    group.add_argument("--dataset", help="cifar10, cifar100, tinyimagenet, imagefolder or demo (default: the checkpoint's)")
     group.add_argument("--data-root", default="data", help="folder holding the clean test set and the official -C files")
     group.add_argument("--source", default="auto", choices=SOURCES,
                        help="-C sets: official files, generated, or auto: each set official when its file is there, else "
                             "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
+    group.add_argument("--corrupted-root", metavar="DIR",
+                       help="the official -C folder, if not the data set's under --data-root (imagefolder: DATA_ROOT/val-c; "
+                            "<corruption>/<severity>/<class>/<image> as ImageNet-C and python -m train.corruptions.generate)")
     group.add_argument("--max-images", type=positive_int, help="evaluate a seeded random subset of this many test images")
     group.add_argument("--frost-dir", help="folder with the official frost textures frost1.png ... frost5.jpg (default: "
                        "$FASTNST_FROST_DIR, else DATA_ROOT/frost when they are there, else a procedural stand-in, "
@@ -585,10 +610,12 @@ def main(argv=None) -> dict:
     report = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_root, baseline=args.baseline, device=args.device,
                                  batch_size=args.batch_size, source=args.source, max_images=args.max_images,
                                  seed=args.seed, frost_dir=args.frost_dir, corruptions=parse_corruptions(args.corruptions),
-                                 amp=args.eval_amp)
+                                 amp=args.eval_amp, corrupted_root=args.corrupted_root)
     print(format_summary(report))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "robustness"
-    examples = example_grid(report["meta"]["dataset"], args.data_root, seed=args.seed, frost_dir=args.frost_dir)
+    dataset = report["meta"]["dataset"]
+    info = dataset_info(dataset, report["meta"]["config"]) if dataset == IMAGEFOLDER else None
+    examples = example_grid(dataset, args.data_root, seed=args.seed, frost_dir=args.frost_dir, info=info)
     written = write_report(report, out, examples=examples)
     print("wrote " + ", ".join(str(p) for p in written.values()))
     return report

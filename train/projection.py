@@ -22,7 +22,7 @@ from fastnst.train.config import flag_name, format_value, load_preset
 
 ONE_DAY = 24 * 3600.0
 # Presets sized for GPUs (WRN-28-4, 300 epochs, batch 512, stylization at 224 px).
-GPU_PRESETS = ("cifar10", "cifar100", "tinyimagenet")
+GPU_PRESETS = ("cifar10", "cifar100", "tinyimagenet", "imagefolder")
 TRIAL_FLAGS = "--model wrn16_2 --epochs 5 --batch-size 128 --style-resolution native"
 TRIAL_ADVICE = f"For a small trial pass e.g. {TRIAL_FLAGS} (--help lists every preset's values)."
 

@@ -24,7 +24,7 @@ from fastnst.cli import program_name, run_cli
 from fastnst import distributed
 from fastnst.train.config import (Augmentation, ConfigError, format_config, parse_command_line, save_config,
                                   stylizer_resolution)
-from fastnst.train.data import create_eval_loader, create_train_loader, default_synthetic_path
+from fastnst.train.data import create_eval_loader, create_train_loader, dataset_info, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
 from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
 from fastnst.train.models import model_from_config
@@ -210,8 +210,8 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
 
     report = evaluate_checkpoint(checkpoint, config["dataset"], config["data_root"], device=device, batch_size=500,
                                  source=config["corruption_source"], max_images=config["max_eval_images"],
-                                 seed=config["seed"], amp=config["eval_amp"])
-    examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"])
+                                 seed=config["seed"], amp=config["eval_amp"], corrupted_root=config["corrupted_root"])
+    examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"], info=data_info(config))
     paths = write_report(report, out_dir / "report", examples=examples)
     print(format_summary(report), flush=True)
     return {"robustness": {name: {**{key: result.get(key) for key in SUMMARY_ROBUSTNESS_KEYS},
@@ -220,6 +220,11 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
                            for name, result in report["results"].items()},
             "corruption_source": report["meta"]["source"],
             "report": {kind: str(path) for kind, path in paths.items()}}
+
+
+def data_info(config: dict):
+    """The data set's facts as this run sees them (an image folder's classes and image size are the run's)."""
+    return dataset_info(config["dataset"], config)
 
 
 def download(config: dict) -> None:
@@ -275,11 +280,12 @@ def run(config: dict) -> dict:
         synthetic_path=config["synthetic"], synthetic_ratio=config["synthetic_ratio"], stylizer=stylizer,
         augmentation=Augmentation.from_config(config), device=str(dist_info.device), rank=dist_info.rank,
         world_size=dist_info.world_size, seed=config["seed"], on_bad_image=config["on_bad_image"],
-        max_steps_per_epoch=config["max_steps_per_epoch"],
+        max_steps_per_epoch=config["max_steps_per_epoch"], info=data_info(config),
     )
     evaluate_clean = None
     if dist_info.is_main and config["evaluate_clean"]:
-        eval_loader = create_eval_loader(config["dataset"], config["data_root"], 512, str(dist_info.device))
+        eval_loader = create_eval_loader(config["dataset"], config["data_root"], 512, str(dist_info.device),
+                                         info=data_info(config))
         amp_dtype = autocast_dtype(config["amp"], dist_info.device)
         evaluate_clean = lambda model: clean_accuracy(model, eval_loader, amp_dtype)  # noqa: E731
 

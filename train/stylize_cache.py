@@ -36,7 +36,7 @@ from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, 
 from fastnst.train.data import dataset_info, default_synthetic_path
 from fastnst.train.data.generic_input import read_input
 from fastnst.train.data.jpeg import decode_files
-from fastnst.train.data.sources import JpegSource, load_train_source
+from fastnst.train.data.sources import FileSource, load_train_source
 from fastnst.train.data.stats import DATASETS
 from fastnst.train.data import manifest
 from fastnst.train.data.synthetic import load_synthetic, synthetic_item
@@ -66,7 +66,7 @@ def read_source(dataset: str, data_root: str | Path, source: str,
         images, labels = load_synthetic(synthetic_path, info.image_size, info.num_classes)
         return images, labels, {"dataset": dataset, "source": source, "path": str(synthetic_path)}
     real = load_train_source(dataset, data_root)
-    if isinstance(real, JpegSource):  # decoded once, in the loader's file order
+    if isinstance(real, FileSource):  # decoded once, in the loader's file order
         images = decode_files(real.paths, info.image_size, f"{dataset} train")
         return images, real.labels, {"dataset": dataset, "source": source, "path": str(data_root)}
     return real.images, real.labels, {"dataset": dataset, "source": source, "path": str(data_root)}

@@ -49,7 +49,7 @@ from fastnst import distributed
 from fastnst.stylizer_meter import DeviceTimer, StylizerMeter
 from fastnst.train.checkpoint import load_checkpoint, save_atomic
 from fastnst.train.config import ConfigError
-from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.stats import normalization
 from fastnst.distributed import DistInfo
 from fastnst.train.metrics_log import MetricsLog
 from fastnst.train.mixup import MixupCutmix
@@ -59,7 +59,7 @@ from fastnst.train.step_settings import StepSettings, autocast_dtype
 CHECKPOINT_NAME = "checkpoint.pt"
 # Options that must match between a checkpoint and the run resuming it.
 RESUME_MUST_MATCH = ("dataset", "model", "epochs", "batch_size", "lr", "swa", "swa_start", "swa_lr_factor", "seed",
-                     "lr_cycle_epochs", "lr_cycle_mult", "swa_anneal_epochs",
+                     "lr_cycle_epochs", "lr_cycle_mult", "swa_anneal_epochs", "image_size", "class_names",
                      "amp")  # amp: an fp16 GradScaler cannot continue from a bf16 run's empty scaler state
 
 
@@ -153,10 +153,10 @@ class Perturbation:
 
     @classmethod
     def from_config(cls, config: dict) -> "Perturbation | None":
-        info = dataset_info(config["dataset"])
+        mean, std = normalization(config["dataset"])
         input_noise = None
         if config["input_noise"]:
-            input_noise = PnormNoise(config["input_noise"], info.mean, info.std, group_size=config["noise_group_size"],
+            input_noise = PnormNoise(config["input_noise"], mean, std, group_size=config["noise_group_size"],
                                      sparsity=config["noise_sparsity"], patch_scale=config["noise_patch_scale"])
         feature_noise = FeatureNoise() if config["manifold_noise"] else None
         mixing = MixupCutmix(config["num_classes"], config["mixup_alpha"], config["mixup_p"], config["cutmix_alpha"],

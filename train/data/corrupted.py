@@ -6,7 +6,9 @@ of 10000 rows; ``<root>/labels.npy`` repeats the test labels 5 times. Both are m
 reading one severity touches 30 MB, not 150. The archives hold the 15 benchmark corruptions and
 the 4 extra ones (speckle_noise, gaussian_blur, spatter, saturate).
 TinyImageNet-C: ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``, 64x64; the published archive
-holds the 15 benchmark corruptions only.
+holds the 15 benchmark corruptions only. The same folder layout, ``<corruption>/<severity>/<class>/<image>``,
+is ImageNet-C's and what ``python -m train.corruptions.generate`` writes: an image folder's -C set
+(``load_folder_c``; by default ``DATA_ROOT/val-c``, or any folder named by ``--corrupted-root``).
 
 CIFAR-10-C-Bar: what augmentation-corruption's ``imagenet_c_bar/make_cifar10_c_bar.py`` writes,
 ``<root>/<corruption>.npy`` (50000, 32, 32, 3) uint8, one block of 10000 rows per severity value of
@@ -17,16 +19,22 @@ set (augmentation-corruption issue 5); one generated in ImageNet-C-bar's folder 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from fastnst.train.data import manifest
 from fastnst.train.data.errors import DataFormatError, MissingDataError
+from fastnst.train.data.generic_input import class_folder_names, list_labelled_files
 from fastnst.train.data.jpeg import decode_files
-from fastnst.train.data.tinyimagenet import list_class_folders
 
 CORRUPTED_FOLDERS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
+# [ours] Where an image folder's -C set is looked for under its --data-root (the corrupted copies of val/).
+IMAGEFOLDER_C = "val-c"
+# Data sets whose -C sets are folders of images, <corruption>/<severity>/<class>/<image>; the others' are .npy files.
+FOLDER_LAYOUT = ("tinyimagenet", "imagefolder")
+GENERATED_META = "fastnst-c.json"  # what python -m train.corruptions.generate made a folder from
 # The manifest's items "<dataset>-c" (Tiny-ImageNet-C: the fixed copy, see the manifest's note).
 DOWNLOAD_URLS = {dataset: manifest.primary_url(f"{dataset}-c") for dataset in CORRUPTED_FOLDERS}
 # The 15 benchmark corruptions (Hendrycks & Dietterich 2019); train.corruptions owns the canonical list.
@@ -73,7 +81,9 @@ C_BAR_CORRUPTIONS = {"cifar10": tuple(CIFAR_C_BAR), "cifar100": tuple(CIFAR_C_BA
 
 
 def corrupted_root(dataset: str, data_root: str | Path) -> Path:
-    """Where the extracted official corruption archive of ``dataset`` is expected."""
+    """Where the extracted official corruption archive of ``dataset`` is expected (an image folder's: val-c)."""
+    if dataset == "imagefolder":
+        return Path(data_root) / IMAGEFOLDER_C
     if dataset not in CORRUPTED_FOLDERS:
         raise ValueError(f"--dataset {dataset!r} has no official corruption set; expected one of "
                          f"{', '.join(CORRUPTED_FOLDERS)}")
@@ -93,19 +103,19 @@ def has_official_corruptions(dataset: str, data_root: str | Path) -> bool:
 def official_file(dataset: str, root: str | Path, corruption: str) -> Path:
     """The file (CIFAR) or folder of its highest severity (Tiny-ImageNet) that must exist for ``corruption``."""
     root = Path(root)
-    return root / corruption / "5" if dataset == "tinyimagenet" else root / f"{corruption}.npy"
+    return root / corruption / "5" if dataset in FOLDER_LAYOUT else root / f"{corruption}.npy"
 
 
 def missing_official_files(dataset: str, root: str | Path, corruptions) -> dict[str, Path]:
     """corruption -> the missing file that keeps it from being read from ``root`` (empty when all are there).
     A CIFAR-C folder without labels.npy lacks every set (the labels tie the rows to the test set)."""
     root = Path(root)
-    if dataset != "tinyimagenet" and not (root / "labels.npy").is_file():
+    if dataset not in FOLDER_LAYOUT and not (root / "labels.npy").is_file():
         return {name: root / "labels.npy" for name in corruptions}
     missing = {}
     for name in corruptions:
         path = official_file(dataset, root, name)
-        if not (path.is_dir() if dataset == "tinyimagenet" else path.is_file()):
+        if not (path.is_dir() if dataset in FOLDER_LAYOUT else path.is_file()):
             missing[name] = path
     return missing
 
@@ -137,7 +147,8 @@ def _check_severity(severity: int) -> None:
 def _missing(root: Path, what: Path) -> MissingDataError:
     dataset = next((d for d, folder in CORRUPTED_FOLDERS.items() if folder == root.name), None)
     where = f"Download {DOWNLOAD_URLS[dataset]} and extract it into {root.parent}" if dataset else \
-        "Download the official corruption set (Hendrycks & Dietterich 2019) and extract it there"
+        ("Extract the official corruption set (Hendrycks & Dietterich 2019) there, or write one with "
+         "python -m train.corruptions.generate --data DATA_ROOT --out FOLDER")
     return MissingDataError(f"{what} not found. {where} (so that {root} exists), or pass --download.")
 
 
@@ -170,15 +181,44 @@ def load_cifar_c(root: str | Path, corruption: str, severity: int, *,
     return images[rows], None if labels is None else np.asarray(labels[rows], dtype=np.int64)
 
 
+def _severity_folder(root: str | Path, corruption: str, severity: int) -> Path:
+    _check_severity(severity)
+    folder = Path(root) / corruption / str(severity)
+    if not folder.is_dir():
+        raise _missing(Path(root), folder)
+    return folder
+
+
+def load_folder_c(root: str | Path, corruption: str, severity: int, class_names: list[str],
+                  image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``<root>/<corruption>/<severity>/<class>/<image>`` decoded -> (uint8 NHWC, int64 labels: positions in
+    ``class_names``). Every class needs a folder with images; folders of other classes are left out (ImageNet-C
+    for a model of an ImageNet subset). The images must be ``image_size`` squares, as the model's test images."""
+    folder = _severity_folder(root, corruption, severity)
+    lacking = [name for name in class_names if not (folder / name).is_dir()]
+    if lacking:
+        raise DataFormatError(f"{folder}: no folder for {len(lacking)} of the model's {len(class_names)} classes, "
+                              f"e.g. {lacking[0]}: this -C set was made from another data set")
+    paths, labels = list_labelled_files(folder, class_names)
+    return decode_files(paths, image_size, f"{corruption}-{severity}"), labels
+
+
+def check_generated_for(root: str | Path, image_size: int, eval_resize: int | None) -> None:
+    """A folder written by ``train.corruptions.generate`` must show the test images as this model sees them."""
+    meta = Path(root) / GENERATED_META
+    if not meta.is_file():  # ImageNet-C or another official set: its images are checked one by one
+        return
+    made = json.loads(meta.read_text())
+    if (made.get("image_size"), made.get("eval_resize")) != (image_size, eval_resize):
+        raise DataFormatError(
+            f"{root} was generated from test images of {made.get('image_size')} px (shorter side resized to "
+            f"{made.get('eval_resize')}), but this model's are {image_size} px (resized to {eval_resize}): write one "
+            f"for it with python -m train.corruptions.generate --image-size {image_size} and the run's --train-crop")
+
+
 def load_tinyimagenet_c(root: str | Path, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
     """``<root>/<corruption>/<severity>/<wnid>/*.JPEG`` decoded -> (uint8 NHWC, int64 labels by sorted wnid)."""
-    _check_severity(severity)
-    root = Path(root)
-    folder = root / corruption / str(severity)
-    if not folder.is_dir():
-        raise _missing(root, folder)
-    wnids = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    wnids = class_folder_names(_severity_folder(root, corruption, severity))
     if len(wnids) != 200:
-        raise DataFormatError(f"{folder}: {len(wnids)} class folders, expected 200")
-    paths, labels = list_class_folders(folder, wnids)
-    return decode_files(paths, 64, f"{corruption}-{severity}"), labels
+        raise DataFormatError(f"{Path(root) / corruption / str(severity)}: {len(wnids)} class folders, expected 200")
+    return load_folder_c(root, corruption, severity, wnids, 64)

@@ -12,6 +12,9 @@ transforms applied per image do:
   (``TrivialAugmentWide``); a sample whose TA is skipped gets the identity operation;
 - Random Erasing: torchvision's ``RandomErasing.get_params`` (coin with probability p, then up to 10
   (area, log-aspect) draws, the first box strictly inside the image, its position uniform).
+
+An image folder's random-resized crops (``draw_resized_crops``, torchvision's ``RandomResizedCrop.get_params``)
+are drawn per source image before stage 1 (they decide what is decoded), from their own generator.
 """
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ import numpy as np
 # the last one the identity, 31 magnitude bins, a sign for the signed ones.
 TA_NUM_OPS = 14
 TA_IDENTITY_OP = 13
+TA_EQUALIZE_OP = 11  # with random-resized crops applied by torchvision itself, before stage 2 (train_loader)
 TA_NUM_MAGNITUDE_BINS = 31
 ERASING_RATIO = (0.3, 3.3)  # torchvision RandomErasing's default aspect-ratio range (the authors keep it)
 ERASING_ATTEMPTS = 10       # ... and its number of tries before giving up
+RESIZED_CROP_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop's default aspect-ratio range
+RESIZED_CROP_ATTEMPTS = 10            # ... and its number of tries before the centre-crop fallback
 
 
 @dataclass
@@ -54,6 +60,41 @@ class AugmentDraws:
 def step_generator(seed: int, epoch: int, rank: int, step: int) -> np.random.Generator:
     """The generator of one step's augmentation draws (tag 4 keeps it apart from the sampler's streams)."""
     return np.random.default_rng([seed, 4, epoch, rank, step])
+
+
+def crop_generator(seed: int, epoch: int, rank: int, step: int, source: int) -> np.random.Generator:
+    """The generator of one step's random-resized crops of one source (0 real, 1 synthetic; tags 5 and 6)."""
+    return np.random.default_rng([seed, 5 + source, epoch, rank, step])
+
+
+def draw_resized_crops(rng: np.random.Generator, heights: np.ndarray, widths: np.ndarray,
+                       scale: tuple[float, float], ratio: tuple[float, float] = RESIZED_CROP_RATIO):
+    """torchvision ``RandomResizedCrop.get_params`` per image of the given sizes -> (start int32 (B, 2),
+    shape int32 (B, 2)), both (row, column): up to 10 (area, log-aspect) draws, the first box that fits
+    taken at a uniform position; none fits: the centre crop clamped to ``ratio``. Python's ``round`` is
+    numpy's ``rint`` (both round half to even)."""
+    heights, widths = np.asarray(heights, dtype=np.float64), np.asarray(widths, dtype=np.float64)
+    count = len(heights)
+    area = (heights * widths)[:, None]
+    target_area = area * rng.uniform(scale[0], scale[1], (count, RESIZED_CROP_ATTEMPTS))
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), (count, RESIZED_CROP_ATTEMPTS)))
+    crop_widths = np.rint(np.sqrt(target_area * aspect))
+    crop_heights = np.rint(np.sqrt(target_area / aspect))
+    fits = (crop_widths > 0) & (crop_widths <= widths[:, None]) & (crop_heights > 0) & (crop_heights <= heights[:, None])
+    first = fits.argmax(axis=1)
+    rows = np.arange(count)
+    height, width = crop_heights[rows, first], crop_widths[rows, first]
+    top = np.floor(rng.random(count) * (heights - height + 1))
+    left = np.floor(rng.random(count) * (widths - width + 1))
+    # torchvision's fallback: the whole image, narrowed to the extreme aspect ratio, centred
+    in_ratio = widths / heights
+    fallback_width = np.where(in_ratio > ratio[1], np.rint(heights * ratio[1]), widths)
+    fallback_height = np.where(in_ratio < ratio[0], np.rint(widths / ratio[0]), heights)
+    found = fits.any(axis=1)
+    height, width = np.where(found, height, fallback_height), np.where(found, width, fallback_width)
+    top = np.where(found, top, (heights - height) // 2)
+    left = np.where(found, left, (widths - width) // 2)
+    return (np.stack([top, left], axis=1).astype(np.int32), np.stack([height, width], axis=1).astype(np.int32))
 
 
 def draw_erasing(rng: np.random.Generator, count: int, image_size: int, probability: float,

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from fastnst.train.data.sources import load_test_set
-from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.stats import DatasetInfo, normalization
 
 
 def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float32 normalized with the data set's mean and std (layout kept)."""
-    info = dataset_info(dataset)
-    mean = torch.tensor(info.mean, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(info.std, device=images.device).view(1, 3, 1, 1) * 255
+    mean, std = normalization(dataset)
+    mean = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255
     return (images.float() - mean) / std
 
 
@@ -37,7 +37,9 @@ class EvalLoader:
             yield images, torch.from_numpy(self.labels[rows]).to(self.device, non_blocking=True)
 
 
-def create_eval_loader(dataset: str, data_root: str | Path, batch_size: int, device: str = "cpu") -> EvalLoader:
-    """Normalized clean test batches of ``dataset`` (no augmentation)."""
-    images, labels = load_test_set(dataset, data_root)
+def create_eval_loader(dataset: str, data_root: str | Path, batch_size: int, device: str = "cpu",
+                       info: DatasetInfo | None = None) -> EvalLoader:
+    """Normalized clean test batches of ``dataset`` (no augmentation; an image folder's resized and centre-cropped,
+    ``info``: its facts, ``dataset_info(dataset, config)``)."""
+    images, labels = load_test_set(dataset, data_root, info)
     return EvalLoader(dataset, images, labels, batch_size, device)

@@ -1,10 +1,13 @@
-"""Reading JPEG files safely: cheap integrity checks before a decoder sees the bytes, PIL decoding for eval sets,
+"""Reading image files safely: cheap JPEG integrity checks before a decoder sees the bytes, PIL decoding for eval sets,
 torchvision decoding of a training batch where DALI is not installed."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -25,10 +28,11 @@ def check_jpeg_bytes(data: bytes, path: Path | str) -> None:
         raise BadImageError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
-def read_jpeg_bytes(path: Path | str) -> np.ndarray:
-    """The encoded bytes of a checked JPEG, as the 1-D uint8 array DALI's decoder takes."""
+def read_image_bytes(path: Path | str) -> np.ndarray:
+    """The encoded bytes of an image file (a JPEG checked), as the 1-D uint8 array DALI's decoder takes."""
     data = Path(path).read_bytes()
-    check_jpeg_bytes(data, path)
+    if str(path).lower().endswith((".jpeg", ".jpg")):
+        check_jpeg_bytes(data, path)
     return np.frombuffer(data, dtype=np.uint8)
 
 
@@ -47,18 +51,23 @@ def decode_rgb(path: Path | str, image_size: int) -> np.ndarray:
     return pixels
 
 
-def decode_files(paths: list[Path], image_size: int, description: str) -> np.ndarray:
-    """Decode a list of image files into one uint8 NHWC array (with a progress bar for long lists)."""
+def decode_files(paths: list[Path], image_size: int, description: str,
+                 decode: Callable[[Path], np.ndarray] | None = None) -> np.ndarray:
+    """Decode a list of image files into one uint8 NHWC array, on a thread pool (PIL releases the GIL), with a
+    progress bar for long lists. ``decode(path)``: one image, ``image_size`` square (default ``decode_rgb``)."""
     from tqdm import tqdm
 
+    decode = decode or (lambda path: decode_rgb(path, image_size))
     images = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc=description, leave=False, disable=len(paths) < 2000)):
-        images[i] = decode_rgb(path, image_size)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        for i, pixels in enumerate(tqdm(pool.map(decode, paths), total=len(paths), desc=description, leave=False,
+                                        disable=len(paths) < 2000)):
+            images[i] = pixels
     return images
 
 
 def decode_jpeg_batch(encoded: list[np.ndarray], image_size: int, device):
-    """Stage 1 without DALI: ``torchvision.io.decode_jpeg`` of a batch of encoded files (``read_jpeg_bytes``), with
+    """Stage 1 without DALI: ``torchvision.io.decode_jpeg`` of a batch of encoded files (``read_image_bytes``), with
     nvJPEG on a GPU -> uint8 NHWC, a tensor on a GPU, a host array on the CPU. A file that does not decode, or
     not to ``image_size`` pixels, raises RuntimeError as DALI's decoder would (the loader then finds it)."""
     import torch

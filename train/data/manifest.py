@@ -216,7 +216,7 @@ ITEMS_LIST: tuple[Item, ...] = (
                      f"the authors' committed copy, {_AUTHORS}:experiments/adaIN/vgg_normalised.pth"))),),
         note="The README's old Google Drive links are dead (pytorch-AdaIN issues #34, #45); its 'vgg_normalized' "
              "is a typo for the asset's name. GitHub publishes no checksum for release assets.",
-        datasets=("cifar10", "cifar100", "tinyimagenet")),
+        datasets=("cifar10", "cifar100", "tinyimagenet", "imagefolder")),
     Item("adain-decoder", "AdaIN decoder (pytorch-AdaIN release v0.0.0)", (RemoteFile(
         (f"{_ADAIN_RELEASE}/decoder.pth",), "decoder.pth", "file", "adain/decoder.pth",
         approx_size=14_030_000, checksums=(
@@ -225,7 +225,7 @@ ITEMS_LIST: tuple[Item, ...] = (
             Checksum("git-blob-sha1", "ccd7832185528ee899f752d532c3a5f08627196a", "cross-check",
                      f"the authors' committed copy, {_AUTHORS}:experiments/adaIN/decoder.pth"))),),
         note="Size not published: 3,505,219 float32 parameters plus the pickle.",
-        datasets=("cifar10", "cifar100", "tinyimagenet")),
+        datasets=("cifar10", "cifar100", "tinyimagenet", "imagefolder")),
     Item("edm-cifar10", "EDM-generated CIFAR-10, 1M images", (RemoteFile(
         (_EDM_CIFAR10_URL,), "cifar10_edm_1m.npz", "file", "synthetic/cifar10_edm_1m.npz",
         approx_size=3_080_000_000, checksum_api=_EDM_CIFAR10_API, also_accepted=("CIFAR10-add-1m-dm.npz",)),),
@@ -248,7 +248,7 @@ ITEMS_LIST: tuple[Item, ...] = (
              "maps, (1000, 512, h, w), not statistics: the first run converts them once into a StyleBank beside "
              "them (style_feats_adain_1000.bank.pt; unbiased variance, eps 1e-5, as the op). Size estimated for "
              "float32 28x28 maps; Zenodo's API gives the real size and md5 at download time.",
-        datasets=("cifar10", "cifar100", "tinyimagenet")),
+        datasets=("cifar10", "cifar100", "tinyimagenet", "imagefolder")),
     Item("frost", "Frost textures of the corruption benchmark (frost1..5)", tuple(
         RemoteFile((f"https://raw.githubusercontent.com/hendrycks/robustness/{_HENDRYCKS_COMMIT}/ImageNet-C/create_c/"
                     f"{name}",), name, "file", f"frost/{name}", size=size, checksums=(
@@ -258,7 +258,7 @@ ITEMS_LIST: tuple[Item, ...] = (
         note="Only generated corruptions use them (the official -C files have frost baked in); the evaluation "
              "reads them from DATA_ROOT/frost (FASTNST_FROST_DIR or train.evaluate --frost-dir name another "
              "folder); without them Frost uses a labelled stand-in.",
-        datasets=("cifar10", "cifar100", "tinyimagenet")),
+        datasets=("cifar10", "cifar100", "tinyimagenet", "imagefolder")),
 )
 
 ITEMS: dict[str, Item] = {item.name: item for item in ITEMS_LIST}

@@ -72,10 +72,30 @@ def _per_sample(name: str, dtype):
 
 
 @pipeline_def(enable_conditionals=True)
-def decode_pipeline(on_gpu: bool):
-    """Stage 1 for JPEG sets: "data" holds one encoded file per sample; decoded RGB, uncropped."""
+def decode_pipeline(on_gpu: bool, crop_size: int | None = None):
+    """Stage 1 for image files: "data" holds one encoded file per sample (JPEG, PNG, ...); decoded RGB
+    (a grey image as three equal channels), uncropped; or, with ``crop_size``, the host-drawn window
+    ("crop_start", "crop_shape": (row, column) pixels, ``draws.draw_resized_crops``) decoded alone
+    (nvJPEG decodes only that region) and resized to ``crop_size`` squares: torchvision's
+    ``RandomResizedCrop``, with DALI's antialiased linear resize in place of torchvision's bilinear one."""
     data = fn.external_source(name="data", device="cpu", dtype=types.UINT8)
-    return fn.decoders.image(data, device="mixed" if on_gpu else "cpu", output_type=types.RGB)
+    device = "mixed" if on_gpu else "cpu"
+    if crop_size is None:
+        return fn.decoders.image(data, device=device, output_type=types.RGB)
+    window = fn.decoders.image_slice(data, _per_sample("crop_start", types.INT32), _per_sample("crop_shape", types.INT32),
+                                     device=device, output_type=types.RGB, normalized_anchor=False,
+                                     normalized_shape=False, axis_names="HW")
+    return fn.resize(window, size=[crop_size, crop_size], interp_type=types.INTERP_LINEAR, antialias=True)
+
+
+@pipeline_def(enable_conditionals=True)
+def crop_resize_pipeline(source_device: str, crop_size: int):
+    """Stage 1's random-resized crops of pixel arrays (an image folder's synthetic images): the window of
+    "images" given by "crop_start" and "crop_shape" ((row, column) pixels), resized as ``decode_pipeline``."""
+    images = fn.external_source(name="images", device=source_device, layout="HWC", dtype=types.UINT8, no_copy=False)
+    window = fn.slice(images, start=_per_sample("crop_start", types.INT32), shape=_per_sample("crop_shape", types.INT32),
+                      axis_names="HW")
+    return fn.resize(window, size=[crop_size, crop_size], interp_type=types.INTERP_LINEAR, antialias=True)
 
 
 @pipeline_def(enable_conditionals=True)

@@ -13,7 +13,7 @@ import numpy as np
 from fastnst.cli import FileFormatError
 from fastnst.cache_format import StylizedDataset, StylizeDatasetError, open_stylized_dataset
 from fastnst.train.data.jpeg import decode_rgb
-from fastnst.train.data.sources import ArraySource, JpegSource
+from fastnst.train.data.sources import ArraySource, FileSource
 
 
 class CacheMismatchError(FileFormatError):
@@ -23,7 +23,7 @@ class CacheMismatchError(FileFormatError):
 class _DecodedFiles:
     """A JPEG source seen as an image array, decoded on access (for the cache's pixel fingerprint)."""
 
-    def __init__(self, source: JpegSource, image_size: int):
+    def __init__(self, source: FileSource, image_size: int):
         self.source, self.image_size = source, image_size
         self.shape = (len(source), image_size, image_size, 3)
 
@@ -34,11 +34,11 @@ class _DecodedFiles:
         return decode_rgb(self.source.paths[index], self.image_size)
 
 
-def source_images(source: ArraySource | JpegSource, image_size: int):
+def source_images(source: ArraySource | FileSource, image_size: int):
     return source.images if isinstance(source, ArraySource) else _DecodedFiles(source, image_size)
 
 
-def open_caches(paths: list[str | Path], sources: dict[str, ArraySource | JpegSource | None],
+def open_caches(paths: list[str | Path], sources: dict[str, ArraySource | FileSource | None],
                 image_size: int) -> dict[str, StylizedDataset]:
     """source -> cache for each of ``paths``, each checked against ``sources[its source]``."""
     caches: dict[str, StylizedDataset] = {}

@@ -75,18 +75,27 @@ def synthetic_item(dataset: str) -> str:
     return f"edm-{dataset}"
 
 
-def load_synthetic(path: str | Path, image_size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """An EDM-style synthetic set -> (uint8 NHWC memmap, int64 labels), checked against the real set."""
+def load_synthetic(path: str | Path, image_size: int | None, num_classes: int,
+                   class_names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An EDM-style synthetic set (or, for an image folder, a folder of class subfolders named as its
+    ``class_names``) -> (uint8 NHWC, int64 labels), checked against the real set: ``image_size`` square
+    images (None: any one size, for random-resized crops)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir() and class_names is not None:
+        from fastnst.train.data.generic_input import read_image_folder  # it imports this module
+
+        images, labels = read_image_folder(path, flag="--synthetic", class_names=class_names)
+    elif not path.is_file():
         raise MissingDataError(
             f"--synthetic {path} does not exist. Fetch the 1M-image EDM set with "
             f"`python -m train.data.download edm-<dataset> --data-root DIR` (it lands in DIR/synthetic/), "
             f"or set --synthetic-ratio 0.")
-    images = mmap_npz_member(path, "image")
-    labels = np.asarray(mmap_npz_member(path, "label")).astype(np.int64).reshape(-1)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3):
-        raise DataFormatError(f"{path}: 'image' must be uint8 (N, {image_size}, {image_size}, 3), "
+    else:
+        images = mmap_npz_member(path, "image")
+        labels = np.asarray(mmap_npz_member(path, "label")).astype(np.int64).reshape(-1)
+    size = images.shape[1:3] if image_size is None else (image_size, image_size)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (*size, 3):
+        raise DataFormatError(f"{path}: 'image' must be uint8 (N, {size[0]}, {size[1]}, 3), "
                               f"got {images.dtype} {images.shape}")
     if len(labels) != len(images):
         raise DataFormatError(f"{path}: {len(images)} images but {len(labels)} labels")

@@ -73,15 +73,3 @@ def list_val_files(data_root: str | Path, num_classes: int) -> tuple[list[Path],
     if missing:
         raise DataFormatError(f"{annotations}: {len(missing)} listed images are missing, e.g. {missing[0]}")
     return paths, np.asarray(labels, dtype=np.int64)
-
-
-def list_class_folders(folder: Path, wnids: list[str]) -> tuple[list[Path], np.ndarray]:
-    """``<folder>/<wnid>/*.JPEG`` for the given classes (TinyImageNet-C layout) -> (paths, labels)."""
-    paths, labels = [], []
-    for label, wnid in enumerate(wnids):
-        files = _jpegs(folder / wnid)
-        if not files:
-            raise DataFormatError(f"{folder / wnid}: class {wnid} has no JPEG images")
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.asarray(labels, dtype=np.int64)

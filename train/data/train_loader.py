@@ -1,7 +1,7 @@
 """The training loader: plain ``(images, labels, is_synthetic)`` batches, no DALI in sight for the caller.
 
 ``create_train_loader`` wires the sources, the authors' epoch (``sampler.py``), stage 1 (pixel
-gather or JPEG decoding), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
+gather or image decoding, and an image folder's random-resized crops), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
 order and the cut) fed with host-drawn augmentations (``draws.py``), and the double-buffered
 hand-over to the training stream (``prefetch.py``). Where DALI is not installed (or with
 ``augment_backend="torch"``) the two stages run in torch instead, on the same draws: JPEG files
@@ -22,14 +22,15 @@ import torch
 from fastnst.resident import maybe_resident, to_device
 from fastnst.train.config import Augmentation
 from fastnst.train.data.backend import resolve_backend
-from fastnst.train.data.draws import draw_augmentations, step_generator
+from fastnst.train.data.draws import (TA_EQUALIZE_OP, TA_IDENTITY_OP, AugmentDraws, crop_generator, draw_augmentations,
+                                      draw_resized_crops, step_generator)
 from fastnst.train.data.errors import BadImageError
-from fastnst.train.data.jpeg import decode_jpeg_batch, read_jpeg_bytes
-from fastnst.train.data.jpeg_check import check_file, find_bad_files
+from fastnst.train.data.jpeg import decode_jpeg_batch, read_image_bytes
+from fastnst.train.data.jpeg_check import check_file, check_files
 from fastnst.train.data.prefetch import StreamHandoff, prefetched
 from fastnst.train.data.sampler import BatchPlan, MixedSampler
-from fastnst.train.data.sources import ArraySource, JpegSource, load_train_source
-from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.sources import ArraySource, FileSource, load_train_source
+from fastnst.train.data.stats import IMAGEFOLDER, DatasetInfo, dataset_info
 from fastnst.train.data.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,23 @@ def _dali_to_torch(outputs, dtype: torch.dtype, device: torch.device, stream) ->
 # stay in numpy: a torch CPU copy of a batch opens an OpenMP region, and with DALI's threads busy on
 # the same cores its spinning workers made each batch copy take tens of milliseconds on 2 cores.
 Pixels = np.ndarray | torch.Tensor
+
+
+def equalize_chosen(images: Pixels, draws: AugmentDraws) -> Pixels:
+    """TrivialAugmentWide's equalize, torchvision's own (a histogram per image and channel), on the uint8 NHWC
+    samples that drew it, in place; they get the identity in stage 2. Used with random-resized crops, where
+    stage 2's geometry is only the flip, which equalize commutes with (it maps each pixel by its channel's
+    histogram); the DALI formulation compares every pixel with 256 levels (``trivial_augment.equalize``)."""
+    from torchvision.transforms.v2.functional import equalize
+
+    rows = np.flatnonzero(draws.ta_op == TA_EQUALIZE_OP)
+    if len(rows) == 0:
+        return images
+    pixels = torch.from_numpy(images) if isinstance(images, np.ndarray) else images  # shares the memory
+    index = torch.from_numpy(rows).to(pixels.device)
+    pixels[index] = equalize(pixels[index].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    draws.ta_op[rows] = TA_IDENTITY_OP
+    return images
 
 
 class _Stage:
@@ -130,14 +148,24 @@ class TrainLoader:
     only the first ``max_steps`` batches of each epoch (None: all).
     """
 
-    def __init__(self, dataset: str, real: ArraySource | JpegSource, synthetic: ArraySource | None,
+    def __init__(self, dataset: str, real: ArraySource | FileSource, synthetic: ArraySource | None,
                  sampler: MixedSampler, *, stylizer: StylizerFn | None, augmentation: Augmentation, device: str,
-                 seed: int, on_bad_image: str, max_steps: int | None = None):
-        self.dataset, self.info = dataset, dataset_info(dataset)
+                 seed: int, on_bad_image: str, max_steps: int | None = None, info: DatasetInfo | None = None):
+        self.dataset, self.info = dataset, info or dataset_info(dataset)
         self.real, self.synthetic, self.sampler = real, synthetic, sampler
         self.stylizer, self.augmentation = stylizer, augmentation
         self.backend = resolve_backend(augmentation.augment_backend)
-        self.crop_padding = augmentation.padding_for(self.info.image_size)
+        # Random-resized crops are cut in stage 1 (before the Stylizer, which needs one size per batch); stage 2
+        # then only flips. Otherwise stage 2 cuts the padded crop of images that already have the right size.
+        self.resized_crops = augmentation.train_crop == "random-resized"
+        if self.backend == "torch" and dataset == IMAGEFOLDER:
+            from fastnst.cli import UsageError
+
+            raise UsageError("--dataset imagefolder reads its files with DALI: install it (pip install 'fastnst[train]') "
+                             "and pass --augment-backend auto or dali")
+        self.crop_padding = 0 if self.resized_crops else augmentation.padding_for(self.info.image_size)
+        # the size every decoded file must have before any crop (None: any, for random-resized crops)
+        self.file_image_size = None if self.resized_crops else self.info.image_size
         # Which sources skip TrivialAugment for a sample the Stylizer chose ("TAorStyle"), indexed by is_synthetic.
         self._ta_or_style = np.array([augmentation.ta_or_style_real, augmentation.ta_or_style_synthetic])
         self.device, self.seed, self.on_bad_image = torch.device(device), seed, on_bad_image
@@ -147,6 +175,7 @@ class TrainLoader:
         self.on_gpu = self.device.type == "cuda"
         self._streams = StreamHandoff(self.device)
         self._decode_stage: _Stage | _TorchStage | None = None
+        self._crop_stage: _Stage | None = None
         self._augment_stage: _Stage | _TorchStage | None = None
         self._real_pixels = maybe_resident(real.images, self.device) if isinstance(real, ArraySource) else None
         self._synthetic_pixels = maybe_resident(synthetic.images, self.device) if synthetic is not None else None
@@ -165,6 +194,25 @@ class TrainLoader:
         gathered = pixels[np.sort(rows)][np.argsort(np.argsort(rows))]  # sorted reads are kinder to a memmap
         return to_device(gathered, self.device) if self.on_gpu else gathered
 
+    def _gather_cropped(self, pixels: np.ndarray | torch.Tensor, rows: np.ndarray, step: int, source: int) -> Pixels:
+        """``_gather``, then (random-resized crops) each row's window resized to the image size, in stage 1."""
+        gathered = self._gather(pixels, rows)
+        if not self.resized_crops:
+            return gathered
+        height, width = pixels.shape[1:3]
+        start, shape = draw_resized_crops(crop_generator(self.seed, self.epoch, self.sampler.rank, step, source),
+                                          np.full(len(rows), height), np.full(len(rows), width),
+                                          self.augmentation.crop_scale)
+        if self._crop_stage is None:
+            self._crop_stage = self._build(lambda stages: stages.crop_resize_pipeline,
+                                           source_device="gpu" if self.on_gpu else "cpu",
+                                           crop_size=self.info.image_size)
+        self._crop_stage.submit({"images": gathered, "crop_start": start, "crop_shape": shape}, self._streams.stream)
+        (cropped,) = self._crop_stage.collect(self._streams.stream)
+        if not self.on_gpu:
+            return np.array(cropped.as_tensor())  # a copy: DALI reuses its buffers
+        return _dali_to_torch(cropped, torch.uint8, self.device, self._streams.stream)
+
     def _labels(self, plan: BatchPlan) -> np.ndarray:
         labels = np.empty(len(plan.indices), dtype=np.int64)
         real_rows, synthetic_rows = ~plan.is_synthetic, plan.is_synthetic
@@ -173,11 +221,11 @@ class TrainLoader:
             labels[synthetic_rows] = self.synthetic.labels[plan.indices[synthetic_rows]]
         return labels
 
-    def _assemble(self, plan: BatchPlan, real_images: Pixels | None) -> Pixels:
+    def _assemble(self, plan: BatchPlan, real_images: Pixels | None, step: int) -> Pixels:
         """The batch's uint8 NHWC images in plan order: real rows (gathered or decoded) and synthetic rows."""
         parts = {False: real_images, True: None}
         if plan.is_synthetic.any():
-            parts[True] = self._gather(self._synthetic_pixels, plan.indices[plan.is_synthetic])
+            parts[True] = self._gather_cropped(self._synthetic_pixels, plan.indices[plan.is_synthetic], step, 1)
         present = {kind: part for kind, part in parts.items() if part is not None}
         if len(present) == 1:
             return next(iter(present.values()))
@@ -196,14 +244,14 @@ class TrainLoader:
                 images[to_device(positions, self.device)] = part
         return images
 
-    # --- stage 1: JPEG files -----------------------------------------------------------------
-    def _read_real_jpeg(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    # --- stage 1: image files ----------------------------------------------------------------
+    def _read_real_file(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Encoded bytes of real image ``index``; a bad file is skipped (a random other one taken) or raised."""
         for _ in range(100):
             path = self.real.paths[index]
             if path not in self.bad_paths:
                 try:
-                    return read_jpeg_bytes(path), index
+                    return read_image_bytes(path), index
                 except BadImageError as error:
                     self._bad_image(path, error)
             index = int(rng.integers(len(self.real)))
@@ -225,7 +273,7 @@ class TrainLoader:
         """After a DALI decode error: find the culprit files of the batch (the pre-training check, again)."""
         found = 0
         for path in paths:
-            why = check_file(path, self.info.image_size)
+            why = check_file(path, self.file_image_size)
             if why is not None:
                 found += 1
                 self._bad_image(path, BadImageError(why))
@@ -245,21 +293,29 @@ class TrainLoader:
             size = self.info.image_size
             self._decode_stage = _TorchStage(lambda data: decode_jpeg_batch(data, size, self.device))
         if self._decode_stage is None:
-            self._decode_stage = self._build(lambda stages: stages.decode_pipeline, on_gpu=self.on_gpu)
+            self._decode_stage = self._build(lambda stages: stages.decode_pipeline, on_gpu=self.on_gpu,
+                                             crop_size=self.info.image_size if self.resized_crops else None)
         return self._decode_stage
 
     def _submit_decode(self, plans: list[BatchPlan], step: int) -> list[Path]:
-        """Read this step's real JPEG files and queue their decoding; returns the files, in order."""
+        """Read this step's real image files and queue their decoding; returns the files, in order."""
         plan = plans[step]
         rng = np.random.default_rng([self.seed, 3, self.epoch, self.sampler.rank, step])  # replacements for bad files
-        encoded, paths = [], []
+        encoded, paths, indices = [], [], []
         for position in np.flatnonzero(~plan.is_synthetic):
-            data, index = self._read_real_jpeg(int(plan.indices[position]), rng)
+            data, index = self._read_real_file(int(plan.indices[position]), rng)
             plan.indices[position] = index  # a skipped file's replacement, so that the label follows it
             encoded.append(data)
             paths.append(self.real.paths[index])
+            indices.append(index)
         if encoded:
-            self._decoder().submit({"data": encoded}, None)
+            inputs = {"data": encoded}
+            if self.resized_crops:  # drawn after the replacements: each window fits the file it crops
+                sizes = self.real.sizes[indices]
+                inputs["crop_start"], inputs["crop_shape"] = draw_resized_crops(
+                    crop_generator(self.seed, self.epoch, self.sampler.rank, step, 0), sizes[:, 0], sizes[:, 1],
+                    self.augmentation.crop_scale)
+            self._decoder().submit(inputs, None)
         return paths
 
     def _collect_decode(self, plans: list[BatchPlan], step: int, paths: list[Path]) -> Pixels | None:
@@ -336,13 +392,13 @@ class TrainLoader:
         """Queue all of ``step``'s work: stage 1, the Stylizer, stage 2 (submitted to DALI, not waited for)."""
         plan = plans[step]
         real_images = None
-        if isinstance(self.real, JpegSource):
+        if isinstance(self.real, FileSource):
             real_images = self._collect_decode(plans, step, decode_paths.pop(step))
             if step + 1 < len(plans):  # decode the next batch in DALI's threads meanwhile
                 decode_paths[step + 1] = self._submit_decode(plans, step + 1)
         elif (~plan.is_synthetic).any():
-            real_images = self._gather(self._real_pixels, plan.indices[~plan.is_synthetic])
-        images = self._assemble(plan, real_images)
+            real_images = self._gather_cropped(self._real_pixels, plan.indices[~plan.is_synthetic], step, 0)
+        images = self._assemble(plan, real_images, step)
         labels = to_device(self._labels(plan), self.device)
         chosen = np.zeros(len(plan.indices), dtype=bool)
         if self.stylizer is not None:
@@ -352,6 +408,8 @@ class TrainLoader:
             padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
             erasing_probability=self.augmentation.random_erasing_prob,
             erasing_scale=self.augmentation.random_erasing_scale)
+        if self.resized_crops and self.augmentation.trivial_augment:
+            images = equalize_chosen(images, draws)
         if self.backend == "torch":
             feed = {"draws": draws}
         else:
@@ -369,11 +427,11 @@ class TrainLoader:
     # --- the epoch ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         plans = self.sampler.epoch(self.epoch)[:len(self)]
-        for stage in (self._decode_stage, self._augment_stage):
+        for stage in (self._decode_stage, self._crop_stage, self._augment_stage):
             if stage is not None:
                 stage.drain()
         decode_paths = {}
-        if isinstance(self.real, JpegSource) and plans:
+        if isinstance(self.real, FileSource) and plans:
             decode_paths[0] = self._submit_decode(plans, 0)
         started = time.perf_counter()
         yield from prefetched(len(plans), lambda step: self._enqueue(plans, step, decode_paths), self._collect,
@@ -385,18 +443,20 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
                         synthetic_ratio: float = 0.0, stylizer: StylizerFn | None = None,
                         augmentation: Augmentation = Augmentation(), device: str = "cpu", rank: int = 0,
                         world_size: int = 1, seed: int = 0, on_bad_image: str = "skip",
-                        max_steps_per_epoch: int | None = None) -> TrainLoader:
+                        max_steps_per_epoch: int | None = None, info: DatasetInfo | None = None) -> TrainLoader:
     """The training loader of ``dataset`` under ``data_root`` (see ``sampler.py`` for what an epoch is).
 
     Per sample, in the authors' order: the Stylizer on the raw image, then flip + crop of the
     zero-padded image, TrivialAugmentWide (skipped for a sample the Stylizer chose when its
-    source is "TAorStyle"), Random Erasing (0-valued boxes), normalization.
+    source is "TAorStyle"), Random Erasing (0-valued boxes), normalization. With random-resized crops
+    (``augmentation.train_crop``, an image folder's ImageNet-style training) the crop comes first, in
+    stage 1, and the Stylizer sees the crops: images of many sizes make no batch (README, Deviations).
 
     Args:
         batch_size: samples per step on this rank (real + synthetic); the epoch's batches are
             defined for the global batch ``batch_size * world_size``.
-        synthetic_path: EDM-style .npz (``image`` uint8 NHWC, ``label``), memory-mapped; needed when
-            ``synthetic_ratio > 0``.
+        synthetic_path: EDM-style .npz (``image`` uint8 NHWC, ``label``), memory-mapped, or for an image
+            folder a folder of class subfolders; needed when ``synthetic_ratio > 0``.
         synthetic_ratio: share of synthetic samples in an epoch and in every batch, in [0, 1).
         stylizer: called on each batch before any augmentation as ``stylizer(uint8 (N,3,H,W), is_synthetic (N,),
             source_index=(N,))`` (images on ``device`` as a channels_last view, flags and each sample's index
@@ -409,30 +469,34 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
             work queued on a side stream and handed over by event).
         rank, world_size: this process's shard (torchrun); an epoch covers the data once across ranks.
         seed: the batches and augmentations of epoch e are a function of (seed, e, rank).
-        on_bad_image: what to do with a JPEG that does not decode. Every training JPEG is decoded once
-            before training (``jpeg_check``, verdicts cached beside the data), so DALI never sees a known
+        on_bad_image: what to do with an image file that does not decode. Every training file is decoded
+            once before training (``jpeg_check``, verdicts cached beside the data), so DALI never sees a known
             bad file: "skip" (log it, count it in ``loader.num_skipped``, serve another image in its
             place) or "stop" (raise BadImageError naming the file, here, before any training step).
             A file that goes bad during training is found and handled the same way.
         max_steps_per_epoch: serve only each epoch's first N batches (timings, smoke tests); None: all of them.
+        info: the data set's facts; an image folder's are its run's (``dataset_info(dataset, config)``).
     """
     if on_bad_image not in ("skip", "stop"):
         raise ValueError(f"--on-bad-image must be 'skip' or 'stop', got {on_bad_image!r}")
     if synthetic_ratio > 0 and synthetic_path is None:
         raise ValueError(f"--synthetic-ratio {synthetic_ratio} needs --synthetic FILE")
-    info = dataset_info(dataset)
-    real = load_train_source(dataset, data_root)
+    info = info or dataset_info(dataset)
+    real = load_train_source(dataset, data_root, info)
     synthetic = None
     if synthetic_path is not None and synthetic_ratio > 0:
-        synthetic = ArraySource(*load_synthetic(synthetic_path, info.image_size, info.num_classes))
+        synthetic = ArraySource(*load_synthetic(
+            synthetic_path, None if augmentation.train_crop == "random-resized" else info.image_size,
+            info.num_classes, list(info.class_names) if info.class_names else None))
     sampler = MixedSampler(len(real), len(synthetic) if synthetic else 0, batch_size, synthetic_ratio,
                            rank=rank, world_size=world_size, seed=seed)
     loader = TrainLoader(dataset, real, synthetic, sampler, stylizer=stylizer, augmentation=augmentation,
-                         device=device, seed=seed, on_bad_image=on_bad_image, max_steps=max_steps_per_epoch)
-    if isinstance(real, JpegSource):
+                         device=device, seed=seed, on_bad_image=on_bad_image, max_steps=max_steps_per_epoch,
+                         info=info)
+    if isinstance(real, FileSource):
         # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
         with rank_zero_first():
-            bad = find_bad_files(real.paths, info.image_size, real.folder, f"{dataset} training images")
+            bad, real.sizes = check_files(real.paths, loader.file_image_size, real.folder, f"{dataset} training images")
         if bad and on_bad_image == "stop":
             first = next(iter(bad))
             more = f" ({len(bad) - 1} more bad images; --on-bad-image skip trains without them)" if len(bad) > 1 else ""

@@ -32,7 +32,7 @@ import nvidia.dali.types as types
 from nvidia.dali.auto_aug import augmentations as dali_ops
 from nvidia.dali.auto_aug.core import augmentation, select, signed_bin
 
-from fastnst.train.data.draws import TA_IDENTITY_OP, TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS
+from fastnst.train.data.draws import TA_EQUALIZE_OP, TA_IDENTITY_OP, TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS
 from fastnst.train.data.trivial_augment_space import (ENHANCE, GREY_WEIGHTS, POSTERIZE_BITS, ROTATE_DEGREES, SHEAR,
                                                       SOLARIZE_UINT8, TRANSLATE_PIXELS)
 
@@ -95,7 +95,11 @@ def equalize(data, _):
     """torchvision's (PIL's) ``equalize`` per channel, not DALI's (OpenCV's): ``lut[v] = (n(< v) + step // 2)
     // step``, ``step = n(< channel maximum) // 255``; a channel whose ``step`` is 0 is left alone.
 
-    The counts n(< v) come from comparing every pixel with the 256 levels: 3 M comparisons for a 64 px image.
+    The counts n(< v) come from comparing every pixel with the 256 levels: 3 M comparisons for a 64 px image,
+    38 M and a (H, W, C, 256) intermediate at 224 px (DALI has no histogram or gather operator). So with
+    random-resized crops (an image folder, ImageNet sizes) the loader applies torchvision's own histogram-based
+    equalize to these samples before stage 2 instead (``train_loader.equalize_chosen``) and this one is their
+    identity; the padded crop of the paper's 32 and 64 px sets keeps this one.
     """
     levels = types.Constant(np.arange(256, dtype=np.int32))
     pixels = fn.expand_dims(data, axes=[3])                                                  # (H, W, C, 1)
@@ -128,7 +132,7 @@ def trivial_augment_suite(image_size: int) -> list:
         dali_ops.auto_contrast,
         dali_ops.identity,
     ]
-    assert len(suite) == TA_NUM_OPS and suite[TA_IDENTITY_OP].name == "identity"
+    assert len(suite) == TA_NUM_OPS and suite[TA_IDENTITY_OP].name == "identity" and suite[TA_EQUALIZE_OP].name == "equalize"
     return suite
 
 
