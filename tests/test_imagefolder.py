@@ -30,6 +30,8 @@ from fastnst.train.evaluate import main as evaluate_main
 from fastnst.train.run import cli, main
 from fastnst.weights import load_encoder, write_random_weights
 from tests.data_formats import IMAGEFOLDER_CLASSES, write_image_folder
+from tests.test_data_download import server  # noqa: F401  (the loopback server fixture)
+from tests.test_fetched_defaults import fake_internet  # noqa: F401  (the manifest served from it)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -277,3 +279,37 @@ def test_torchrun_trains_on_an_image_folder(images, tmp_path):
     assert state["finished"] and state["world_size"] == 2 and state["config"]["class_names"] == list(IMAGEFOLDER_CLASSES)
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
     assert done.stderr.count("skipping bad image") == 2  # rank 0 checked the files, the other read its verdicts: both skip
+
+
+# ----------------------------------------------------------------------------- the README's commands
+
+def readme_imagefolder_commands() -> list[list[str]]:
+    """The code block of the README's "Your images, your model" section, as argv lists."""
+    import re
+    import shlex
+
+    section = (REPO_ROOT / "README.md").read_text().split("## Your images, your model", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_download_then_train_on_your_images(fake_internet, tmp_path, capsys):
+    """The README's two commands on a user's folder (the download served from 127.0.0.1): the run finds the
+    style inputs under the folder, trains and writes its corruption report."""
+    from fastnst.train.data import download
+
+    download_command, train_command = readme_imagefolder_commands()
+    assert train_command[3:] == ["--dataset", "imagefolder", "--data-root", "my_images", "--model", "torchvision:resnet18"]
+    write_image_folder(tmp_path / "my_images", per_class=8, val_per_class=2)
+    assert download.main(download_command[3:]) == 0
+    capsys.readouterr()
+    for texture in (tmp_path / "my_images" / "frost").iterdir():  # the served ones are 40 px; the official 560x315 and up
+        Image.new("RGB", (400, 320), (220, 230, 250)).save(texture, format="PNG" if texture.suffix == ".png" else "JPEG")
+    tiny = ["--image-size", "32", "--epochs", "1", "--batch-size", "16", "--no-swa", "--max-eval-images", "3", "--out", "run"]
+    assert main(train_command[3:] + tiny) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["corruption_source"] == "generated" and (tmp_path / "run" / "report" / "report.md").is_file()
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
+    assert config["styles"] == str(Path("my_images/style_feats_adain_1000.npy"))
+    assert config["vgg"] == str(Path("my_images/adain/vgg_normalised.pth"))
