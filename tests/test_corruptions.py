@@ -203,6 +203,13 @@ def test_official_frost_textures_are_used(tmp_path, monkeypatch):
     assert matches.sum(dim=1).gt(0).sum() >= 2, "textures should be drawn per sample"
 
 
+def test_frost_textures_smaller_than_the_images_are_a_clear_error(tmp_path):
+    for name in FROST_FILES:
+        Image.new("RGB", (100, 90)).save(tmp_path / name)
+    with pytest.raises(ValueError, match="frost texture frost.* is 30x27 px after scaling by 0.3, not larger than the 64"):
+        corrupt(smooth_images(1, 64, 0), "frost", 1, frost_dir=tmp_path)
+
+
 def test_frost_dir_missing_files_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="frost1.png"):
         corrupt(smooth_images(1, 32, 0), "frost", 1, frost_dir=tmp_path)

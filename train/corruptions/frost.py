@@ -107,6 +107,9 @@ def official_frost_crops(n: int, size: int, scale: float, folder: Path, generato
         if members.numel() == 0:
             continue
         height, width = texture.shape[1:]
+        if min(height, width) <= size:
+            raise ValueError(f"frost texture {FROST_FILES[index]} in {folder} is {width}x{height} px after scaling by "
+                             f"{scale:g}, not larger than the {size} px images (the official ones are 560x315 px and up)")
         # np.random.randint(0, dim - size): upper bound exclusive
         top = torch.randint(0, height - size, (members.numel(),), generator=generator, device=device)
         left = torch.randint(0, width - size, (members.numel(),), generator=generator, device=device)
