@@ -12,6 +12,8 @@ file with its URL, checksum and target is listed in ``train/data/manifest.py``):
     CIFAR-10-C/, CIFAR-100-C/   <corruption>.npy, labels.npy
     Tiny-ImageNet-C/         <corruption>/<severity>/<wnid>/*.JPEG
     demo/                    written by make_demo_dataset(data_root): cifar-10-batches-py/, synthetic.npz
+    train/, val/, val-c/     --dataset imagefolder: <class>/<image> folders (imagefolder.py); val-c/ its -C set,
+                             <corruption>/<severity>/<class>/<image> (python -m train.corruptions.generate)
 
     synthetic/<dataset>_edm_1m.npz   EDM synthetic sets (``image`` uint8 NHWC, ``label``); any path works with --synthetic
     adain/, style_feats_adain_1000.npy, frost/   AdaIN weights, the authors' style features, frost textures
