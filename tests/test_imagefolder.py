@@ -18,7 +18,7 @@ from PIL import Image
 
 from fastnst.style_bank import encode_style_folder
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
-from fastnst.train.config import Augmentation, ConfigError, parse_command_line
+from fastnst.train.config import Augmentation, parse_command_line
 from fastnst.train.corruptions import generate
 from fastnst.train.data import create_eval_loader, create_train_loader, dataset_info
 from fastnst.train.data.demo import draw_style_images

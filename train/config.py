@@ -444,7 +444,6 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
                          require_inputs: bool = True) -> tuple[dict, dict[str, str]]:
     """``resolve`` and, per key, where its value came from (for --print-config). ``require_inputs=False``
     leaves inputs not found under --data-root empty, their source saying how to fetch them."""
-    from fastnst.train.data.stats import dataset_info  # train.data's loader imports this module
     from fastnst.train.fetched import resolve_fetched_paths
 
     given = {key: value for key, value in flags.items() if value is not None}
@@ -477,7 +476,7 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
 def _derive_from_dataset(config: dict, sources: dict[str, str]) -> None:
     """num_classes, class_names, image_size and what --train-crop auto picks: fixed for the paper's data
     sets, found in the folder for an image folder (train.data.imagefolder)."""
-    from fastnst.train.data import imagefolder
+    from fastnst.train.data import imagefolder  # train.data's loader imports this module
     from fastnst.train.data.stats import IMAGEFOLDER, dataset_info
     from fastnst.train.fetched import DEFAULT_DATA_ROOT
 

@@ -41,7 +41,7 @@ from fastnst.train.noise import EVALUATION_NOISE, EVALUATION_NOISE_GROUP, EVALUA
 SOURCES = ("auto", "official", "generated")
 # fp32, or fp16 autocast as the authors evaluate (experiments/eval.py:84, eval_corruptions.py:32, 107)
 EVAL_AMP = {"fp32": None, "fp16": torch.float16}
-# Tiny-ImageNet-C and ImageNet-C were saved as JPEG, quality 85 (make_tinyimagenet_c.py, make_imagenet_c.py:124);
+# Tiny-ImageNet-C and ImageNet-C were saved as JPEG, quality 85 (make_tinyimagenet_c.py, make_imagenet_c.py:119);
 # generated sets repeat that (an image folder's as ImageNet-C, and train.corruptions.generate writes them so).
 STORED_JPEG_QUALITY = {"tinyimagenet": 85, IMAGEFOLDER: 85}
 # The layout the evaluator feeds the model, per device type: channels_last wherever it was measured

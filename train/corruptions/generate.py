@@ -7,7 +7,7 @@ Reads ``DIR/val/<class>/<image>`` (or ``DIR/<class>/<image>``), brings each imag
 (``train.data.imagefolder.eval_image``: the shorter side resized, the centre square cut, as ``train.run``'s
 evaluation with the same ``--image-size`` and ``--train-crop``), and writes the 15 benchmark corruptions and
 the 4 extra ones at severities 1-5 as ImageNet-C is laid out and saved: ``OUT/<corruption>/<severity>/<class>/
-<image>.jpg``, JPEG quality 85 (``make_imagenet_c.py:124``). The parameters are the official table of the image
+<image>.jpg``, JPEG quality 85 (``make_imagenet_c.py:119``). The parameters are the official table of the image
 size (224 px: ImageNet-C's; another size: the nearest official one, ``train.corruptions.params``). ``train.run``
 and ``train.evaluate`` read the folder as official files (``--corrupted-root``; an image folder's default is
 ``DATA_ROOT/val-c``), and check that it was made for their test view (``OUT/fastnst-c.json``).
@@ -26,7 +26,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -42,7 +41,7 @@ from fastnst.train.data.imagefolder import DEFAULT_IMAGE_SIZE, eval_image
 from fastnst.train.data.jpeg import decode_files
 from fastnst.train.data.stats import dataset_info
 
-JPEG_QUALITY = 85  # make_imagenet_c.py:124 (and make_tinyimagenet_c.py): Image.save(quality=85, optimize=True)
+JPEG_QUALITY = 85  # make_imagenet_c.py:119 (and make_tinyimagenet_c.py): Image.save(quality=85, optimize=True)
 
 
 def test_folder(data: Path) -> Path:

@@ -156,7 +156,7 @@ PARAMS_224: dict[str, list] = {
 
 # How the frost texture is prepared: make_cifar_c.py / make_tinyimagenet_c.py shrink each texture by this
 # factor (cv2.resize, bilinear) before taking a random crop of the image size; make_imagenet_c.py crops
-# the texture as it is (:396-399).
+# the texture as it is (:398-401).
 FROST_TEXTURE_SCALE = {32: 0.2, 64: 0.3, 224: 1.0}
 
 PARAMS = {32: PARAMS_32, 64: PARAMS_64, 224: PARAMS_224}

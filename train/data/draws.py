@@ -80,7 +80,8 @@ def draw_resized_crops(rng: np.random.Generator, heights: np.ndarray, widths: np
     aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), (count, RESIZED_CROP_ATTEMPTS)))
     crop_widths = np.rint(np.sqrt(target_area * aspect))
     crop_heights = np.rint(np.sqrt(target_area / aspect))
-    fits = (crop_widths > 0) & (crop_widths <= widths[:, None]) & (crop_heights > 0) & (crop_heights <= heights[:, None])
+    fits = ((crop_widths > 0) & (crop_widths <= widths[:, None])
+            & (crop_heights > 0) & (crop_heights <= heights[:, None]))
     first = fits.argmax(axis=1)
     rows = np.arange(count)
     height, width = crop_heights[rows, first], crop_widths[rows, first]

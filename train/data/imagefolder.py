@@ -15,6 +15,8 @@ share one square side of at most ``AUTO_PAD_MAX_SIDE``, else ``random-resized``.
 """
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,6 @@ from fastnst.train.data.generic_input import IMAGE_SUFFIXES, class_folder_names,
 from fastnst.train.data.jpeg import check_jpeg_bytes
 
 LAYOUT = "DIR/train/<class>/<image> and DIR/val/<class>/<image>"
-TRAIN_CROPS = ("auto", "random-resized", "pad")
 # [ours] The largest square side auto trains with the padded crop: the paper's data sets' (CIFAR 32, TinyImageNet
 # 64 px); larger images get random-resized crops, as ImageNet.
 AUTO_PAD_MAX_SIDE = 64
@@ -74,8 +75,7 @@ def resolve_train_crop(train_crop: str, image_size: int | None, data_root: str |
     """(crop, image size, why) for ``--train-crop`` and ``--image-size`` (None: not given) on this folder."""
     if train_crop == "random-resized":
         return train_crop, image_size or DEFAULT_IMAGE_SIZE, "given"
-    paths, _ = list_train_files(data_root, names)
-    sample = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, AUTO_SAMPLE).astype(int))]
+    sample = _sample_files(split_folder(data_root, "train"), names)
     sizes = {size for size in map(_header_size, sample) if size is not None}
     side = next(iter(sizes))[0] if len(sizes) == 1 and len(set(next(iter(sizes)))) == 1 else None
     if train_crop == "pad":
@@ -94,6 +94,19 @@ def resolve_train_crop(train_crop: str, image_size: int | None, data_root: str |
     else:
         why = f"auto: --image-size {image_size} differs from the images' {side} px"
     return "random-resized", image_size or DEFAULT_IMAGE_SIZE, why
+
+
+def _sample_files(folder: Path, names: list[str]) -> list[Path]:
+    """Up to ``AUTO_SAMPLE`` training files spread over the classes, without listing every file (ImageNet has
+    1.28 M): the first images of evenly spaced classes, several per class when there are few classes."""
+    classes = [names[i] for i in np.unique(np.linspace(0, len(names) - 1, min(len(names), AUTO_SAMPLE)).astype(int))]
+    per_class = -(-AUTO_SAMPLE // len(classes))
+    sample = []
+    for name in classes:
+        found = (entry for entry in os.scandir(folder / name) if entry.is_file()
+                 and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES) if (folder / name).is_dir() else ()
+        sample += sorted(Path(entry.path) for entry in itertools.islice(found, per_class))
+    return sample
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:

@@ -180,8 +180,9 @@ def check_files(paths: list[Path], image_size: int | None, folder: Path,
     if todo:
         with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
             verdicts = pool.map(lambda item: inspect_file(item[0], None), todo)
-            for (path, key), (verdict, shape) in tqdm(zip(todo, verdicts), total=len(todo), leave=False,
-                                                      desc=f"checking {description}", disable=len(todo) < _PROGRESS_FROM):
+            checked = tqdm(zip(todo, verdicts), total=len(todo), leave=False, desc=f"checking {description}",
+                           disable=len(todo) < _PROGRESS_FROM)
+            for (path, key), (verdict, shape) in checked:
                 files[key][2:] = [verdict, *(shape or (None, None))]
         _save(locations, {**cached, **files})
     bad, shapes = {}, np.full((len(paths), 2), -1, dtype=np.int32)

@@ -17,6 +17,10 @@ stream), so the graph is cut at the Stylizer:
                        (identity for a skipped sample) -> Random Erasing (value 0, before
                        normalizing) -> normalize  (``augment_pipeline``)
 
+An image folder trained with random-resized crops (ImageNet-style, images of any size) cuts them in stage 1
+(``decode_pipeline`` with ``crop_size``; ``crop_resize_pipeline`` for pixel arrays), since the Stylizer
+needs a batch of one size; stage 2's crop is then the identity and only the flip is drawn.
+
 Tensors cross the cut through ``external_source`` / ``feed_input`` as dense batches; on a GPU they
 stay on the device (DALI GPU buffers <-> torch CUDA tensors, ordered on the loader's side stream),
 and NHWC memory viewed as NCHW channels_last costs nothing. Everything random is per sample and
@@ -82,8 +86,8 @@ def decode_pipeline(on_gpu: bool, crop_size: int | None = None):
     device = "mixed" if on_gpu else "cpu"
     if crop_size is None:
         return fn.decoders.image(data, device=device, output_type=types.RGB)
-    window = fn.decoders.image_slice(data, _per_sample("crop_start", types.INT32), _per_sample("crop_shape", types.INT32),
-                                     device=device, output_type=types.RGB, normalized_anchor=False,
+    start, shape = _per_sample("crop_start", types.INT32), _per_sample("crop_shape", types.INT32)
+    window = fn.decoders.image_slice(data, start, shape, device=device, output_type=types.RGB, normalized_anchor=False,
                                      normalized_shape=False, axis_names="HW")
     return fn.resize(window, size=[crop_size, crop_size], interp_type=types.INTERP_LINEAR, antialias=True)
 
@@ -93,8 +97,8 @@ def crop_resize_pipeline(source_device: str, crop_size: int):
     """Stage 1's random-resized crops of pixel arrays (an image folder's synthetic images): the window of
     "images" given by "crop_start" and "crop_shape" ((row, column) pixels), resized as ``decode_pipeline``."""
     images = fn.external_source(name="images", device=source_device, layout="HWC", dtype=types.UINT8, no_copy=False)
-    window = fn.slice(images, start=_per_sample("crop_start", types.INT32), shape=_per_sample("crop_shape", types.INT32),
-                      axis_names="HW")
+    start, shape = _per_sample("crop_start", types.INT32), _per_sample("crop_shape", types.INT32)
+    window = fn.slice(images, start=start, shape=shape, axis_names="HW")
     return fn.resize(window, size=[crop_size, crop_size], interp_type=types.INTERP_LINEAR, antialias=True)
 
 

@@ -1,11 +1,11 @@
 """The training loader: plain ``(images, labels, is_synthetic)`` batches, no DALI in sight for the caller.
 
 ``create_train_loader`` wires the sources, the authors' epoch (``sampler.py``), stage 1 (pixel
-gather or image decoding, and an image folder's random-resized crops), the Stylizer, stage 2 (``pipeline.py``, with the design note on the
-order and the cut) fed with host-drawn augmentations (``draws.py``), and the double-buffered
-hand-over to the training stream (``prefetch.py``). Where DALI is not installed (or with
-``augment_backend="torch"``) the two stages run in torch instead, on the same draws: JPEG files
-decoded by torchvision (``jpeg.decode_jpeg_batch``), stage 2 batched in ``augment_torch.py``.
+gather or image decoding, and an image folder's random-resized crops), the Stylizer, stage 2
+(``pipeline.py``, with the design note on the order and the cut) fed with host-drawn augmentations
+(``draws.py``), and the double-buffered hand-over to the training stream (``prefetch.py``). Where DALI
+is not installed (or with ``augment_backend="torch"``) the two stages run in torch instead, on the same
+draws: JPEG files decoded by torchvision (``jpeg.decode_jpeg_batch``), stage 2 batched in ``augment_torch.py``.
 """
 from __future__ import annotations
 
