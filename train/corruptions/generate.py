@@ -103,7 +103,7 @@ def generate(args: argparse.Namespace) -> dict:
     data, out = Path(args.data), Path(args.out)
     folder = test_folder(data)
     classes = class_folder_names(folder)
-    paths, labels = list_labelled_files(folder, classes, every_class=False)
+    paths, _ = list_labelled_files(folder, classes, every_class=False)
     if not paths:
         raise DataFormatError(f"--data {folder}: no images in its class folders")
     names = output_names(paths, folder)
