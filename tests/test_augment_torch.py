@@ -10,22 +10,25 @@ rounding.
 """
 from __future__ import annotations
 
+import io
 import logging
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests import data_formats
 from tests.test_data_pipeline import RecordingStylizer, _break_files, paint_synthetic
 from tests.test_trivial_augment_fidelity import natural_images
 from fastnst.cli import UsageError
-from fastnst.train.config import Augmentation
+from fastnst.train.config import Augmentation, parse_command_line
 from fastnst.train.data import create_train_loader
 from fastnst.train.data import backend as backends
-from fastnst.train.data.augment_torch import TorchAugment
-from fastnst.train.data.draws import TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS, draw_augmentations
-from fastnst.train.data.stats import dataset_info
+from fastnst.train.data.augment_torch import TorchAugment, resized_crops
+from fastnst.train.data.draws import TA_NUM_MAGNITUDE_BINS, TA_NUM_OPS, draw_augmentations, draw_resized_crops
+from fastnst.train.data.jpeg import decode_images
+from fastnst.train.data.stats import IMAGENET_STD, dataset_info
 from fastnst.train.data.trivial_augment_space import OPERATIONS
 
 FLOAT = 1e-3            # levels: float32 rounding of normalize and of the formulas
@@ -168,6 +171,103 @@ def test_without_dali_the_loader_runs_in_torch(cifar_root, monkeypatch):
     assert loader.backend == "torch" and images.shape == (16, 3, 32, 32) and loader.build_seconds == 0
     with pytest.raises(UsageError, match="--augment-backend dali: DALI is not installed"):
         create_train_loader("cifar10", cifar_root, 16, augmentation=Augmentation(augment_backend="dali"))
+
+
+# ----------------------------------------------------------------------------- an image folder's random-resized crops
+
+RESIZE_LEVELS = 3  # DALI's antialiased linear resize and torchvision's round differently where a window shrinks
+
+
+def _encoded(images: np.ndarray) -> list[np.ndarray]:
+    """Each image as a file's bytes, JPEG and PNG alternating (an image folder's mix)."""
+    files = []
+    for index, pixels in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG" if index % 2 else "JPEG", quality=95)
+        files.append(np.frombuffer(buffer.getvalue(), dtype=np.uint8))
+    return files
+
+
+def _dali_crops(pipeline, count: int, size: int, **inputs) -> np.ndarray:
+    pytest.importorskip("nvidia.dali", reason="DALI not installed: nothing to compare with")
+    from fastnst.train.data import pipeline as stages
+
+    pipe = getattr(stages, pipeline)(crop_size=size, **({"on_gpu": False} if pipeline == "decode_pipeline" else
+                                                        {"source_device": "cpu"}), **stages.pipeline_options(count, "cpu"))
+    pipe.build()
+    for name, value in inputs.items():
+        pipe.feed_input(name, value)
+    (out,) = pipe.run()
+    return np.array(out.as_tensor()).astype(np.int64)
+
+
+@pytest.mark.parametrize("size", [48, 128])  # of 96 px images: windows shrunk and enlarged; all enlarged
+def test_resized_crops_match_the_dali_stage_on_the_same_draws(size):
+    """Stage 1's random-resized crops on the same host draws (``draws.draw_resized_crops``): torchvision's
+    ``resized_crop`` of decoded files (JPEG by torchvision, PNG by PIL) and of pixel arrays, against DALI's
+    ``image_slice`` / ``slice`` and its antialiased linear resize."""
+    count, side = 24, 96
+    images = natural_images(6, count, side)
+    start, shape = draw_resized_crops(np.random.default_rng(size), np.full(count, side), np.full(count, side), (0.08, 1.0))
+    files = _encoded(images)
+    by_torch = {"files": resized_crops(decode_images(files, "cpu"), start, shape, size).numpy().astype(np.int64),
+                "arrays": resized_crops(images, start, shape, size).numpy().astype(np.int64)}
+    by_dali = {"files": _dali_crops("decode_pipeline", count, size, data=files, crop_start=start, crop_shape=shape),
+               "arrays": _dali_crops("crop_resize_pipeline", count, size, images=images, crop_start=start,
+                                     crop_shape=shape)}
+    for kind in ("files", "arrays"):
+        assert by_torch[kind].shape == (count, size, size, 3)
+        difference = np.abs(by_torch[kind] - by_dali[kind])
+        assert difference.max() <= RESIZE_LEVELS and difference.mean() <= 0.25, kind
+    assert np.array_equal(by_torch["files"][1::2], by_torch["arrays"][1::2])  # PNG is lossless: the same crops
+
+
+def test_a_damaged_png_raises_in_the_torch_decoder_not_the_process(tmp_path):
+    """torchvision 0.29's decode_png ends the process (SIGSEGV) on this file; the torch stage decodes PNG with PIL."""
+    written = data_formats.write_image_folder(tmp_path, per_class=2, val_per_class=0, size=32)
+    good = np.frombuffer(written["train"][1][0].read_bytes(), dtype=np.uint8)
+    damaged = np.frombuffer(written["corrupt"].read_bytes(), dtype=np.uint8)
+    assert decode_images([good], "cpu")[0].shape == (3, 32, 32)
+    with pytest.raises(RuntimeError, match="cannot decode image"):
+        decode_images([good, damaged], "cpu")
+
+
+def _image_folder_epoch(root, backend: str, **flags):
+    config, _, _ = parse_command_line(["--dataset", "imagefolder", "--data-root", str(root), "--no-stylize",
+                                       "--augment-backend", backend, *flags.get("extra", [])])
+    loader = create_train_loader("imagefolder", root, 8, augmentation=Augmentation.from_config(config), seed=3,
+                                 info=dataset_info("imagefolder", config),
+                                 stylizer=RecordingStylizer(choose=lambda flags: torch.ones_like(flags)))
+    assert loader.backend == backend and loader.resized_crops
+    return list(loader)
+
+
+def test_the_loaders_backends_give_the_same_image_folder_batches(tmp_path):
+    """JPEG and PNG files at 96 px, random-resized crops to 48 px, TrivialAugmentWide (equalize: before the flip
+    by torchvision with DALI, inside the torch suite) and Random Erasing, the same draws."""
+    pytest.importorskip("nvidia.dali", reason="DALI not installed: nothing to compare with")
+    data_formats.write_image_folder(tmp_path, per_class=8, val_per_class=1)
+    extra = ["--image-size", "48", "--random-erasing-prob", "0.5"]
+    by_torch, by_dali = _image_folder_epoch(tmp_path, "torch", extra=extra), _image_folder_epoch(tmp_path, "dali", extra=extra)
+    assert len(by_torch) == len(by_dali) == 3  # 24 files, one broken PNG skipped: served by a replacement
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+    for (images, labels, flags), (dali_images, dali_labels, dali_flags) in zip(by_torch, by_dali):
+        assert torch.equal(labels, dali_labels) and torch.equal(flags, dali_flags)
+        assert images.shape == dali_images.shape == (8, 3, 48, 48)
+        difference = ((images - dali_images) * std).abs()
+        assert difference.mean() <= 0.25 and (difference > RESIZE_LEVELS).float().mean() <= 0.005
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resized_crops_of_files_on_the_gpu_give_the_cpu_crops():
+    count, side, size = 16, 96, 224
+    images = natural_images(7, count, side)
+    start, shape = draw_resized_crops(np.random.default_rng(0), np.full(count, side), np.full(count, side), (0.08, 1.0))
+    files = _encoded(images)
+    on_gpu = resized_crops(decode_images(files, "cuda"), start, shape, size)
+    on_cpu = resized_crops(decode_images(files, "cpu"), start, shape, size)
+    assert on_gpu.is_cuda and (on_gpu.cpu().int() - on_cpu.int()).abs().max() <= 1  # nvJPEG's IDCT, float rounding
 
 
 @pytest.mark.cuda

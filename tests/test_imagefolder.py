@@ -148,14 +148,21 @@ def _tint_labels(images_nchw: torch.Tensor) -> np.ndarray:
     return pixels.mean(dim=(2, 3)).argmax(dim=1).numpy()
 
 
-def test_random_resized_crops_decode_jpeg_and_png_and_replay_exactly(images, caplog):
+BACKENDS = [pytest.param("dali", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("nvidia.dali") is None, reason="DALI is not installed")), "torch"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_resized_crops_decode_jpeg_and_png_and_replay_exactly(images, caplog, backend):
     config, _, _ = parse_command_line(["--dataset", "imagefolder", "--data-root", str(images["data"]), "--no-stylize",
                                        "--image-size", "48", "--no-trivial-augment", "--random-erasing-prob", "0",
-                                       "--synthetic", str(images["synthetic"]), "--synthetic-ratio", "0.25"])
+                                       "--synthetic", str(images["synthetic"]), "--synthetic-ratio", "0.25",
+                                       "--augment-backend", backend])
     info = dataset_info("imagefolder", config)
     with caplog.at_level(logging.WARNING):
         loader = create_train_loader("imagefolder", images["data"], 16, synthetic_path=config["synthetic"],
                                      synthetic_ratio=0.25, augmentation=Augmentation.from_config(config), info=info)
+    assert loader.backend == backend
     assert loader.num_skipped == 1 and "dog_001.png" in caplog.text  # the broken PNG, before any step
     batches = [[tuple(part.clone() for part in batch) for batch in loader] for _ in range(2)]
     images_seen = synthetic_seen = mislabelled = 0
@@ -171,12 +178,14 @@ def test_random_resized_crops_decode_jpeg_and_png_and_replay_exactly(images, cap
     assert not torch.equal(next(iter(loader))[0], batches[0][0][0])
 
 
-def test_small_images_of_one_size_get_the_padded_crop(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_small_images_of_one_size_get_the_padded_crop(tmp_path, backend):
     write_image_folder(tmp_path, per_class=6, val_per_class=2, size=32)
-    config, _, _ = parse_command_line(["--dataset", "imagefolder", "--data-root", str(tmp_path), "--no-stylize"])
+    config, _, _ = parse_command_line(["--dataset", "imagefolder", "--data-root", str(tmp_path), "--no-stylize",
+                                       "--augment-backend", backend])
     info = dataset_info("imagefolder", config)
     loader = create_train_loader("imagefolder", tmp_path, 8, augmentation=Augmentation.from_config(config), info=info)
-    assert not loader.resized_crops and loader.crop_padding == 4  # side / 8, as the authors' RandomCrop
+    assert loader.backend == backend and not loader.resized_crops and loader.crop_padding == 4  # side / 8, as RandomCrop
     assert all(images.shape[1:] == (3, 32, 32) for images, _, _ in loader)
     test = create_eval_loader("imagefolder", tmp_path, 4, info=info)
     pixels = torch.cat([images for images, _ in test])
@@ -207,15 +216,17 @@ def test_equalize_of_random_resized_crops_is_torchvisions():
 
 # ----------------------------------------------------------------------------- one epoch per model family
 
-MODELS = [("wrn16_2", "WideResNet"), ("torchvision:resnet18", "ResNet"),
-          pytest.param("timm:test_resnet", "ResNet", marks=pytest.mark.skipif(
+# the WRN's epoch on the torch backend (no DALI), the others on the default (DALI where installed)
+MODELS = [("wrn16_2", "WideResNet", "torch"), ("torchvision:resnet18", "ResNet", "auto"),
+          pytest.param("timm:test_resnet", "ResNet", "auto", marks=pytest.mark.skipif(
               __import__("importlib").util.find_spec("timm") is None, reason="the timm extra is not installed"))]
 
 
-@pytest.mark.parametrize("model, class_name", MODELS)
-def test_one_epoch_with_stylization(images, tmp_path, caplog, model, class_name):
+@pytest.mark.parametrize("model, class_name, backend", MODELS)
+def test_one_epoch_with_stylization(images, tmp_path, caplog, model, class_name, backend):
     out = tmp_path / "run"
     extra = ["--synthetic", str(images["synthetic"]), "--synthetic-ratio", "0.25"] if model.startswith("torchvision") else []
+    extra += ["--augment-backend", backend]
     with caplog.at_level(logging.WARNING), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-weight stylizer files' warnings
         assert main(_run_flags(images, out, model, *extra)) == 0

@@ -9,8 +9,9 @@ nothing waits for the device. Where it differs from the DALI graph, it is closer
 torchvision: TrivialAugmentWide stays in float after its operation instead of rounding to uint8, and
 rotate's half-pixel ties fall as torchvision's (``tests/test_augment_torch.py`` measures both).
 
-A new per-sample transform (e.g. a random-resized crop) is one more such function, fed by its own
-host draws, where the authors' order puts it.
+A new per-sample transform is one more such function, fed by its own host draws, where the authors'
+order puts it. An image folder's random-resized crops (``resized_crops``) come before the Stylizer, in
+stage 1, as in the DALI graph (``pipeline.decode_pipeline``): the Stylizer needs one size per batch.
 """
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ def crop_flip(images: torch.Tensor, crop_start: np.ndarray, flip: np.ndarray, si
     sample = torch.arange(count, device=images.device).view(count, 1, 1)
     window = images[sample, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]]
     return (window * inside[..., None]).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels_last
+
+
+def resized_crops(images: np.ndarray | torch.Tensor | list[torch.Tensor], crop_start: np.ndarray,
+                  crop_shape: np.ndarray, size: int) -> torch.Tensor:
+    """torchvision's ``RandomResizedCrop`` on host-drawn windows (``draws.draw_resized_crops``): per sample the
+    window at ``crop_start`` (top, left) of ``crop_shape`` (height, width), resized to size x size, bilinear and
+    antialiased (torchvision's ``resized_crop``, as ``RandomResizedCrop`` on tensors). ``images``: uint8 (3, H, W)
+    tensors of any sizes (decoded files) or a uint8 NHWC batch -> uint8 (N, size, size, 3) on their device. One
+    resize per sample (the windows differ in size); the draws are host integers, so nothing waits for a GPU."""
+    from torchvision.transforms.v2.functional import resized_crop
+
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    planes = [image.permute(2, 0, 1) for image in images] if isinstance(images, torch.Tensor) else images
+    out = torch.empty((len(planes), size, size, 3), dtype=torch.uint8, device=planes[0].device)
+    for index, ((top, left), (height, width)) in enumerate(zip(crop_start.tolist(), crop_shape.tolist())):
+        out[index] = resized_crop(planes[index], top, left, height, width, [size, size], antialias=True).permute(1, 2, 0)
+    return out
 
 
 def erase(x: torch.Tensor, erased: np.ndarray, anchor: np.ndarray, shape: np.ndarray) -> torch.Tensor:

@@ -66,19 +66,35 @@ def decode_files(paths: list[Path], image_size: int, description: str,
     return images
 
 
-def decode_jpeg_batch(encoded: list[np.ndarray], image_size: int, device):
-    """Stage 1 without DALI: ``torchvision.io.decode_jpeg`` of a batch of encoded files (``read_image_bytes``), with
-    nvJPEG on a GPU -> uint8 NHWC, a tensor on a GPU, a host array on the CPU. A file that does not decode, or
-    not to ``image_size`` pixels, raises RuntimeError as DALI's decoder would (the loader then finds it)."""
+def decode_images(encoded: list[np.ndarray], device) -> list:
+    """Stage 1 without DALI: each encoded file (``read_image_bytes``) -> uint8 (3, H, W) RGB tensor on ``device`` (a
+    grey image as three equal channels). JPEG files by ``torchvision.io.decode_jpeg``, the batch in one call, with
+    nvJPEG on a GPU; other formats (PNG, BMP, WebP) by PIL on the host, then copied: torchvision 0.29's
+    ``decode_png`` ends the process with SIGSEGV on a PNG whose pixel stream is damaged (a libpng error), where PIL
+    raises. A file that does not decode raises RuntimeError, as DALI's decoder does (the loader then finds it)."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    data = [torch.from_numpy(np.array(item)) for item in encoded]  # a writable copy of each file's bytes
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29's notice on its image I/O
-        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    wrong = sum(tuple(image.shape) != (3, image_size, image_size) for image in images)
-    if wrong:
-        raise RuntimeError(f"{wrong} decoded images are not {image_size}x{image_size}x3")
-    batch = torch.stack(images).permute(0, 2, 3, 1)
-    return batch.contiguous() if batch.is_cuda else np.ascontiguousarray(batch.numpy())
+    is_jpeg = [bytes(item[:2]) == _JPEG_START for item in encoded]
+    images: list = [None] * len(encoded)
+    jpegs = [index for index, flag in enumerate(is_jpeg) if flag]
+    if jpegs:
+        data = [torch.from_numpy(np.array(encoded[index])) for index in jpegs]  # a writable copy of each file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29's notice on its image I/O
+            for index, image in zip(jpegs, decode_jpeg(data, mode=ImageReadMode.RGB, device=device)):
+                images[index] = image
+    others = [index for index, flag in enumerate(is_jpeg) if not flag]
+    if others:  # PIL releases the GIL while it decodes
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1, len(others))) as pool:
+            for index, pixels in zip(others, pool.map(lambda index: _pil_rgb(encoded[index]), others)):
+                images[index] = torch.from_numpy(pixels).permute(2, 0, 1).to(device)
+    return images
+
+
+def _pil_rgb(data: np.ndarray) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            return np.array(image.convert("RGB"))
+    except Exception as error:  # noqa: BLE001 - PIL raises many types for a broken file
+        raise RuntimeError(f"cannot decode image ({error})") from error

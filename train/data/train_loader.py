@@ -5,7 +5,8 @@ gather or image decoding, and an image folder's random-resized crops), the Styli
 (``pipeline.py``, with the design note on the order and the cut) fed with host-drawn augmentations
 (``draws.py``), and the double-buffered hand-over to the training stream (``prefetch.py``). Where DALI
 is not installed (or with ``augment_backend="torch"``) the two stages run in torch instead, on the same
-draws: JPEG files decoded by torchvision (``jpeg.decode_jpeg_batch``), stage 2 batched in ``augment_torch.py``.
+draws: image files decoded by torchvision (JPEG) and PIL (the rest; ``jpeg.decode_images``), an image folder's
+random-resized crops by torchvision's ``resized_crop``, stage 2 batched (``augment_torch.py``).
 """
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from fastnst.train.data.backend import resolve_backend
 from fastnst.train.data.draws import (TA_EQUALIZE_OP, TA_IDENTITY_OP, AugmentDraws, crop_generator, draw_augmentations,
                                       draw_resized_crops, step_generator)
 from fastnst.train.data.errors import BadImageError
-from fastnst.train.data.jpeg import decode_jpeg_batch, read_image_bytes
+from fastnst.train.data.jpeg import decode_images, read_image_bytes
 from fastnst.train.data.jpeg_check import check_file, check_files
 from fastnst.train.data.prefetch import StreamHandoff, prefetched
 from fastnst.train.data.sampler import BatchPlan, MixedSampler
 from fastnst.train.data.sources import ArraySource, FileSource, load_train_source
-from fastnst.train.data.stats import IMAGEFOLDER, DatasetInfo, dataset_info
+from fastnst.train.data.stats import DatasetInfo, dataset_info
 from fastnst.train.data.synthetic import load_synthetic
 
 log = logging.getLogger(__name__)
@@ -158,11 +159,6 @@ class TrainLoader:
         # Random-resized crops are cut in stage 1 (before the Stylizer, which needs one size per batch); stage 2
         # then only flips. Otherwise stage 2 cuts the padded crop of images that already have the right size.
         self.resized_crops = augmentation.train_crop == "random-resized"
-        if self.backend == "torch" and dataset == IMAGEFOLDER:
-            from fastnst.cli import UsageError
-
-            raise UsageError("--dataset imagefolder reads its files with DALI: install it (pip install 'fastnst[train]') "
-                             "and pass --augment-backend auto or dali")
         self.crop_padding = 0 if self.resized_crops else augmentation.padding_for(self.info.image_size)
         # the size every decoded file must have before any crop (None: any, for random-resized crops)
         self.file_image_size = None if self.resized_crops else self.info.image_size
@@ -203,6 +199,11 @@ class TrainLoader:
         start, shape = draw_resized_crops(crop_generator(self.seed, self.epoch, self.sampler.rank, step, source),
                                           np.full(len(rows), height), np.full(len(rows), width),
                                           self.augmentation.crop_scale)
+        if self.backend == "torch":
+            from fastnst.train.data.augment_torch import resized_crops
+
+            cropped = resized_crops(gathered, start, shape, self.info.image_size)
+            return cropped if self.on_gpu else cropped.numpy()
         if self._crop_stage is None:
             self._crop_stage = self._build(lambda stages: stages.crop_resize_pipeline,
                                            source_device="gpu" if self.on_gpu else "cpu",
@@ -290,12 +291,27 @@ class TrainLoader:
 
     def _decoder(self) -> _Stage | _TorchStage:
         if self._decode_stage is None and self.backend == "torch":
-            size = self.info.image_size
-            self._decode_stage = _TorchStage(lambda data: decode_jpeg_batch(data, size, self.device))
+            self._decode_stage = _TorchStage(self._decode_in_torch)
         if self._decode_stage is None:
             self._decode_stage = self._build(lambda stages: stages.decode_pipeline, on_gpu=self.on_gpu,
                                              crop_size=self.info.image_size if self.resized_crops else None)
         return self._decode_stage
+
+    def _decode_in_torch(self, data: list[np.ndarray], crop_start: np.ndarray | None = None,
+                         crop_shape: np.ndarray | None = None) -> Pixels:
+        """Stage 1 in torch: the files decoded (``jpeg.decode_images``), then each one's window resized (random-resized
+        crops) or, with the padded crop, stacked; a file not of the image size raises RuntimeError, as with DALI."""
+        images, size = decode_images(data, self.device), self.info.image_size
+        if crop_start is not None:
+            from fastnst.train.data.augment_torch import resized_crops
+
+            batch = resized_crops(images, crop_start, crop_shape, size)
+        else:
+            wrong = sum(tuple(image.shape) != (3, size, size) for image in images)
+            if wrong:
+                raise RuntimeError(f"{wrong} decoded images are not {size}x{size}x3")
+            batch = torch.stack(images).permute(0, 2, 3, 1)
+        return batch.contiguous() if self.on_gpu else np.ascontiguousarray(batch.numpy())
 
     def _submit_decode(self, plans: list[BatchPlan], step: int) -> list[Path]:
         """Read this step's real image files and queue their decoding; returns the files, in order."""
@@ -329,7 +345,7 @@ class TrainLoader:
             # the culprit is found with PIL and reported outside any ``except``, so no traceback keeps it alive.
             self._decode_stage = None
             if not self._find_undecodable(paths):  # raises BadImageError on "stop"
-                decoder = "DALI" if self.backend == "dali" else "torchvision"
+                decoder = "DALI" if self.backend == "dali" else "torchvision (JPEG) and PIL"
                 raise RuntimeError(f"{decoder} could not decode a batch of {len(paths)} images, though each of them "
                                    f"decodes on its own (first: {paths[0]}): {failure}")
             log.warning("could not decode a batch (%s); retrying without the bad files", failure)
@@ -348,7 +364,7 @@ class TrainLoader:
             decoded = self._decoder().collect(self._streams.stream)
         except RuntimeError as error:
             return None, " ".join(str(error).split())[-500:]
-        if self.backend == "torch":  # decode_jpeg_batch checked the sizes
+        if self.backend == "torch":  # _decode_in_torch checked the sizes
             return decoded, None
         (decoded,) = decoded
         shapes = decoded.shape()
@@ -408,8 +424,8 @@ class TrainLoader:
             padding=self.crop_padding, skip_trivial_augment=chosen & self._ta_or_style[plan.is_synthetic.astype(int)],
             erasing_probability=self.augmentation.random_erasing_prob,
             erasing_scale=self.augmentation.random_erasing_scale)
-        if self.resized_crops and self.augmentation.trivial_augment:
-            images = equalize_chosen(images, draws)
+        if self.resized_crops and self.augmentation.trivial_augment and self.backend == "dali":
+            images = equalize_chosen(images, draws)  # the torch suite's equalize is torchvision's already
         if self.backend == "torch":
             feed = {"draws": draws}
         else:
@@ -494,7 +510,8 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
                          device=device, seed=seed, on_bad_image=on_bad_image, max_steps=max_steps_per_epoch,
                          info=info)
     if isinstance(real, FileSource):
-        # A full decode of every file before training (cached): DALI never meets a file no decoder can read.
+        # A full decode of every file before training (cached): DALI never meets a file no decoder can read, and
+        # torchvision's decoders meet only JPEG files that libjpeg-turbo decoded without a warning.
         with rank_zero_first():
             bad, real.sizes = check_files(real.paths, loader.file_image_size, real.folder, f"{dataset} training images")
         if bad and on_bad_image == "stop":
