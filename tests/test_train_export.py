@@ -112,6 +112,29 @@ def test_model_py_needs_torch_only(run_dir, tmp_path):
     assert torch.equal(torch.load(tmp_path / "logits.pt", weights_only=True), expected)
 
 
+def test_a_torchvision_model_exports_with_its_constructor(run_dir, tmp_path):
+    """A --model torchvision:<name> run: model.py calls torchvision's constructor (no fastnst) and gives its logits."""
+    from fastnst.train.models import create_model
+
+    trained = create_model("torchvision:resnet18", num_classes=10)
+    with torch.no_grad():
+        for parameter in trained.parameters():  # weights no fresh constructor gives
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    weights = {key: value.clone() for key, value in trained.state_dict().items()}
+    folder = variant(run_dir, tmp_path, config={"model": "torchvision:resnet18"}, model=weights, swa_model=None)
+    out = tmp_path / "export"
+    ex.export(folder / "checkpoint.pt", out)
+    source = (out / ex.MODEL_FILE).read_text()
+    assert "torchvision.models.get_model('resnet18', weights=None, num_classes=10)" in source
+    assert "needs torch and torchvision only" in source
+    images, _ = images_and_labels()
+    config = load_checkpoint(folder / "checkpoint.pt")["config"]
+    with torch.no_grad():
+        expected = trained.eval()(normalize(images, config["dataset"]))
+        torch.testing.assert_close(ex.load_exported(out)(images.float() / 255), expected, rtol=1e-5, atol=1e-5)
+    assert "resnet18 (torchvision)" in (out / ex.CARD_FILE).read_text()
+
+
 def card_row(card: str, label: str) -> list[str]:
     (line,) = [line for line in card.splitlines() if line.startswith(f"| {label} |")]
     return [cell.strip() for cell in line.strip("|").split("|")]

@@ -4,7 +4,7 @@
 
 writes into ``--out``:
 
-    model.py          the classifier in plain PyTorch (needs torch only, not fastnst): ``load_model(folder)``
+    model.py          the classifier in plain PyTorch (needs torch, not fastnst): ``load_model(folder)``
     weights.pt        its state dict, normalization buffers included (``torch.load(..., weights_only=True)``)
     robustbench.json  RobustBench's leaderboard entry, filled from the run's summary.json; the fields only a
                       person can fill hold a string starting with "FILL IN"
@@ -20,7 +20,9 @@ Why a state dict plus a constructor, and no TorchScript or ``torch.export`` file
   reads with ``torch.load`` into ``load_state_dict`` (RobustBench README, "Adding a new model" > "Model
   definition" / "Model checkpoint", github.com/RobustBench/robustbench at 78fcc9e). Its ``WideResNet``
   is not the authors' layout (theirs has conv biases, SiLU and the stride on conv2: ``train/models/wrn.py``),
-  so the architecture has to travel with the weights: ``model.py`` is ``wrn.py``'s source, copied.
+  so the architecture has to travel with the weights: ``model.py`` is ``wrn.py``'s source, copied. A
+  ``torchvision:`` / ``timm:`` model's ``model.py`` calls that library's constructor instead (it needs the
+  library, not fastnst).
 - ``robustbench.eval.benchmark`` calls ``model.training``, ``model.to(device)`` and, for the Lp threat
   models, gradients through the model: a plain ``nn.Module`` has all of them; a ``torch.export`` program's
   module refuses ``eval()``, and TorchScript (``torch.jit.trace/save/load``) warns as deprecated in the
@@ -54,6 +56,7 @@ from fastnst.train.checkpoint import load_checkpoint
 from fastnst.train.config import DEFAULTS, PRESET_NAMES, load_preset
 from fastnst.train.data import dataset_info
 from fastnst.train.models import model_from_config, wrn
+from fastnst.train.models.external import constructor_source, split_name
 
 MODEL_FILE, WEIGHTS_FILE, ROBUSTBENCH_FILE, CARD_FILE = "model.py", "weights.pt", "robustbench.json", "README.md"
 EXPORT_FILES = (MODEL_FILE, WEIGHTS_FILE, ROBUSTBENCH_FILE, CARD_FILE)
@@ -150,6 +153,7 @@ class Architecture:
     name: str         # as RobustBench writes it ("WideResNet-28-4")
     source: str       # Python source defining the classifier's class, plain PyTorch
     constructor: str  # the expression that builds it, in that source's namespace
+    needs: str = "torch"  # what model.py imports
 
 
 def architecture(model: nn.Module, config: dict, checkpoint: Path) -> Architecture:
@@ -158,8 +162,13 @@ def architecture(model: nn.Module, config: dict, checkpoint: Path) -> Architectu
         arguments = ", ".join(f"{key}={value!r}" for key, value in model.init_kwargs.items())
         return Architecture(f"WideResNet-{model.init_kwargs['depth']}-{model.init_kwargs['widen_factor']}",
                             inspect.getsource(wrn), f"WideResNet({arguments})")
+    if split_name(config["model"]) is not None:
+        library, name = split_name(config["model"])
+        module, call = constructor_source(config["model"], config["num_classes"])
+        return Architecture(f"{name} ({library})", f"import torch\nimport {module}\nfrom torch import nn\n", call,
+                            f"torch and {library}")
     raise UsageError(f"checkpoint {checkpoint} holds a {config['model']} ({type(model).__name__}); train.export "
-                     "writes plain-PyTorch source for the WideResNets (wrn*) only")
+                     "writes the WideResNets (wrn*) and torchvision:/timm: models only")
 
 
 MODEL_PY_TAIL = '''
@@ -191,7 +200,7 @@ def load_model(folder=None, device="cpu") -> nn.Module:
 def model_source(arch: Architecture, config: dict) -> str:
     mean, std = normalization(config)
     header = ("# Written by `python -m train.export` (fastnst): the classifier's source as it was trained\n"
-              "# (fastnst/train/models), plain PyTorch; it needs torch only. Use: load_model(folder).\n")
+              f"# (fastnst/train/models), plain PyTorch; it needs {arch.needs} only. Use: load_model(folder).\n")
     return header + arch.source + MODEL_PY_TAIL.format(
         classifier=inspect.getsource(NormalizedClassifier), mean=mean, std=std, dataset=config["dataset"],
         size=image_size(config), classes=config["num_classes"], constructor=arch.constructor, weights=WEIGHTS_FILE)
@@ -334,7 +343,7 @@ from `{checkpoint}` on {datetime.date.today().isoformat()}.
 
 ```python
 import sys; sys.path.insert(0, "EXPORT_DIR")       # this folder
-from model import load_model                       # plain PyTorch: torch only, no fastnst
+from model import load_model                       # plain PyTorch: {arch.needs} only, no fastnst
 model = load_model("EXPORT_DIR", device="cuda")    # eval mode
 logits = model(images)                             # float NCHW in [0, 1], {size} x {size} px
 ```

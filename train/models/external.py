@@ -37,6 +37,14 @@ def unknown_model_reason(name: str) -> str | None:
     return None
 
 
+def constructor_source(name: str, num_classes: int) -> tuple[str, str]:
+    """(the module to import, the call) that ``create_external_model`` makes, as source: train.export's model.py."""
+    library, model = split_name(name)
+    if library == "torchvision":
+        return "torchvision.models", f"torchvision.models.get_model({model!r}, weights=None, num_classes={num_classes})"
+    return "timm", f"timm.create_model({model!r}, pretrained=False, num_classes={num_classes})"
+
+
 def create_external_model(name: str, num_classes: int) -> nn.Module:
     """A ``torchvision:`` or ``timm:`` classifier with ``num_classes`` outputs and random weights."""
     reason = unknown_model_reason(name)
