@@ -35,7 +35,7 @@ from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, 
 from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, FOLDER_LAYOUT, c_bar_root,
                                           check_generated_for, corrupted_root, load_cifar_c, load_folder_c, load_tinyimagenet_c,
                                           missing_c_bar_files, missing_official_files)
-from fastnst.train.data.stats import IMAGEFOLDER, DatasetInfo
+from fastnst.train.data.stats import IMAGEFOLDER, DatasetInfo, normalization
 from fastnst.train.noise import EVALUATION_NOISE, EVALUATION_NOISE_GROUP, EVALUATION_NOISE_PATCH, evaluation_noise
 
 SOURCES = ("auto", "official", "generated")
@@ -183,8 +183,7 @@ def _count_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: t
 def _lp_noise_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, dataset: str,
                       batch_size: int, seed: int, amp: str) -> dict[str, int]:
     """Correct predictions under the authors' Lp-noise test set, the same noisy images for every model."""
-    info = dataset_info(dataset)
-    noise = evaluation_noise(info.mean, info.std)
+    noise = evaluation_noise(*normalization(dataset))  # an image folder's too: no run configuration needed
     correct = dict.fromkeys(models, 0)
     with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
         torch.manual_seed(seed)
