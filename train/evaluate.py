@@ -555,11 +555,13 @@ def example_grid(dataset: str, data_root, *, seed: int = 0, frost_dir=None,
     return torch.stack(rows)
 
 
-def parse_corruptions(text: str | None) -> tuple[str, ...] | None:
-    """--corruptions: None (every -C and C-bar set) or the named ones, in the official order."""
+C_AND_C_BAR = ALL_CORRUPTIONS + tuple(dict.fromkeys(name for names in C_BAR_CORRUPTIONS.values() for name in names))
+
+
+def parse_corruptions(text: str | None, known: tuple[str, ...] = C_AND_C_BAR) -> tuple[str, ...] | None:
+    """--corruptions: None (every set of ``known``) or the named ones, in the official order."""
     if text is None:
         return None
-    known = ALL_CORRUPTIONS + tuple(dict.fromkeys(name for names in C_BAR_CORRUPTIONS.values() for name in names))
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in known]
     if unknown or not names:

@@ -39,6 +39,7 @@ from fastnst.train.data.errors import DataFormatError, MissingDataError
 from fastnst.train.data.generic_input import class_folder_names, list_labelled_files
 from fastnst.train.data.imagefolder import DEFAULT_IMAGE_SIZE, eval_image
 from fastnst.train.data.jpeg import decode_files
+from fastnst.train.evaluate import parse_corruptions
 from fastnst.train.data.stats import dataset_info
 
 JPEG_QUALITY = 85  # make_imagenet_c.py:119 (and make_tinyimagenet_c.py): Image.save(quality=85, optimize=True)
@@ -109,7 +110,7 @@ def generate(args: argparse.Namespace) -> dict:
     names = output_names(paths, folder)
     frost_dir = args.frost_dir if args.frost_dir is not None else default_frost_dir(data)
     wanted = settings(args, folder, classes, frost_dir)
-    corruptions = parse_corruptions(args.corruptions) or ALL_CORRUPTIONS
+    corruptions = parse_corruptions(args.corruptions, ALL_CORRUPTIONS) or ALL_CORRUPTIONS
     _claim(out, wanted)
     todo = [(name, severity) for name in corruptions for severity in SEVERITIES
             if not (out / name / str(severity)).is_dir()]
@@ -137,16 +138,6 @@ def generate(args: argparse.Namespace) -> dict:
             partial.rename(out / name / str(severity))
     bar.close()
     return wanted
-
-
-def parse_corruptions(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in ALL_CORRUPTIONS]
-    if unknown or not names:
-        raise UsageError(f"--corruptions: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_CORRUPTIONS)}")
-    return tuple(name for name in ALL_CORRUPTIONS if name in names)
 
 
 def build_parser() -> argparse.ArgumentParser:
