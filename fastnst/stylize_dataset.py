@@ -42,6 +42,7 @@ from fastnst.cache_format import (
 from fastnst.cache_journal import Journal, identity_mismatches
 from fastnst.resident import to_device
 from fastnst.stylizer import PAPER_ALPHA_REAL, PAPER_ALPHA_SYNTHETIC, STYLIZE_PRECISION, build_stylizer
+from fastnst.weights import seeded_initialisation
 
 DEFAULT_VARIANTS = 4
 DEFAULT_CHUNK_SIZE = 4096   # images per journaled chunk: a killed run loses at most one chunk of work
@@ -140,8 +141,7 @@ def draw_variants(count: int, variants: int, num_styles: int, alpha_range: tuple
 
 def _build_stylizer(options: StylizeOptions, device: torch.device):
     # Random networks (no weight file) are seeded, so that a resumed run builds the same ones.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options.seed)
+    with seeded_initialisation(options.seed):
         return build_stylizer(options.style_bank, options.vgg, options.decoder, device=device,
                               resolution=options.resolution, downsample=options.downsample,
                               compile=options.compile, seed=options.seed,

@@ -43,6 +43,8 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -149,6 +151,15 @@ def _pop_random_marker(state: dict[str, torch.Tensor]) -> bool:
     """Drop the marker of ``--random`` files; True when it was there (the caller warns once the file
     has loaded, so that a wrong file gets only its error, not also a warning about the wrong network)."""
     return state.pop(RANDOM_WEIGHTS_KEY, None) is not None
+
+
+@contextmanager
+def seeded_initialisation(seed: int) -> Iterator[None]:
+    """Networks built inside draw their random initial weights from ``seed`` (so ``load_encoder(None)`` and
+    ``load_decoder(None)`` are a function of it), and the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def load_encoder(path: str | os.PathLike | None = None) -> VGGEncoder:

@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
 from fastnst.train.config import parse_command_line
@@ -68,10 +67,8 @@ def shared_demo_inputs(out: Path, config: dict) -> dict[str, Path]:
 def make_shared_demo_inputs(shared: dict[str, Path], config: dict, seed: int) -> None:
     """Draw and encode the shared demo style bank once (train.run generates the data set when it is missing)."""
     bank = shared.get("--styles")
-    if bank is not None and not bank.exists():
-        with torch.random.fork_rng(devices=[]):  # the random encoder, seeded
-            torch.manual_seed(seed)
-            make_demo_style_bank(bank, config["vgg"], seed)
+    if bank is not None and not bank.exists():  # without --vgg, encoded by the random encoder of ``seed``
+        make_demo_style_bank(bank, config["vgg"], seed)
 
 
 def seed_command_line(run_args: list[str], out: Path, seed: int, shared: dict[str, Path]) -> list[str]:

@@ -181,8 +181,10 @@ def stylizer_from_config(config: dict, dist_info) -> StylizerMeter | None:
     if config["stylize_cache"]:
         return build_cached_stylizer(config, dist_info)
     import fastnst
+    from fastnst.weights import seeded_initialisation
 
-    with warnings.catch_warnings():
+    # Networks without a weight file start from --seed's random weights (the same encoder as the demo's bank).
+    with warnings.catch_warnings(), seeded_initialisation(config["seed"]):
         if config["dataset"] == "demo":
             warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the demo banner says so
         stylizer = fastnst.build_stylizer(

@@ -147,14 +147,15 @@ def draw_style_images(folder: Path, count: int, size: int, seed: int) -> list[Pa
 
 def make_demo_style_bank(bank_path: Path, vgg: str | None, seed: int) -> None:
     """Draw the demo's style images into a folder beside ``bank_path`` (its name without the suffix)
-    and encode them into a style bank there, with the encoder of ``vgg`` (random when None)."""
+    and encode them into a style bank there, with the encoder of ``vgg`` (without one: the random
+    encoder of ``seed``, the one train.run's Stylizer builds from the same seed)."""
     import fastnst
     from fastnst.style_bank import encode_style_folder
-    from fastnst.weights import load_encoder
+    from fastnst.weights import load_encoder, seeded_initialisation
 
     style_folder = bank_path.with_suffix("")
     draw_style_images(style_folder, DEMO_NUM_STYLES, DEMO_STYLE_SIZE, seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), seeded_initialisation(seed):
         warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the demo's banner says it louder
         encoder = load_encoder(vgg)
     encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
