@@ -14,7 +14,9 @@ An exception is *expected* when its class inherits ``UserError``: a bad flag, a 
 malformed file, data in the wrong format. ``run_cli`` prints ``prog: error: <message>`` on one
 line of stderr and returns ``exit_code`` (2, as argparse's own usage errors). Anything else is
 a bug: it propagates with its traceback (exit 1). ``--debug`` (every command has it, see
-``add_debug_flag``) or ``FASTNST_DEBUG=1`` shows the traceback of expected errors too.
+``add_debug_flag``) or ``FASTNST_DEBUG=1`` shows the traceback of expected errors too. Warnings are
+one line too, ``prog: warning: <message>`` (``warning_line``), without the source line that raised them.
+A ``--device`` this machine lacks is one line in every command (``check_device``).
 
 Modules register their error classes by inheriting one of the classes below (``ConfigError``,
 ``DataFormatError``, ``MissingDataError``, ``WeightsError``, ``BenchFileError`` ... do), so that
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,7 +54,12 @@ class FileFormatError(UserError, ValueError):
     """A file exists but does not hold what it should (truncated, another format, refused as unsafe)."""
 
 
-def one_line(error: BaseException) -> str:
+class DeviceUnavailableError(UserError, RuntimeError):
+    """A --device this machine does not have. Not a ValueError, so that when the ``device`` argparse type
+    raises it argparse lets it pass (instead of printing its usage block) and ``run_cli`` says it in one line."""
+
+
+def one_line(error: BaseException | str) -> str:
     """The error's message on one line (messages are written for one line; this guarantees it)."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return text or type(error).__name__
@@ -114,20 +122,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_device(text: str, *, instead: str = "cpu") -> None:
+    """A CUDA ``--device`` only where CUDA is there (else torch fails later, deep inside, with a traceback
+    about drivers): every command's one check, raising DeviceUnavailableError (one line, exit 2)."""
+    import torch
+
+    parsed = torch.device(text)
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"--device {text} was given but no CUDA device is available; "
+                                         f"pass --device {instead}")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"--device {text}: there are only {torch.cuda.device_count()} CUDA devices")
+
+
 def device(text: str) -> str:
-    """argparse type of a --device flag: a torch device name; a CUDA one only where CUDA is there
-    (else torch fails later, deep inside, with a traceback about drivers)."""
+    """argparse type of a --device flag: a torch device name that this machine has (``check_device``)."""
     import torch
 
     try:
-        parsed = torch.device(text)
+        torch.device(text)
     except (RuntimeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:1, got {text!r}") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text} was given but no CUDA device is available; pass --device cpu")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text}: there are only {torch.cuda.device_count()} CUDA devices")
+    check_device(text)
     return text
 
 
@@ -153,6 +170,9 @@ def run_cli(main: Callable[[list[str]], object], argv: Sequence[str] | None = No
     Other exceptions are bugs and keep their traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    default_format = warnings.formatwarning
+    if not debug_requested(argv):  # --debug keeps Python's format: file, line and the source line
+        warnings.formatwarning = warning_line(prog)
     try:
         result = main(argv)
     except BrokenPipeError:  # `... | head` closed our stdout: not an error of the command
@@ -164,4 +184,15 @@ def run_cli(main: Callable[[list[str]], object], argv: Sequence[str] | None = No
         sys.stdout.flush()  # what the command printed before the error comes first
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr, flush=True)
         return error.exit_code
+    finally:
+        warnings.formatwarning = default_format
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def warning_line(prog: str) -> Callable[..., str]:
+    """A ``warnings.formatwarning`` that writes a warning as errors are written, ``prog: warning: <message>``
+    on one line: no file name, line number or source line of the code that warned."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        return f"{prog}: warning: {one_line(message)}\n"
+
+    return format_warning

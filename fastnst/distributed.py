@@ -14,11 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from fastnst.cli import UsageError, UserError
-
-
-class DeviceUnavailableError(UserError, RuntimeError):
-    """The requested device is not there (one line from the command line, exit 2)."""
+from fastnst.cli import UsageError, check_device
 
 
 @dataclass(frozen=True)
@@ -41,9 +37,7 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError("--device cuda was given but no CUDA device is available; "
-                                         "pass --device cpu (or auto)")
+        check_device(requested, instead="cpu (or auto)")
         return torch.device("cuda", local_rank)
     if requested != "cpu":
         raise UsageError(f"--device must be auto, cpu or cuda, got {requested!r}")

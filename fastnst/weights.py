@@ -79,7 +79,7 @@ class WeightsError(FileFormatError):
 
 def warn_random(what: str) -> None:
     warnings.warn(
-        f"fastnst: the {what} has RANDOM weights (no file given). Stylization will run but is NOT the "
+        f"the {what} has RANDOM weights (no file given). Stylization will run but is NOT the "
         "paper's AdaIN style transfer; pass vgg_normalised.pth / decoder.pth (see docs/stylizer.md).",
         RandomWeightsWarning,
         stacklevel=3,
@@ -88,7 +88,7 @@ def warn_random(what: str) -> None:
 
 def warn_random_file(what: str, path) -> None:
     warnings.warn(
-        f"fastnst: the {what} file {path} holds RANDOM weights (written by python -m fastnst.weights --random). "
+        f"the {what} file {path} holds RANDOM weights (written by python -m fastnst.weights --random). "
         "Stylization will run but is NOT the paper's AdaIN style transfer.",
         RandomWeightsWarning,
         stacklevel=3,

@@ -7,10 +7,12 @@ subprocess, where an interpreter's own traceback printing and exit status are wh
 """
 from __future__ import annotations
 
+import importlib
 import os
 import runpy
 import subprocess
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -328,21 +330,67 @@ def test_help_shows_real_defaults_only(module, monkeypatch, capsys):
     assert "(default: the preset's) (default:" not in text and "(default: 4)" in text and "(default: 0)" in text
 
 
-@pytest.mark.parametrize("module", ["train.evaluate", "fastnst.style_bank", "fastnst.preview", "fastnst.train_decoder",
-                                    "train.stylize_cache"])
-def test_device_cuda_without_a_gpu_is_a_flag_error(module, files, monkeypatch, capsys):
-    """As train.run's --device cuda: one line naming the flag, exit 2; not torch's driver traceback
-    from deep inside the first .to("cuda")."""
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+WITHOUT_DEVICE = ("fastnst-download", "fastnst-weights", "fastnst-export")  # no --device: they run on the CPU
+# Every command with a --device: how a user calls it, and the command line of the case.
+DEVICE_CUDA = {**{script: ["--device", "cuda"] for script in SCRIPTS if script not in WITHOUT_DEVICE},
+               "fastnst-repeat": ["--seeds", "0", "--", "--device", "cuda"],  # train.run's, before any seed's work
+               "python -m train.corruptions.generate": ["--device", "cuda"]}  # a module without a script
+
+
+def call_command(command: str, argv: list[str], monkeypatch) -> int:
+    """A console script (``fastnst-train``) or ``python -m train.x``, in this process; the exit status."""
+    if command.startswith("python -m "):
+        return run_as_main(command.removeprefix("python -m "), argv, monkeypatch)
+    module, function = SCRIPTS[command].split(":")
+    monkeypatch.setattr(sys, "argv", [f"/venv/bin/{command}", *argv])
+    return getattr(importlib.import_module(module), function)(argv)
+
+
+@pytest.mark.parametrize("command", list(DEVICE_CUDA))
+def test_device_cuda_without_a_gpu_is_one_line(command, tmp_path, monkeypatch, capsys):
+    """--device cuda where there is no CUDA: one line naming the flag, exit 2, as train.run has it (argparse's
+    usage block before the line once buried it in train.evaluate and fastnst.style_bank; torch's driver
+    traceback from the first .to("cuda") before that), before the command writes anything."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU host
-    argv = {"train.evaluate": ["--checkpoint", "{checkpoint}", "--data-root", "{good}"],
-            "fastnst.style_bank": ["--styles", "{images}", "--out", "{root}/s.pt"],
-            "fastnst.preview": ["--out", "{root}/p.png"],
-            "fastnst.train_decoder": ["--content", "{images}", "--styles", "{images}", "--out", "{root}/d"],
-            "train.stylize_cache": ["--input", "{images}", "--source", "real", "--styles", "{styles}",
-                                    "--out", "{root}/x"]}[module]
-    code = run_as_main(module, _fill(argv, files) + ["--device", "cuda"], monkeypatch)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == (f"python -m {module}: error: argument --device: cuda was given but no "
-                                            "CUDA device is available; pass --device cpu")
+    monkeypatch.chdir(tmp_path)
+    assert call_command(command, DEVICE_CUDA[command], monkeypatch) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"{command}: error: --device cuda was given but no CUDA device is available; pass --device cpu"), lines
+    assert not any(tmp_path.iterdir())
+
+
+def test_warnings_are_one_line_without_the_source_line_subprocess(tmp_path):
+    """A warning reads as errors do, ``prog: warning: ...``: not Python's ``file:line: Category:`` followed by
+    the source line that raised it (``  encoder = load_encoder(...)``)."""
+    result = _python("-m", "fastnst.preview", "--out", str(tmp_path / "p.png"), "--num-images", "1", "--alphas", "1",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "RANDOM" in line]
+    assert [line.split(" has ")[0] for line in warned] == [
+        "python -m fastnst.preview: warning: the VGG-19 encoder", "python -m fastnst.preview: warning: the AdaIN decoder"]
+    assert "load_encoder" not in result.stderr and "Warning:" not in result.stderr
+
+
+def test_a_refused_resume_says_why_before_anything_loads(files, tmp_path, capsys):
+    """--resume with a changed option: the real error first and alone (no random-weight warnings from
+    weights loaded for nothing, no config.yaml overwritten with the refused options)."""
+    from fastnst.atomic import save_atomic
+    from fastnst.train.config import parse_config
+    from fastnst.train.run import cli
+    from fastnst.weights import write_random_weights
+
+    vgg, decoder = write_random_weights(tmp_path / "weights")
+    out = tmp_path / "run"
+    flags = TRAIN + ["--data-root", str(files["good"]), "--styles", str(files["styles"]), "--vgg", str(vgg),
+                     "--decoder", str(decoder), "--out", str(out)]
+    earlier = {**parse_config(flags), "lr": 0.05}
+    out.mkdir()
+    save_atomic({"config": earlier, "model": {}}, out / "checkpoint.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli(flags + ["--resume"]) == 2
+    assert [str(warning.message) for warning in caught] == []
+    assert_one_error_line(capsys.readouterr().err, "python -m train.run", "cannot --resume", "lr: 0.05")
+    assert not (out / "config.yaml").exists()

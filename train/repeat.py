@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
+from fastnst.distributed import resolve_device
 from fastnst.train.config import parse_command_line
 from fastnst.train.data.demo import make_demo_style_bank
 from fastnst.train.run import fill_default_paths, run
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     if given:
         raise UsageError(f"--{given[0].replace('_', '-')} is set by train.repeat for each seed (--seeds, and "
                          "--resume to continue): leave it out of the train.run arguments")
+    resolve_device(base["device"])  # --device cuda without a GPU: said before the demo's bank is encoded
     out = Path(base["out"])
     is_main = int(os.environ.get("RANK", "0")) == 0
     shared = shared_demo_inputs(out, base)

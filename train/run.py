@@ -22,6 +22,7 @@ from fastnst import CachedStylizer
 from fastnst.stylizer import STYLIZE_PRECISION
 from fastnst.cli import program_name, run_cli
 from fastnst import distributed
+from fastnst.train.checkpoint import load_checkpoint
 from fastnst.train.config import (Augmentation, ConfigError, format_config, parse_command_line, save_config,
                                   stylizer_resolution)
 from fastnst.train.data import create_eval_loader, create_train_loader, dataset_info, default_synthetic_path
@@ -30,7 +31,7 @@ from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
 from fastnst.train.models import model_from_config
 from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
 from fastnst.train.step_settings import StepSettings
-from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, clean_accuracy, fit
+from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, check_resume, clean_accuracy, fit
 
 # What a run writes into --out that another run must not mix with (the demo's generated data may stay).
 RUN_OUTPUTS = (CHECKPOINT_NAME, "metrics.jsonl", "tensorboard", "summary.json", "report")
@@ -257,6 +258,9 @@ def run(config: dict) -> dict:
     if moved_to is not None:
         print(f"--overwrite: moved the earlier run in {out_dir} to {moved_to}", flush=True)
     fill_paths(config)
+    resume_from = resume_path(config)
+    if resume_from is not None:  # before anything is loaded or written: a refused resume changes nothing
+        check_resume(load_checkpoint(resume_from)["config"], config, resume_from)
     if dist_info.is_main:
         if config["dataset"] == "demo":
             print(DEMO_BANNER.format(data=config["data_root"], num_styles=DEMO_NUM_STYLES), flush=True)
@@ -295,7 +299,7 @@ def run(config: dict) -> dict:
     model = model_from_config(config)
     projection = ProjectedTime(dist_info.device, warned=bool(recipe_warning)) if dist_info.is_main else None
     result = fit(config, model, loader, out_dir=out_dir, dist_info=dist_info, stylizer=stylizer,
-                 evaluate_clean=evaluate_clean, resume_from=resume_path(config), projection=projection)
+                 evaluate_clean=evaluate_clean, resume_from=resume_from, projection=projection)
 
     summary = {"checkpoint": str(result.checkpoint), "final": result.final,
                "random_weights": random_weights,  # {"encoder": bool, "decoder": bool}; None without stylization

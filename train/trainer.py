@@ -246,6 +246,15 @@ def restore_rng(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def check_resume(checkpoint_config: dict, config: dict, path: str | os.PathLike) -> None:
+    """A checkpoint continues only a run with its options (``RESUME_MUST_MATCH``); else a ConfigError naming them."""
+    changed = [key for key in RESUME_MUST_MATCH if checkpoint_config.get(key) != config.get(key)]
+    if changed:
+        details = ", ".join(f"{key}: {checkpoint_config.get(key)!r} in the checkpoint, {config.get(key)!r} now"
+                            for key in changed)
+        raise ConfigError(f"cannot --resume from {path}: the run's options differ ({details})")
+
+
 class TrainState:
     """What a checkpoint holds and an exact resume restores (the module's "Exact resume")."""
 
@@ -296,11 +305,7 @@ class TrainState:
         """Continue from the checkpoint ``path``, whose options must match this run's (``RESUME_MUST_MATCH``)."""
         # CPU first: RNG states must stay CPU byte tensors; load_state_dict moves the rest to its device.
         state = load_checkpoint(path, map_location="cpu")
-        changed = [key for key in RESUME_MUST_MATCH if state["config"].get(key) != self.config.get(key)]
-        if changed:
-            details = ", ".join(f"{key}: {state['config'].get(key)!r} in the checkpoint, {self.config.get(key)!r} now"
-                                for key in changed)
-            raise ConfigError(f"cannot --resume from {path}: the run's options differ ({details})")
+        check_resume(state["config"], self.config, path)
         self.load_state_dict(state)
 
     def save(self, path: Path) -> None:
