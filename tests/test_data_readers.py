@@ -211,5 +211,5 @@ def test_demo_dataset_is_learnable(tmp_path):
 
 
 def test_missing_demo_set_says_it_is_generated(tmp_path):
-    with pytest.raises(MissingDataError, match="make_demo_dataset"):
+    with pytest.raises(MissingDataError, match="generated, not downloaded.*`python -m train.data.demo --data-root "):
         load_train_source("demo", tmp_path)

@@ -20,7 +20,7 @@ from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
 from fastnst.train.corruptions import frost as frost_module
 from fastnst.train.data import dataset_info, load_test_set
 from fastnst.train.data.corrupted import CIFAR_C_BAR
-from fastnst.train.evaluate import evaluate, format_summary, main, relative_to
+from fastnst.train.evaluate import evaluate, format_summary, main, plan_evaluation, relative_to
 from fastnst.train.models import create_model
 from fastnst.train.report import write_report
 
@@ -519,3 +519,36 @@ def test_frost_textures_under_the_data_root_are_found(tiny_cifar, tmp_path, monk
     result = evaluate(ConstantColourClassifier("cifar10"), "cifar10", data_root, source="generated", batch_size=5,
                       corruptions=("frost",), progress=False)
     assert result["meta"]["frost"] == "procedural stand-in"
+
+
+def test_source_official_without_the_folder_says_so_once(tiny_cifar):
+    """No CIFAR-10-C folder: one sentence saying so, with the command that fetches it (it once listed the
+    same missing labels.npy 15 times); a folder without labels.npy names that file once."""
+    root, labels = tiny_cifar
+    with pytest.raises(FileNotFoundError) as raised:
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, source="official", progress=False)
+    message = str(raised.value)
+    assert f"there is no {root / 'CIFAR-10-C'};" in message and message.count("CIFAR-10-C") == 1
+    assert f"python -m train.data.download cifar10-c --data-root {root}" in message
+    write_cifar10_c(root, labels)
+    (root / "CIFAR-10-C" / "labels.npy").unlink()
+    with pytest.raises(FileNotFoundError) as raised:
+        evaluate(ConstantColourClassifier("cifar10"), "cifar10", root, source="official", progress=False)
+    assert str(raised.value).count("labels.npy") == 1
+    with pytest.raises(FileNotFoundError, match=r"there is no .*val-c; write it with `python -m train.corruptions.generate "
+                       r"--data .* --out .*val-c`"):  # an image folder's -C set is made, not downloaded
+        plan_evaluation("imagefolder", root, source="official")
+
+
+def test_the_checkpoint_says_where_its_data_came_from(tiny_cifar, tmp_path, monkeypatch, capsys):
+    """Without --data-root, a checkpoint is evaluated on the data its run read (the demo's OUT/demo_data),
+    not on ./data."""
+    root, _ = tiny_cifar
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.parent.mkdir()
+    save_atomic({"config": {"dataset": "cifar10", "model": "wrn10_1", "num_classes": 10, "data_root": str(root)},
+                 "model": create_model("wrn10_1", 10).state_dict(), "swa_model": None}, checkpoint)
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    report = main(["--checkpoint", str(checkpoint), "--corruptions", "fog", "--max-images", "4", "--source", "generated"])
+    assert report["meta"]["data_root"] == str(root) and (tmp_path / "run" / "robustness" / "report.md").is_file()

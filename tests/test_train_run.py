@@ -216,3 +216,15 @@ def test_the_demo_is_reproducible_bit_for_bit(tmp_path, demo_root, monkeypatch):
     numbers = [{key: value for key, value in run["final"].items() if key not in timings} for run in (first, second)]
     assert numbers[0] == numbers[1] and numbers[0]["test_acc"] is not None
     assert all(torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
+
+
+def test_missing_demo_data_names_the_command_that_writes_it(tmp_path, capsys):
+    from fastnst.train.data import MissingDataError, load_test_set
+    from fastnst.train.data.demo import cli as demo_cli
+
+    with pytest.raises(MissingDataError, match="`python -m train.data.demo --data-root ") as raised:
+        load_test_set("demo", tmp_path / "gone")
+    command = str(raised.value).split("`")[1].split()
+    assert demo_cli(command[3:]) == 0  # what the message says to run works
+    images, labels = load_test_set("demo", tmp_path / "gone")
+    assert images.shape == (500, 32, 32, 3) and len(labels) == 500

@@ -3,7 +3,7 @@ corruption and severity, and their scores ``Acc_C-original-15``, ``Acc_C-all-19`
 (and ``Acc_all-ex-pixelwise-noise-24``); the accuracy under their Lp-noise test set (``Combined_Noise``,
 ``train.noise.EVALUATION_NOISE``) and the calibration errors ``RMSCE`` and ``RMSCE_C`` (``train.calibration``).
 
-    python -m train.evaluate --checkpoint runs/x/last.pt --dataset cifar10 [--baseline runs/base/last.pt]
+    python -m train.evaluate --checkpoint runs/x/checkpoint.pt [--baseline runs/base/checkpoint.pt]
 
 -C sets: the official files (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C; an image folder's in the
 ImageNet-C layout, ``--corrupted-root``, by default DATA_ROOT/val-c) under ``--data-root`` where they exist, the others generated from the clean test set by ``train.corruptions`` (on the GPU when
@@ -14,6 +14,7 @@ their files when present and never generated. Accuracies are in percent.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 import warnings
@@ -31,7 +32,7 @@ from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source, seeded_generator
 from fastnst.train.corruptions.digital import jpeg_compression
 from fastnst.train.corruptions.frost import default_frost_dir, stand_in_warning_suppressed
-from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, normalize
+from fastnst.train.data import DataFormatError, MissingDataError, dataset_info, load_test_set, manifest, normalize
 from fastnst.train.data.corrupted import (C_BAR_CORRUPTIONS, C_BAR_FOLDERS, CORRUPTED_FOLDERS, FOLDER_LAYOUT, c_bar_root,
                                           check_generated_for, corrupted_root, load_cifar_c, load_folder_c, load_tinyimagenet_c,
                                           missing_c_bar_files, missing_official_files)
@@ -94,6 +95,16 @@ class EvaluationPlan:
         return "mixed" if len(sources) > 1 else next(iter(sources), "none")
 
 
+def how_to_get_official(dataset: str, data_root, official_root: Path) -> str:
+    """The command that puts ``dataset``'s -C set at ``official_root``: the download, or for an image folder
+    train.corruptions.generate (its -C set is made, not published)."""
+    if dataset == IMAGEFOLDER:
+        command = shlex.join(["python", "-m", "train.corruptions.generate", "--data", str(data_root),
+                              "--out", str(official_root)])
+        return f"write it with `{command}` (with the run's --image-size and --train-crop)"
+    return f"fetch the official set with `{manifest.download_command(f'{dataset}-c', data_root=data_root)}`"
+
+
 def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=None,
                     official_root=None) -> EvaluationPlan:
     """Decide, set by set, what is read and what is generated.
@@ -120,10 +131,15 @@ def plan_evaluation(dataset: str, data_root, source: str = "auto", corruptions=N
         if official_root is None:
             raise MissingDataError(f"--source official: {dataset} has no official corruption set")
         lacking = [name for name in c_names if name in missing and name in CORRUPTIONS]
-        if lacking:
+        if lacking and not official_root.is_dir():
+            raise MissingDataError(f"--source official: there is no {official_root}; "
+                                   f"{how_to_get_official(dataset, data_root, official_root)} (or use --source auto to "
+                                   "generate the sets that are missing, flagged)")
+        if lacking:  # each missing file once: without labels.npy every set lacks the same file
+            files = dict.fromkeys(missing[name] for name in lacking)
             raise MissingDataError(
-                f"--source official: {len(lacking)} of the 15 benchmark sets of {dataset} are not under {official_root}: "
-                + ", ".join(missing[name] for name in lacking) + " (use --source auto to generate them, flagged)")
+                f"--source official: {len(lacking)} of the 15 benchmark sets of {dataset} cannot be read, missing: "
+                f"{', '.join(files)} (use --source auto to generate them, flagged)")
     sets, not_evaluated = [], {}
     for name in c_names:
         if source == "generated":
@@ -433,9 +449,12 @@ def _checkpoint_models(path, device) -> tuple[dict[str, nn.Module], dict]:
 
 
 def evaluate_checkpoint(checkpoint, dataset: str | None, data_root, *, baseline=None, device="cpu", **options) -> dict:
-    """Evaluate a checkpoint's model (and its SWA model), optionally a baseline checkpoint on the same images."""
+    """Evaluate a checkpoint's model (and its SWA model), optionally a baseline checkpoint on the same images.
+    ``data_root`` None: the one the checkpoint was trained from (the demo's OUT/demo_data), else ./data."""
     models, config = _checkpoint_models(checkpoint, device)
     dataset = dataset or config["dataset"]
+    if data_root is None:
+        data_root = config.get("data_root") if config.get("dataset") == dataset and config.get("data_root") else "data"
     if config.get("dataset") not in (None, dataset):
         raise UsageError(f"--dataset {dataset} but {checkpoint} was trained on {config['dataset']}; "
                          f"pass --dataset {config['dataset']} (or leave it out) or the checkpoint of a {dataset} run")
@@ -449,7 +468,7 @@ def evaluate_checkpoint(checkpoint, dataset: str | None, data_root, *, baseline=
                              f"pass the baseline checkpoint of a {dataset} run")
         everything.update({f"baseline_{name}": model for name, model in baseline_models.items()})
     results = evaluate_models(everything, dataset, data_root, device=device, **options)
-    report = {"meta": {**results["meta"], "checkpoint": str(checkpoint), "config": config},
+    report = {"meta": {**results["meta"], "checkpoint": str(checkpoint), "data_root": str(data_root), "config": config},
               "results": {name: results["models"][name] for name in models}}
     if baseline is not None:
         report["meta"]["baseline_checkpoint"] = str(baseline)
@@ -577,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--baseline", help="a baseline checkpoint evaluated on the same images, for relative numbers")
     group = parser.add_argument_group("Dataset")
     group.add_argument("--dataset", help="cifar10, cifar100, tinyimagenet, imagefolder or demo (default: the checkpoint's)")
-    group.add_argument("--data-root", default="data", help="folder holding the clean test set and the official -C files")
+    group.add_argument("--data-root", help="folder holding the clean test set and the official -C files (default: the "
+                       "checkpoint's, where its run read its data, else ./data)")
     group.add_argument("--source", default="auto", choices=SOURCES,
                        help="-C sets: official files, generated, or auto: each set official when its file is there, else "
                             "generated (named, and flagged in every score it feeds); C-bar is read when present, never generated")
@@ -616,7 +636,7 @@ def main(argv=None) -> dict:
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "robustness"
     dataset = report["meta"]["dataset"]
     info = dataset_info(dataset, report["meta"]["config"]) if dataset == IMAGEFOLDER else None
-    examples = example_grid(dataset, args.data_root, seed=args.seed, frost_dir=args.frost_dir, info=info)
+    examples = example_grid(dataset, report["meta"]["data_root"], seed=args.seed, frost_dir=args.frost_dir, info=info)
     written = write_report(report, out, examples=examples)
     print("wrote " + ", ".join(str(p) for p in written.values()))
     return report

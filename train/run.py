@@ -27,7 +27,7 @@ from fastnst.train.config import (Augmentation, ConfigError, format_config, pars
                                   stylizer_resolution)
 from fastnst.train.data import create_eval_loader, create_train_loader, dataset_info, default_synthetic_path
 from fastnst.train.data import make_demo_dataset
-from fastnst.train.data.demo import DEMO_NUM_STYLES, make_demo_style_bank
+from fastnst.train.data.demo import DEMO_NUM_STYLES, DEMO_SIZES, make_demo_style_bank
 from fastnst.train.models import model_from_config
 from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
 from fastnst.train.step_settings import StepSettings
@@ -35,9 +35,6 @@ from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype
 
 # What a run writes into --out that another run must not mix with (the demo's generated data may stay).
 RUN_OUTPUTS = (CHECKPOINT_NAME, "metrics.jsonl", "tensorboard", "summary.json", "report")
-
-# The demo's generated data set (CIFAR-10 layout): small enough for a 2-core CPU.
-DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
 
 DEMO_BANNER = """\
 ================================================================================

@@ -6,16 +6,21 @@ WRN learns it in minutes, and the colours/texture vary independently of the clas
 transfer neither gives the answer away nor destroys it. The "synthetic" set is drawn from the same
 generator with another seed, standing in for diffusion samples. The demo's style bank is encoded
 from procedurally drawn "paintings" (``make_demo_style_bank``).
+
+    python -m train.data.demo --data-root DIR [--seed 0]   # the demo's data set alone, as train.run writes it
 """
 from __future__ import annotations
 
+import argparse
 import pickle
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from fastnst.cli import add_debug_flag, program_name, run_cli
 from fastnst.train.data.sources import DEMO_FOLDER
 
 CLASS_NAMES = ["disc", "square", "triangle", "ring", "cross", "horizontal_stripes", "vertical_stripes",
@@ -23,6 +28,8 @@ CLASS_NAMES = ["disc", "square", "triangle", "ring", "cross", "horizontal_stripe
 IMAGE_SIZE = 32
 DEMO_NUM_STYLES = 12
 DEMO_STYLE_SIZE = 64
+# The sizes of the demo's data set (train.run's and this module's command): small enough for a 2-core CPU.
+DEMO_SIZES = {"num_train": 1000, "num_test": 500, "num_synthetic": 1000}
 
 
 def _class_masks(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -159,3 +166,24 @@ def make_demo_style_bank(bank_path: Path, vgg: str | None, seed: int) -> None:
         warnings.simplefilter("ignore", fastnst.RandomWeightsWarning)  # the demo's banner says it louder
         encoder = load_encoder(vgg)
     encode_style_folder(style_folder, encoder, image_size=DEMO_STYLE_SIZE, workers=0).save(bank_path)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(prog=program_name("train.data.demo"),
+                                     description="Write the built-in demo's generated data set, as python -m train.run "
+                                     "does before the demo trains (DIR/demo/cifar-10-batches-py and DIR/demo/synthetic.npz).")
+    parser.add_argument("--data-root", required=True, metavar="DIR", help="the folder to write it into")
+    parser.add_argument("--seed", type=int, default=0, help="the demo run's --seed (default: 0)")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    folder = make_demo_dataset(args.data_root, seed=args.seed, **DEMO_SIZES)
+    print(f"wrote {folder}")
+    return folder
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, argv, prog=program_name("train.data.demo"))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

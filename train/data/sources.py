@@ -47,9 +47,9 @@ def _cifar_layout(dataset: str, data_root: str | Path) -> tuple[str, Path]:
     if dataset == "demo":
         root = Path(data_root) / DEMO_FOLDER
         if not (root / CIFAR_FOLDERS["cifar10"]).is_dir():
-            raise MissingDataError(f"demo: {root / CIFAR_FOLDERS['cifar10']} not found; the demo set is generated, "
-                                   f"not downloaded: train.data.make_demo_dataset({str(data_root)!r}) writes it "
-                                   f"(python -m train.run does so by itself)")
+            raise MissingDataError(f"demo: {root / CIFAR_FOLDERS['cifar10']} not found. The demo set is generated, not "
+                                   "downloaded: pass the --data-root of the demo run that wrote it (its OUT/demo_data), "
+                                   f"or write it there with `python -m train.data.demo --data-root {data_root}`")
         return "cifar10", root
     return dataset, Path(data_root)
 
