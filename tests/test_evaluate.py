@@ -404,11 +404,13 @@ def test_cli_evaluates_swa_and_baseline_and_writes_the_report(tiny_cifar, tmp_pa
     assert report["results"]["model"]["num_sets"] == 10
     printed = capsys.readouterr().out
     assert "OFFICIAL" in printed and "swa_model" in printed
+    assert "model: clean (on 4 of the 10 test images)" in printed  # not to be confused with a full test set's
     saved = json.loads((out / "results.json").read_text())
     assert saved["results"]["swa_model"]["mean_corruption_accuracy"] == pytest.approx(report["results"]["swa_model"]["mean_corruption_accuracy"])
     markdown = (out / "report.md").read_text()
     assert "official" in markdown and "| gaussian_noise |" in markdown and "relative mCE" in markdown
     assert "10 of the 75" in markdown  # a subset is flagged
+    assert "| model | clean (on 4 of the 10 test images) |" in markdown
     for name in ("corruption_accuracy.png", "examples.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.size[0] > 200
@@ -422,6 +424,7 @@ def test_report_says_when_corruptions_were_generated(tmp_path):
     written = write_report(result, tmp_path)
     markdown = written["markdown"].read_text()
     assert "GENERATED" in markdown and "procedural stand-in" in markdown
+    assert "| model | clean |" in markdown  # no test-set size known: nothing to say
     assert "| **mean of the 15** | | 80.00 | 70.00 | 60.00 | 50.00 | 40.00 | **60.00** | |" in markdown
     assert "examples" not in written and written["bars"].is_file()
 

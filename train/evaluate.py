@@ -389,6 +389,7 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
         "frost": frost,
         "warnings": [notice for notice in (frost_notice,) if notice],
         "num_images": int(len(indices)),
+        "test_set_size": int(len(test_labels)),  # num_images is smaller with max_images: clean is the subset's
         "image_size": int(clean.shape[-1]),
         "seed": seed,
         "batch_size": batch_size,
@@ -525,14 +526,20 @@ def calibration_text(errors: dict | None) -> str:
     return f"{errors['l1']:.4f} (l2 {errors['l2']:.4f})"
 
 
+def subset_note(meta: dict) -> str:
+    """What the clean accuracy was measured on, when not the whole test set (train.run's clean accuracy is)."""
+    total = meta.get("test_set_size")
+    return f" (on {meta['num_images']} of the {total} test images)" if total and meta["num_images"] < total else ""
+
+
 def format_summary(report: dict) -> str:
     meta = report["meta"]
     lines = [f"{meta['dataset']}-C: {meta['source'].upper()}"] + [f"  {line}" for line in source_lines(meta)]
     lines += [f"  warning: {notice}" for notice in meta.get("warnings", [])]
     lines.append(f"{meta['num_images']} images per set, {meta['seconds']:.1f} s")
     for name, result in report["results"].items():
-        lines.append(f"{name:>10}: clean {result['clean_accuracy']:6.2f} %, calibration error (RMSCE) "
-                     f"{calibration_text(result.get('calibration_error'))}")
+        lines.append(f"{name:>10}: clean{subset_note(meta)} {result['clean_accuracy']:6.2f} %, calibration error "
+                     f"(RMSCE) {calibration_text(result.get('calibration_error'))}")
         if result.get("lp_noise_accuracy") is not None:
             lines.append(f"{'':>10}  {'Lp noise (Combined_Noise)':30s} {result['lp_noise_accuracy']:.2f} %")
         mean_calibration = result.get("mean_corruption_calibration_error") or {}

@@ -61,7 +61,7 @@ def _score_cell(score: dict | None) -> str:
 
 
 def markdown(report: dict, baseline: dict | None) -> str:
-    from fastnst.train.evaluate import calibration_text
+    from fastnst.train.evaluate import calibration_text, subset_note
 
     meta = report["meta"]
     first = next(iter(report["results"].values()))
@@ -72,8 +72,8 @@ def markdown(report: dict, baseline: dict | None) -> str:
         "severities 1-5; mean corruption accuracy = the mean over the evaluated sets of the 15 benchmark corruptions. "
         "Lp noise: their 50 test conditions (Combined_Noise); RMSCE: their calibration error, l1 (their code at "
         "HEAD), l2 in brackets; RMSCE_C: its mean over the evaluated corruptions.", ""]
-    header = ("| model | clean | mean corruption accuracy |" + "".join(f" {name} |" for name in score_names)
-              + " Lp noise | RMSCE | RMSCE_C |")
+    header = (f"| model | clean{subset_note(meta)} | mean corruption accuracy |"
+              + "".join(f" {name} |" for name in score_names) + " Lp noise | RMSCE | RMSCE_C |")
     rule = "| --- | --- | --- |" + " --- |" * (len(score_names) + 3)
     if "relative" in report:
         header += " clean vs baseline (pp) | corruption vs baseline (pp) | relative mCE |"
@@ -138,7 +138,9 @@ def plot_corruption_bars(report: dict, baseline: dict | None, path: Path) -> Non
     axes.grid(axis="y", alpha=0.3)
     axes.legend()
     meta = report["meta"]
-    axes.set_title(f"{meta.get('dataset', '')}-C ({meta.get('source', '')}), clean accuracy "
+    from fastnst.train.evaluate import subset_note
+
+    axes.set_title(f"{meta.get('dataset', '')}-C ({meta.get('source', '')}), clean accuracy{subset_note(meta)} "
                    + ", ".join(f"{n} {r['clean_accuracy']:.1f}%" for n, r in series.items()))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
