@@ -156,6 +156,7 @@ def test_the_authors_file_names_are_accepted(tmp_path):
 def test_missing_inputs_name_the_command_that_fetches_them(tmp_path):
     (tmp_path / "adain").mkdir()
     (tmp_path / "adain" / "decoder.pth").write_bytes(b"present")
+    (tmp_path / "cifar-100-python").mkdir()  # the data set is there (without it: tests/test_train_config.py)
     with pytest.raises(ConfigError) as raised:
         parse_config(["--dataset", "cifar100", "--data-root", str(tmp_path)])
     message = str(raised.value)

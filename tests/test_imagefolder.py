@@ -107,6 +107,14 @@ def test_a_missing_folder_is_named(tmp_path, capsys):
     assert cli(["--dataset", "imagefolder", "--data-root", str(tmp_path / "mine"), "--no-stylize"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'mine' / 'train'} not found" in err and "DIR/val/<class>/<image>" in err
+    # with the stylization's inputs missing too: all of them in one error (the folder was once named alone)
+    assert cli(["--dataset", "imagefolder", "--data-root", str(tmp_path / "mine")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "needs its data set and --styles, --vgg, --decoder" in line and "holds no train/<class>/<image>; " in line
+    assert f"`python -m train.data.download --for imagefolder --data-root {tmp_path / 'mine'}` (your images go in " in line
+    assert cli(["--dataset", "imagefolder", "--data-root", str(tmp_path / "mine"), "--print-config"]) == 0
+    printed = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "MISSING" in printed["dataset"] and "MISSING" in printed["vgg"]
 
 
 # ----------------------------------------------------------------------------- check, crops, loader

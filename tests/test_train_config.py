@@ -57,7 +57,7 @@ def test_unknown_option_in_a_config_file_is_named(tmp_path):
         (["--prob-real", "1.5"], "--prob-real must be a probability"),
         (["--alpha-real", "0.9", "0.1"], "--alpha-real must be LOW HIGH"),
         (["--swa-start", "1.0"], "--swa-start must be a fraction"),
-        (["--dataset", "cifar10"], "needs --synthetic FILE"),
+        (["--dataset", "cifar10"], "needs its data set, --synthetic FILE"),
     ],
 )
 def test_bad_values_name_the_flag(argv, message):
@@ -189,8 +189,24 @@ def test_print_config_before_the_download_names_what_is_missing(tmp_path, capsys
                       ("decoder", "adain-decoder")):
         assert lines[key].startswith(f"{key}: null") and "MISSING" in lines[key]
         assert f"python -m train.data.download {item} --data-root {empty}" in lines[key]
+    # the data set too (its name is there; its files are not), with the command that fetches everything
+    assert lines["dataset"].startswith("dataset: cifar10") and "MISSING" in lines["dataset"]
+    assert f"python -m train.data.download --for cifar10 --data-root {empty}" in lines["dataset"]
     assert cli(["--dataset", "cifar10", "--data-root", str(empty), "--out", str(tmp_path / "run")]) == 2
-    assert "needs --synthetic FILE and --styles, --vgg, --decoder" in capsys.readouterr().err
+    assert "needs its data set, --synthetic FILE and --styles, --vgg, --decoder" in capsys.readouterr().err
+
+
+def test_everything_missing_is_named_at_once(tmp_path, capsys):
+    """TinyImageNet with nothing downloaded: the data set and the four other inputs in one error, with the one
+    command that fetches them all (the data set was once named only on the next try)."""
+    from fastnst.train.run import cli
+
+    assert cli(["--dataset", "tinyimagenet", "--data-root", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    for name in ("tiny-imagenet-200", "synthetic/tinyimagenet_edm_1m.npz", "style_feats_adain_1000.npy",
+                 "adain/vgg_normalised.pth", "adain/decoder.pth"):
+        assert name in line
+    assert f"Fetch them all with `python -m train.data.download --for tinyimagenet --data-root {tmp_path}`" in line
 
 
 def test_data_path_options_default_to_the_authors_and_are_checked():

@@ -79,7 +79,7 @@ def test_missing_data_says_what_to_download(tmp_path, capsys):
 def test_real_dataset_with_stylization_needs_weights(tmp_path, capsys):
     code = cli(["--dataset", "cifar10", "--synthetic-ratio", "0", "--out", str(tmp_path / "run")])
     assert code == 2
-    assert "needs --styles, --vgg, --decoder" in capsys.readouterr().err
+    assert "needs its data set and --styles, --vgg, --decoder" in capsys.readouterr().err  # (no ./data here)
 
 
 def test_style_images_are_drawn_deterministically(tmp_path):

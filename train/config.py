@@ -444,7 +444,9 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
                          require_inputs: bool = True) -> tuple[dict, dict[str, str]]:
     """``resolve`` and, per key, where its value came from (for --print-config). ``require_inputs=False``
     leaves inputs not found under --data-root empty, their source saying how to fetch them."""
-    from fastnst.train.fetched import resolve_fetched_paths
+    from fastnst.train.data import imagefolder  # train.data's loader imports this module
+    from fastnst.train.data.stats import IMAGEFOLDER
+    from fastnst.train.fetched import DEFAULT_DATA_ROOT, resolve_fetched_paths
 
     given = {key: value for key, value in flags.items() if value is not None}
     file_values = load_yaml(config_file) if config_file else {}
@@ -468,7 +470,12 @@ def resolve_with_sources(flags: dict, config_file: str | None = None, *,
     # --synthetic, --styles, --vgg, --decoder from what the download put in --data-root
     missing = resolve_fetched_paths(config, required=require_inputs)
     sources.update({key: "default (found or fetched under --data-root)" for key in not_given if config[key] is not None})
-    sources.update({key: f"MISSING: not under --data-root; {how}" for key, how in missing.items()})
+    for key, how in missing.items():  # a value (the data set's name) keeps its source: it is what is not there
+        sources[key] = ("" if config[key] is None else f"{sources[key]}; ") + f"MISSING: not under --data-root; {how}"
+    if config["dataset"] == IMAGEFOLDER and config["class_names"] is None:  # its folder is all that is missing
+        if require_inputs:
+            imagefolder.split_folder(config["data_root"] or DEFAULT_DATA_ROOT, "train")  # raises, naming the folder
+        return config, sources  # --print-config: no images to check the crop against
     _check_together(config, require_inputs)
     return config, sources
 
@@ -478,11 +485,16 @@ def _derive_from_dataset(config: dict, sources: dict[str, str]) -> None:
     sets, found in the folder for an image folder (train.data.imagefolder)."""
     from fastnst.train.data import imagefolder  # train.data's loader imports this module
     from fastnst.train.data.stats import IMAGEFOLDER, dataset_info
-    from fastnst.train.fetched import DEFAULT_DATA_ROOT
+    from fastnst.train.fetched import DEFAULT_DATA_ROOT, missing_data_set
 
     dataset = config["dataset"]
     if dataset == IMAGEFOLDER:
         root = config["data_root"] or DEFAULT_DATA_ROOT
+        if missing_data_set(dataset, Path(root)):  # named with the other missing inputs (resolve_with_sources)
+            config.update(num_classes=None, class_names=None)
+            sources.update(dict.fromkeys(DERIVED_KEYS, f"derived from the class folders of {Path(root) / 'train'}, "
+                                                       "not there"))
+            return
         names = imagefolder.class_names(root)
         crop, size, why = imagefolder.resolve_train_crop(config["train_crop"], config["image_size"], root, names)
         config.update(num_classes=len(names), class_names=names, train_crop=crop, image_size=size)

@@ -10,15 +10,17 @@ user did not give are filled from the manifest's targets (train/data/manifest.py
     --styles     DATA_ROOT/style_feats_adain_1000.npy (the authors' relu4_1 maps; StyleBank.load converts
                  them once and caches DATA_ROOT/style_feats_adain_1000.bank.pt)
 
-What is needed and not found stops the run before anything starts, naming the download command that
-fetches it (``--download`` instead points the options at where the download will put the files).
+What is needed and not found stops the run before anything starts, in one error naming all of it, the
+data set too, and the download command that fetches it (``--download`` instead points the options at where
+the download will put the files).
 The built-in demo generates its own inputs and is left alone.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastnst.train.data import manifest
+from fastnst.train.data import imagefolder, manifest
+from fastnst.train.data.stats import IMAGEFOLDER
 from fastnst.train.data.synthetic import synthetic_item
 
 DEFAULT_DATA_ROOT = "data"
@@ -47,6 +49,8 @@ def resolve_fetched_paths(config: dict, *, required: bool = True) -> dict[str, s
         wanted["synthetic"] = synthetic_item(dataset)
     if config["stylize"] and not config.get("stylize_cache"):  # a cache replaces the networks and the bank
         wanted.update({option: item for option, item in STYLIZATION_ITEMS.items() if config[option] is None})
+    # The data set itself: named with the rest (its own loader's error comes later, and alone, otherwise).
+    dataset_missing = missing_data_set(dataset, data_root, config["download"])
     missing = {}
     for option, item in wanted.items():
         if item not in manifest.ITEMS:  # no published file for this data set
@@ -60,26 +64,45 @@ def resolve_fetched_paths(config: dict, *, required: bool = True) -> dict[str, s
             config[option] = str(candidates[0])
         else:
             missing[option] = item
+    fetch_all = manifest.download_for_command(dataset, data_root)
+    yours = f"your images go in {imagefolder.LAYOUT.replace('DIR', str(data_root))}"
+    if not required:
+        get_it = yours if dataset == IMAGEFOLDER else f"fetch it and all this run reads with `{fetch_all}`"
+        return {**({"dataset": get_it} if dataset_missing else {}),
+                **{option: (f"fetch with `{manifest.download_command(item, data_root=data_root)}`"
+                            if item in manifest.ITEMS else f"no published file ({item})")
+                   for option, item in missing.items()}}
     if not missing:
         return {}
-    if not required:
-        return {option: (f"fetch with `{manifest.download_command(item, data_root=data_root)}`"
-                         if item in manifest.ITEMS else f"no published file ({item})")
-                for option, item in missing.items()}
-    needs = []
+    needs = ["its data set"] if dataset_missing else []
     if "synthetic" in missing:
         needs.append("--synthetic FILE")
     if set(missing) - {"synthetic"}:
         needs.append(", ".join(f"--{option}" for option in STYLIZATION_ITEMS if option in missing))
-    looked = [" or ".join(str(path.relative_to(data_root)) for path in manifest.candidate_paths(item, data_root))
-              for item in missing.values() if item in manifest.ITEMS]
+    looked = ([dataset_missing] if dataset_missing else []) + [
+        " or ".join(str(path.relative_to(data_root)) for path in manifest.candidate_paths(item, data_root))
+        for item in missing.values() if item in manifest.ITEMS]
     fetchable = [item for item in missing.values() if item in manifest.ITEMS]
-    fetch = (f"Fetch them with `{manifest.download_command(*fetchable, data_root=data_root)}` "
+    fetch = (f"Fetch the rest with `{fetch_all}` ({yours}), or pass the flags" if dataset_missing and
+             dataset == IMAGEFOLDER else
+             f"Fetch them all with `{fetch_all}`, or pass the flags" if dataset_missing else
+             f"Fetch them with `{manifest.download_command(*fetchable, data_root=data_root)}` "
              f"(`--for {dataset}` fetches everything this run reads), or pass the flags" if fetchable else
              "Pass the flags")
     raise _config_error(
-        f"--dataset {dataset} needs {' and '.join(needs)}: none given, and {data_root} holds no "
-        f"{'; '.join(looked) or 'such file'}. {fetch}; --synthetic-ratio 0 / --no-stylize train without them")
+        f"--dataset {dataset} needs {', '.join(needs[:-1]) + ' and ' if len(needs) > 1 else ''}{needs[-1]}: none "
+        f"given, and {data_root} holds no {'; '.join(looked) or 'such file'}. {fetch}; --synthetic-ratio 0 / "
+        "--no-stylize train without them")
+
+
+def missing_data_set(dataset: str, data_root: Path, download: bool = False) -> str | None:
+    """What the error names when the data set is not under ``data_root`` (the places looked at); None when it
+    is there or the download will fetch it. An image folder's is its class folders, never downloaded."""
+    if dataset == IMAGEFOLDER:
+        return None if (data_root / "train").is_dir() else "train/<class>/<image>"
+    if dataset not in manifest.ITEMS or download or manifest.find(dataset, data_root) is not None:
+        return None
+    return " or ".join(str(path.relative_to(data_root)) for path in manifest.candidate_paths(dataset, data_root))
 
 
 def items_to_download(config: dict) -> list[str]:

@@ -291,3 +291,8 @@ def find(item_name: str, data_root: str | Path) -> Path | None:
 def download_command(*item_names: str, data_root: str | Path = "data") -> str:
     """The one command line that fetches these items into ``data_root``, for error messages."""
     return shlex.join(["python", "-m", "train.data.download", *item_names, "--data-root", str(data_root)])
+
+
+def download_for_command(dataset: str, data_root: str | Path = "data") -> str:
+    """The one command line that fetches everything a ``--dataset`` run reads, for error messages."""
+    return shlex.join(["python", "-m", "train.data.download", "--for", dataset, "--data-root", str(data_root)])
