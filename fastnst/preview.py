@@ -95,12 +95,18 @@ def pick_from_bank(bank: StyleBank, count: int, seed: int) -> tuple[StyleBank, l
     return StyleBank(bank.mean[chosen], bank.std[chosen], names, image_size=bank.image_size), names
 
 
-def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], alphas: list[float],
-              styles: list[torch.Tensor | str], title: str, out: Path) -> Path:
-    """Rows: images. Columns: original, one per alpha, the style image (or its name)."""
-    rows, columns = originals.shape[0], len(alphas) + 2
+def random_weights_note(random: list[str]) -> str:
+    """The words every stylization figure uses for networks with random weights (``random``: their names)."""
+    return f"RANDOM {' and '.join(random)} weights: not the paper's look"
+
+
+def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], column_titles: list[str],
+              styles: list[torch.Tensor | str], title: str, out: Path, row_labels: list[str] | None = None) -> Path:
+    """Rows: images (``row_labels`` beside them). Columns: original, each batch of ``stylized`` (its title from
+    ``column_titles``), the style image (or its name)."""
+    rows, columns = originals.shape[0], len(stylized) + 2
     figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.6), squeeze=False)
-    headers = ["original", *[f"alpha={alpha:g}" for alpha in alphas], "style"]
+    headers = ["original", *column_titles, "style"]
     for row in range(rows):
         pictures = [originals[row], *[batch[row] for batch in stylized], styles[row]]
         for column, picture in enumerate(pictures):
@@ -114,6 +120,8 @@ def draw_grid(originals: torch.Tensor, stylized: list[torch.Tensor], alphas: lis
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(headers[column], fontsize=9)
+            if column == 0 and row_labels is not None:
+                axis.set_ylabel(row_labels[row], fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,11 +171,10 @@ def make_preview(args: argparse.Namespace) -> Path:
                 for alpha in args.alphas]
     # no file, or a `fastnst.weights --random` file: the loaders mark both
     random = [name for name, network in (("encoder", encoder), ("decoder", decoder)) if network.random_weights]
-    weights = (f"RANDOM {' and '.join(random)} weights: not the paper's look" if random else
-               f"{args.vgg.name} + {args.decoder.name}")
+    weights = random_weights_note(random) if random else f"{args.vgg.name} + {args.decoder.name}"
     resolution = f"upsampled to {args.resolution} px" if args.resolution else "native resolution"
     title = f"fastnst Stylizer, {args.image_size} px images, {resolution}; {weights}"
-    return draw_grid(contents, stylized, list(args.alphas), styles, title, args.out)
+    return draw_grid(contents, stylized, [f"alpha={alpha:g}" for alpha in args.alphas], styles, title, args.out)
 
 
 def main(argv=None) -> Path:

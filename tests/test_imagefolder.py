@@ -245,6 +245,7 @@ def test_one_epoch_with_stylization(images, tmp_path, caplog, model, class_name,
     assert (config["image_size"], config["train_crop"], config["model"]) == (32, "random-resized", model)
     (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert row["num_stylized"] > 0 and row["test_acc"] is not None
+    assert (out / "report" / "stylization.png").is_file()  # files of any size, a synthetic set of its own size
     rebuilt, _ = model_from_checkpoint(out / "checkpoint.pt")
     assert type(rebuilt).__name__ == class_name and rebuilt(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
 

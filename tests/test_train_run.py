@@ -47,8 +47,15 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
     scores = summary["robustness"]["model"]["scores"]  # the authors' scores, over the generated demo sets
     assert scores["Acc_C-original-15"]["source"] == "generated" and 0 <= scores["Acc_C-original-15"]["value"] <= 100
     assert "Acc_C-original-15" in captured.out
-    for kind in ("json", "markdown", "bars", "examples"):
+    for kind in ("json", "markdown", "bars", "examples", "stylization"):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
+    # the picture of the stylization: in report/, in report.md and in TensorBoard's images
+    assert "![the Stylizer on training samples](stylization.png)" in (out / "report" / "report.md").read_text()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert "stylization" in events.Tags()["images"]
 
 
 def test_timing_flags_cap_the_epoch_skip_clean_evaluation_and_split_its_seconds(tmp_path, demo_root, monkeypatch):
@@ -228,3 +235,37 @@ def test_missing_demo_data_names_the_command_that_writes_it(tmp_path, capsys):
     assert demo_cli(command[3:]) == 0  # what the message says to run works
     images, labels = load_test_set("demo", tmp_path / "gone")
     assert images.shape == (500, 32, 32, 3) and len(labels) == 500
+
+
+def test_the_stylization_figure_says_what_it_shows_and_draws_nothing_from_training(monkeypatch):
+    """Real and synthetic samples, each labelled with source and alpha, the style beside it; with random
+    networks the title says so (as fastnst.preview's); neither the global RNG nor the Stylizer's stream moves."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import fastnst.preview as preview
+    from fastnst import StyleBank, Stylizer, load_decoder
+    from fastnst.train.data import dataset_info
+    from fastnst.train.data.sources import ArraySource
+    from fastnst.train.stylization_figure import write_stylization_figure
+
+    drawn = {}
+    monkeypatch.setattr(preview, "draw_grid", lambda originals, stylized, titles, styles, title, out, row_labels:
+                        drawn.update(originals=originals, stylized=stylized, styles=styles, title=title, rows=row_labels))
+    bank = StyleBank(torch.rand(3, 512), torch.rand(3, 512) + 0.1, ["a.png", "b.png", "c.png"])
+    with pytest.warns(UserWarning, match="RANDOM"):
+        stylizer = Stylizer(bank, load_encoder(None), load_decoder(None), resolution=None)
+    images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    loader = SimpleNamespace(real=ArraySource(images, np.zeros(10, dtype=np.int64)),
+                             synthetic=ArraySource(images[::-1].copy(), np.zeros(10, dtype=np.int64)),
+                             info=dataset_info("cifar10"))
+    config = {"seed": 0, "prob_real": 0.1, "prob_synthetic": 0.4, "dataset": "cifar10"}
+    global_rng, stylizer_rng = torch.get_rng_state(), stylizer.generator.get_state()
+    write_stylization_figure(loader, stylizer, config, "unused.png")
+    assert torch.equal(torch.get_rng_state(), global_rng) and torch.equal(stylizer.generator.get_state(), stylizer_rng)
+    assert "RANDOM encoder and decoder weights" in drawn["title"]
+    assert [row.split("\n")[0] for row in drawn["rows"]] == ["real"] * 3 + ["synthetic"] * 3
+    assert all(row.split("\n")[1].startswith("α = ") for row in drawn["rows"])
+    assert set(drawn["styles"]) <= {"a.png", "b.png", "c.png"}
+    assert drawn["originals"].shape == drawn["stylized"][0].shape == (6, 3, 32, 32)

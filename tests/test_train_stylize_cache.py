@@ -111,6 +111,7 @@ def test_train_run_one_epoch_with_the_cache(demo, tmp_path, capsys, monkeypatch)
     assert "--stylize-cache: synthetic images from" in captured.out
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["num_stylized"] > 0
+    assert (out / "report" / "stylization.png").is_file()  # the picture shows stored variants
 
 
 def test_a_cache_of_other_data_is_refused(demo, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Where a run's numbers go: a fixed-width table on stdout, ``metrics.jsonl`` and TensorBoard events.
+"""Where a run's numbers go: a fixed-width table on stdout, ``metrics.jsonl`` and TensorBoard events (and
+figures, as TensorBoard images).
 
 Only rank 0 writes; other ranks get a logger that does nothing, so call sites stay unconditional.
 ``metrics.jsonl`` is appended to, so a resumed run keeps one file. A row is written right after
@@ -12,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 # (key, header, width, format) of the per-epoch table, airbench style.
@@ -80,6 +83,13 @@ class MetricsLog:
         if self.enabled:
             for key, value in values.items():
                 self._writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def log_image(self, tag: str, path: str | os.PathLike, step: int = 0) -> None:
+        """A PNG figure (the run's stylization) into TensorBoard's images."""
+        if self.enabled:
+            with Image.open(path) as image:
+                self._writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+            self._writer.flush()
 
     def close(self) -> None:
         if self._writer is not None:

@@ -8,7 +8,8 @@
   severity with each set's source and calibration error;
 - ``corruption_accuracy.png``: mean accuracy per corruption (over severities 1..5), one bar
   per evaluated model, baseline bars beside them when there is a baseline;
-- ``examples.png``: one test image clean and at severities 1..5 of each -C corruption.
+- ``examples.png``: one test image clean and at severities 1..5 of each -C corruption;
+- in report.md, with ``stylization``: train.run's figure of its Stylizer on training samples.
 """
 from __future__ import annotations
 
@@ -174,9 +175,10 @@ def plot_examples(examples: torch.Tensor, path: Path, names=None) -> None:
 
 
 def write_report(results: dict, out_dir: str | os.PathLike, baseline: dict | None = None, *,
-                 examples: torch.Tensor | None = None) -> dict[str, Path]:
+                 examples: torch.Tensor | None = None, stylization: Path | None = None) -> dict[str, Path]:
     """results: train.evaluate's report (or a single evaluate() result); baseline: a baseline's
-    per-model results (default: the one inside ``results``). Returns the written paths by kind."""
+    per-model results (default: the one inside ``results``); stylization: the run's figure of its
+    Stylizer (train.stylization_figure), shown in report.md. Returns the written paths by kind."""
     report = _as_report(results)
     if baseline is not None:
         baseline = _as_report(baseline)["results"]
@@ -186,7 +188,12 @@ def write_report(results: dict, out_dir: str | os.PathLike, baseline: dict | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"json": out_dir / "results.json", "markdown": out_dir / "report.md", "bars": out_dir / "corruption_accuracy.png"}
     written["json"].write_text(json.dumps({**report, **({"baseline": baseline} if baseline else {})}, indent=1, default=str))
-    written["markdown"].write_text(markdown(report, baseline))
+    text = markdown(report, baseline)
+    if stylization is not None:
+        written["stylization"] = Path(stylization)
+        text += ("\n## The stylization\n\nA few training samples before and after this run's Stylizer, with each "
+                 f"one's alpha and style:\n\n![the Stylizer on training samples]({os.path.relpath(stylization, out_dir)})\n")
+    written["markdown"].write_text(text)
     plot_corruption_bars(report, baseline, written["bars"])
     if examples is not None:
         written["examples"] = out_dir / "examples.png"

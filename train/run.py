@@ -29,8 +29,10 @@ from fastnst.train.data import create_eval_loader, create_train_loader, dataset_
 from fastnst.train.data import make_demo_dataset
 from fastnst.train.data.demo import DEMO_NUM_STYLES, DEMO_SIZES, make_demo_style_bank
 from fastnst.train.models import model_from_config
+from fastnst.train.metrics_log import MetricsLog
 from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
 from fastnst.train.step_settings import StepSettings
+from fastnst.train.stylization_figure import write_stylization_figure
 from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, check_resume, clean_accuracy, fit
 
 # What a run writes into --out that another run must not mix with (the demo's generated data may stay).
@@ -202,9 +204,9 @@ SUMMARY_ROBUSTNESS_KEYS = ("clean_accuracy", "mean_corruption_accuracy", "lp_noi
                            "mean_corruption_calibration_error", "corruption_mean")
 
 
-def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -> dict:
+def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device, stylization: Path | None = None) -> dict:
     """Corruption benchmark of the checkpoint's model and SWA model (official -C files when present,
-    generated otherwise) and the report, through train.evaluate / train.report."""
+    generated otherwise) and the report, through train.evaluate / train.report (with the stylization figure)."""
     from fastnst.train.evaluate import evaluate_checkpoint, example_grid, format_summary
     from fastnst.train.report import write_report
 
@@ -212,7 +214,7 @@ def evaluate_robustness(checkpoint: Path, config: dict, out_dir: Path, device) -
                                  source=config["corruption_source"], max_images=config["max_eval_images"],
                                  seed=config["seed"], amp=config["eval_amp"], corrupted_root=config["corrupted_root"])
     examples = example_grid(config["dataset"], config["data_root"], seed=config["seed"], info=data_info(config))
-    paths = write_report(report, out_dir / "report", examples=examples)
+    paths = write_report(report, out_dir / "report", examples=examples, stylization=stylization)
     print(format_summary(report), flush=True)
     return {"robustness": {name: {**{key: result.get(key) for key in SUMMARY_ROBUSTNESS_KEYS},
                                   "scores": {score: {key: entry[key] for key in ("value", "source", "missing")}
@@ -292,17 +294,26 @@ def run(config: dict) -> dict:
         amp_dtype = autocast_dtype(config["amp"], dist_info.device)
         evaluate_clean = lambda model: clean_accuracy(model, eval_loader, amp_dtype)  # noqa: E731
 
+    log = MetricsLog(out_dir, enabled=dist_info.is_main)
+    stylization = None
+    if dist_info.is_main and stylizer is not None:  # what the Stylizer does, before the first step
+        stylization = write_stylization_figure(loader, stylizer.stylizer, config, out_dir / "report" / "stylization.png")
+        if stylization is not None:
+            log.log_image("stylization", stylization)
+            print(f"the Stylizer on a few training samples: {stylization}", flush=True)
+
     torch.manual_seed(config["seed"])  # identical initial weights on every rank
     model = model_from_config(config)
     projection = ProjectedTime(dist_info.device, warned=bool(recipe_warning)) if dist_info.is_main else None
     result = fit(config, model, loader, out_dir=out_dir, dist_info=dist_info, stylizer=stylizer,
-                 evaluate_clean=evaluate_clean, resume_from=resume_from, projection=projection)
+                 evaluate_clean=evaluate_clean, resume_from=resume_from, projection=projection, log=log)
 
     summary = {"checkpoint": str(result.checkpoint), "final": result.final,
                "random_weights": random_weights,  # {"encoder": bool, "decoder": bool}; None without stylization
-               **({"projected_time": projection.summary()} if projection is not None else {})}
+               **({"projected_time": projection.summary()} if projection is not None else {}),
+               **({"report": {"stylization": str(stylization)}} if stylization is not None else {})}
     if dist_info.is_main and config["evaluate_corruptions"]:
-        summary.update(evaluate_robustness(result.checkpoint, config, out_dir, dist_info.device))
+        summary.update(evaluate_robustness(result.checkpoint, config, out_dir, dist_info.device, stylization))
     if dist_info.is_main:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         print_summary(config, summary, out_dir)

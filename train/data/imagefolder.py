@@ -124,10 +124,7 @@ def eval_image(path: str | Path, image_size: int, resize: int) -> np.ndarray:
     """One test image as the model sees it: uint8 HWC RGB, the shorter side resized to ``resize`` (PIL
     bilinear, as torchvision's ``Resize`` on PIL images), then the centre ``image_size`` square
     (``CenterCrop``): ``make_imagenet_c.py``'s ``Resize(256), CenterCrop(224)`` at 224 px."""
-    import warnings
-
     from PIL import Image
-    from torchvision.transforms.v2 import functional as F
 
     data = Path(path).read_bytes()
     if str(path).lower().endswith((".jpeg", ".jpg")):
@@ -139,6 +136,15 @@ def eval_image(path: str | Path, image_size: int, resize: int) -> np.ndarray:
             image = image.convert("RGB")
     except Exception as error:  # noqa: BLE001 - PIL raises many types for broken files
         raise BadImageError(f"{path}: cannot decode image ({error})") from error
+    return centre_view(image, image_size, resize)
+
+
+def centre_view(image, image_size: int, resize: int) -> np.ndarray:
+    """``eval_image``'s view of a PIL RGB image in memory (a synthetic image of another size, for a figure)."""
+    import warnings
+
+    from torchvision.transforms.v2 import functional as F
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's antialias notice for PIL inputs
         image = F.center_crop(F.resize(image, [resize]), [image_size, image_size])
