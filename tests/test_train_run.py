@@ -47,6 +47,8 @@ def test_demo_run_end_to_end(tmp_path, demo_root, capsys):
     scores = summary["robustness"]["model"]["scores"]  # the authors' scores, over the generated demo sets
     assert scores["Acc_C-original-15"]["source"] == "generated" and 0 <= scores["Acc_C-original-15"]["value"] <= 100
     assert "Acc_C-original-15" in captured.out
+    assert "done: 2 epochs of wrn16_2 on demo in " in captured.out and "(CPU time " in captured.out
+    assert summary["elapsed_seconds"] > 0 and summary["cpu_seconds"] > 0
     for kind in ("json", "markdown", "bars", "examples", "stylization"):
         assert (out / "report").joinpath(summary["report"][kind].rsplit("/", 1)[-1]).is_file()
     # the picture of the stylization: in report/, in report.md and in TensorBoard's images

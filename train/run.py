@@ -30,7 +30,7 @@ from fastnst.train.data import make_demo_dataset
 from fastnst.train.data.demo import DEMO_NUM_STYLES, DEMO_SIZES, make_demo_style_bank
 from fastnst.train.models import model_from_config
 from fastnst.train.metrics_log import MetricsLog
-from fastnst.train.projection import ProjectedTime, gpu_recipe_warning
+from fastnst.train.projection import ProjectedTime, format_duration, gpu_recipe_warning
 from fastnst.train.step_settings import StepSettings
 from fastnst.train.stylization_figure import write_stylization_figure
 from fastnst.train.trainer import CHECKPOINT_NAME, StylizerMeter, autocast_dtype, check_resume, clean_accuracy, fit
@@ -250,6 +250,7 @@ def random_weights_used(stylizer: StylizerMeter | None) -> dict | None:
 
 
 def run(config: dict) -> dict:
+    started, cpu_started = time.perf_counter(), time.process_time()
     dist_info = distributed.setup(config["device"])
     out_dir = Path(config["out"])
     # Every rank checks (a refusal must stop them all); rank 0 moves an earlier run aside.
@@ -314,6 +315,8 @@ def run(config: dict) -> dict:
                **({"report": {"stylization": str(stylization)}} if stylization is not None else {})}
     if dist_info.is_main and config["evaluate_corruptions"]:
         summary.update(evaluate_robustness(result.checkpoint, config, out_dir, dist_info.device, stylization))
+    # the whole run, data generation to report; CPU time: this process's, all its threads
+    summary.update(elapsed_seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started)
     if dist_info.is_main:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         print_summary(config, summary, out_dir)
@@ -325,7 +328,8 @@ def print_summary(config: dict, summary: dict, out_dir: Path) -> None:
     from fastnst.train.evaluate import calibration_text
 
     final = summary["final"]
-    lines = [f"done: {config['epochs']} epochs of {config['model']} on {config['dataset']}"]
+    lines = [f"done: {config['epochs']} epochs of {config['model']} on {config['dataset']} in "
+             f"{format_duration(summary['elapsed_seconds'])} (CPU time {format_duration(summary['cpu_seconds'])})"]
     for key, label in (("test_acc", "clean test accuracy"), ("swa_test_acc", "clean test accuracy, SWA")):
         if final.get(key) is not None:
             lines.append(f"  {label:32s} {100 * final[key]:6.2f} %")
