@@ -1,5 +1,5 @@
 """How far bf16 autocast moves the Stylizer's pixels from float32: the measurement behind the default of
-``--stylize-precision`` (README, Deviations). A measured note, not a test.
+``--stylize-precision`` (docs/recipe.md, Deviations). A measured note, not a test.
 
 The same uint8 images, styles and alphas go through ``Stylizer.stylize`` twice, once in float32 and once under
 bf16 autocast (it runs on the CPU too, where the comparison needs no GPU), and the script prints the mean, the

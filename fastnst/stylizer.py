@@ -58,7 +58,7 @@ PAPER_ALPHA_REAL = (1.0, 1.0)
 CUDA_BUCKET_SIZE = 16  # at the cifar10 preset (batch 256): 5 subset shapes for +10 % rows; 64 would pad +67 %
 # The networks' compute dtype by name (--stylize-precision; auto: DEFAULT_AUTOCAST). The authors stylize in float32
 # (in data loading, outside autocast: experiments/data.py:476-477, 492-493). bf16 moved the stylized pixels by
-# 0.14-0.18 uint8 levels on average, 99th percentile 1 (python -m bench.stylize_precision, README's Deviations):
+# 0.14-0.18 uint8 levels on average, 99th percentile 1 (python -m bench.stylize_precision, docs/recipe.md's Deviations):
 # below the one level that would have made float32 the default, so CUDA runs bf16 and the CPU float32 (faster there).
 STYLIZE_PRECISION = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_AUTOCAST = {"cuda": torch.bfloat16}

@@ -92,7 +92,7 @@ def test_stage_two_matches_the_dali_graph_per_operation():
             ties = samples & np.isin(draws.ta_bin, ROTATE_TIES)
             assert difference[samples & ~ties].max() <= FLOAT
             moved = (difference[ties] > FLOAT).any(axis=-1).mean()
-            assert 0 < moved <= 0.1  # the README's 4 % of the pixels: the diagonals through the centre
+            assert 0 < moved <= 0.1  # docs/recipe.md's 4 % of the pixels: the diagonals through the centre
         else:
             assert difference[samples].max() <= (HALF_LEVEL if name in ROUNDED_BY_DALI else FLOAT), name
 

@@ -394,3 +394,10 @@ def test_a_refused_resume_says_why_before_anything_loads(files, tmp_path, capsys
     assert [str(warning.message) for warning in caught] == []
     assert_one_error_line(capsys.readouterr().err, "python -m train.run", "cannot --resume", "lr: 0.05")
     assert not (out / "config.yaml").exists()
+
+
+def test_readme_shows_the_message_of_nothing_downloaded(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = run_as_main("train.run", ["--dataset", "tinyimagenet", "--out", "run"], monkeypatch)
+    assert code == 2
+    assert_matches_readme(capsys.readouterr().err.strip().splitlines()[-1], "nothing downloaded (`--dataset tinyimagenet`)")

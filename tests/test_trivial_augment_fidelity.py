@@ -8,7 +8,7 @@ highest and some between) and sign, each runs on the same natural-looking images
 is the mean of |ours - round(255 * theirs)| in uint8 levels for DALI's uint8 results (theirs quantized,
 so that the uint8 step of ours, at most half a level, is not counted), of |ours - 255 * theirs| for
 the torch suite's floats.
-``python -m tests.test_trivial_augment_fidelity`` prints the table quoted in the README.
+``python -m tests.test_trivial_augment_fidelity`` prints the table quoted in docs/recipe.md.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ TORCHVISION_NAMES = OPERATIONS  # our suites' operations, in their order, by tor
 # Largest mean absolute difference (uint8 levels) over the bins and signs, per operation: 0 where ours
 # is exact, 0.02 for float formulas (ties of the rounding to uint8: brightness measures 0.005),
 # rotate's measured 0.35 with a little margin: DALI's nearest sampling breaks the ties at 45 and
-# 135 degrees the other way (README, Deviations).
+# 135 degrees the other way (docs/recipe.md, Deviations).
 BOUNDS = {"TranslateX": 0.0, "TranslateY": 0.0, "ShearX": 0.0, "ShearY": 0.0, "Rotate": 0.45,
           "Brightness": 0.02, "Contrast": 0.02, "Color": 0.02, "Sharpness": 0.02, "Posterize": 0.02,
           "Solarize": 0.0, "Equalize": 0.0, "AutoContrast": 0.02, "Identity": 0.0}
@@ -208,7 +208,7 @@ def test_torch_suite_on_the_gpu_gives_the_cpu_results():
 
 
 if __name__ == "__main__":
-    # Every bin: the figures of the README's Deviations (``torch`` as an argument: the torch suite's).
+    # Every bin: the figures of docs/recipe.md's Deviations (``torch`` as an argument: the torch suite's).
     import sys
 
     every_bin = tuple(range(TA_NUM_MAGNITUDE_BINS))

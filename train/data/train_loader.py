@@ -466,7 +466,7 @@ def create_train_loader(dataset: str, data_root: str | Path, batch_size: int, *,
     zero-padded image, TrivialAugmentWide (skipped for a sample the Stylizer chose when its
     source is "TAorStyle"), Random Erasing (0-valued boxes), normalization. With random-resized crops
     (``augmentation.train_crop``, an image folder's ImageNet-style training) the crop comes first, in
-    stage 1, and the Stylizer sees the crops: images of many sizes make no batch (README, Deviations).
+    stage 1, and the Stylizer sees the crops: images of many sizes make no batch (docs/imagefolder.md).
 
     Args:
         batch_size: samples per step on this rank (real + synthetic); the epoch's batches are

@@ -19,7 +19,7 @@ magnitudes and float formulas, so that only DALI's rounding to uint8 and rotate'
 - solarize: ``x >= threshold`` inverted for x = v / 255 and thresholds 1 .. 0 (DALI: ``v < 256 .. 0``
   kept, so its bin 0 never inverts white);
 - equalize: torchvision's (PIL's) look-up table, not DALI's (OpenCV's);
-- left DALI's (README, Deviations; measured by ``tests/test_trivial_augment_fidelity.py``): rotate's
+- left DALI's (docs/recipe.md, Deviations; measured by ``tests/test_trivial_augment_fidelity.py``): rotate's
   nearest sampling breaks exact half-pixel ties the other way (at 45 and 135 degrees), and every
   operation rounds its result to uint8 where torchvision's stays float.
 """
