@@ -312,7 +312,8 @@ def stylize_dataset(images: np.ndarray, labels: np.ndarray, out: str | os.PathLi
     stylized = int(distributed.all_reduce_sum(torch.tensor([stylized_here], device=device), ranks).item())
     seconds = time.perf_counter() - started
 
-    finished = journal.done
+    # Rank 0's reading, on every rank: another rank globbing the work folder could meet it renamed by publish.
+    finished = distributed.broadcast_object(sorted(journal.done) if ranks.is_main else None, ranks)
     if len(finished) < num_chunks:
         if ranks.is_main:
             print(f"stopped after {len(todo)} chunk(s)" + (" per rank" if ranks.enabled else "")

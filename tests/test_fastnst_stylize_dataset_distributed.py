@@ -26,12 +26,16 @@ COUNT, CHUNK, BATCH, VARIANTS = 20, 4, 2, 2  # 5 chunks of 2 batches: rank 0 mak
 DATA_FILES = (fmt.IMAGES_FILE, fmt.STYLE_INDEX_FILE, fmt.ALPHA_FILE, fmt.LABELS_FILE)
 
 ENTRY = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, time
     import fastnst.stylize_dataset as sd
+    from fastnst.cache_journal import Journal
     from fastnst.train.stylize_cache import cli
     kill_rank, kill_at = int(os.environ.get("KILL_RANK", "-1")), int(os.environ.get("KILL_AT", "0"))
     if int(os.environ.get("RANK", "0")) == kill_rank:  # die like a killed process, in the middle of a chunk
         sd._batch_written_hook = lambda written: os.kill(os.getpid(), signal.SIGKILL) if written == kill_at else None
+    if int(os.environ.get("RANK", "0")) == 1:  # the other ranks read the journals late (as under load)
+        read_done = Journal.done.fget
+        Journal.done = property(lambda journal: (time.sleep(1), read_done(journal))[1])
     sys.exit(cli(sys.argv[1:]))
 """)
 
