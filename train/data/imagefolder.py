@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnst.train.data.errors import BadImageError, DataFormatError, MissingDataError
+from fastnst.train.data.errors import DataFormatError, MissingDataError
 from fastnst.train.data.generic_input import IMAGE_SUFFIXES, class_folder_names, list_labelled_files
-from fastnst.train.data.jpeg import check_jpeg_bytes
+from fastnst.train.data.jpeg import open_rgb
 
 LAYOUT = "DIR/train/<class>/<image> and DIR/val/<class>/<image>"
 # [ours] The largest square side auto trains with the padded crop: the paper's data sets' (CIFAR 32, TinyImageNet
@@ -124,19 +124,7 @@ def eval_image(path: str | Path, image_size: int, resize: int) -> np.ndarray:
     """One test image as the model sees it: uint8 HWC RGB, the shorter side resized to ``resize`` (PIL
     bilinear, as torchvision's ``Resize`` on PIL images), then the centre ``image_size`` square
     (``CenterCrop``): ``make_imagenet_c.py``'s ``Resize(256), CenterCrop(224)`` at 224 px."""
-    from PIL import Image
-
-    data = Path(path).read_bytes()
-    if str(path).lower().endswith((".jpeg", ".jpg")):
-        check_jpeg_bytes(data, path)
-    try:
-        import io
-
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("RGB")
-    except Exception as error:  # noqa: BLE001 - PIL raises many types for broken files
-        raise BadImageError(f"{path}: cannot decode image ({error})") from error
-    return centre_view(image, image_size, resize)
+    return centre_view(open_rgb(path), image_size, resize)
 
 
 def centre_view(image, image_size: int, resize: int) -> np.ndarray:

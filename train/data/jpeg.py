@@ -36,16 +36,21 @@ def read_image_bytes(path: Path | str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def decode_rgb(path: Path | str, image_size: int) -> np.ndarray:
-    """Decode one image file to uint8 HWC RGB with PIL; errors name the file."""
+def open_rgb(path: Path | str) -> Image.Image:
+    """One image file decoded by PIL to an RGB image in memory (a JPEG checked first); errors name the file."""
     data = Path(path).read_bytes()
     if str(path).lower().endswith((".jpeg", ".jpg")):
         check_jpeg_bytes(data, path)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            pixels = np.asarray(image.convert("RGB"))
-    except Exception as error:
+            return image.convert("RGB")
+    except Exception as error:  # noqa: BLE001 - PIL raises many types for broken files
         raise BadImageError(f"{path}: cannot decode image ({error})") from error
+
+
+def decode_rgb(path: Path | str, image_size: int) -> np.ndarray:
+    """Decode one ``image_size`` square image file to uint8 HWC RGB with PIL; errors name the file."""
+    pixels = np.asarray(open_rgb(path))
     if pixels.shape != (image_size, image_size, 3):
         raise BadImageError(f"{path}: expected {image_size}x{image_size} pixels, got {pixels.shape[1]}x{pixels.shape[0]}")
     return pixels
