@@ -27,8 +27,9 @@ def refused_message(what: str, path: Path, reason: str) -> str:
 
 
 def safe_torch_load(path: str | os.PathLike, what: str, *, map_location="cpu",
-                    error_type: type[FileFormatError] = FileFormatError):
-    """``torch.load(path, weights_only=True)``; errors name ``what`` and ``path`` on one line.
+                    error_type: type[FileFormatError] = FileFormatError, mmap: bool = False):
+    """``torch.load(path, weights_only=True)``; errors name ``what`` and ``path`` on one line. ``mmap``: tensors
+    are mapped from the file, not read, until they are used (a ``torch.save`` zip file; for its small entries).
 
     Raises ``MissingFileError`` when there is no such file, ``error_type`` (a FileFormatError)
     when it cannot be read or is refused as unsafe.
@@ -40,7 +41,7 @@ def safe_torch_load(path: str | os.PathLike, what: str, *, map_location="cpu",
         with warnings.catch_warnings():
             # Raw pickles (not torch.save zip files) draw a protocol warning before the refusal below.
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         if "weights only load failed" not in str(error).lower():
             raise error_type(f"{what} {path} could not be read: it is not a PyTorch file or it is truncated "

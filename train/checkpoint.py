@@ -23,9 +23,10 @@ from fastnst.train.models import model_from_config
 __all__ = ["load_checkpoint", "model_from_checkpoint", "save_atomic"]
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, mmap: bool = False) -> dict:
+    """``mmap``: the tensors stay in the file until used (to read the config alone)."""
     path = Path(path)
-    state = safe_torch_load(path, "checkpoint", map_location=map_location)
+    state = safe_torch_load(path, "checkpoint", map_location=map_location, mmap=mmap)
     missing = [key for key in ("config", "model") if not isinstance(state, dict) or key not in state]
     if missing:
         raise FileFormatError(f"checkpoint {path} lacks {', '.join(missing)}: not a checkpoint written by "

@@ -260,7 +260,8 @@ def run(config: dict) -> dict:
     fill_paths(config)
     resume_from = resume_path(config)
     if resume_from is not None:  # before anything is loaded or written: a refused resume changes nothing
-        check_resume(load_checkpoint(resume_from)["config"], config, resume_from)
+        # its config alone: the weights and optimizer state are read once, by fit
+        check_resume(load_checkpoint(resume_from, mmap=True)["config"], config, resume_from)
     if dist_info.is_main:
         if config["dataset"] == "demo":
             print(DEMO_BANNER.format(data=config["data_root"], num_styles=DEMO_NUM_STYLES), flush=True)
