@@ -39,10 +39,11 @@ from fastnst.train.data.errors import DataFormatError, MissingDataError
 from fastnst.train.data.generic_input import class_folder_names, list_labelled_files
 from fastnst.train.data.imagefolder import DEFAULT_IMAGE_SIZE, eval_image
 from fastnst.train.data.jpeg import decode_files
-from fastnst.train.evaluate import parse_corruptions
-from fastnst.train.data.stats import dataset_info
+from fastnst.train.evaluate import STORED_JPEG_QUALITY, parse_corruptions
+from fastnst.train.data.stats import IMAGEFOLDER, dataset_info
 
-JPEG_QUALITY = 85  # make_imagenet_c.py:119 (and make_tinyimagenet_c.py): Image.save(quality=85, optimize=True)
+# make_imagenet_c.py:119: Image.save(quality=85, optimize=True); train.evaluate's generated sets repeat it
+JPEG_QUALITY = STORED_JPEG_QUALITY[IMAGEFOLDER]
 
 
 def test_folder(data: Path) -> Path:
@@ -67,8 +68,8 @@ def output_names(paths: list[Path], folder: Path) -> list[Path]:
 
 def settings(args: argparse.Namespace, folder: Path, classes: list[str], frost_dir) -> dict:
     """What the folder is made of; a rerun into the same --out must have the same."""
-    info = dataset_info("imagefolder", {"image_size": args.image_size, "class_names": classes,
-                                        "train_crop": args.train_crop})
+    info = dataset_info(IMAGEFOLDER, {"image_size": args.image_size, "class_names": classes,
+                                      "train_crop": args.train_crop})
     return {"source": str(folder.resolve()), "classes": classes, "image_size": info.image_size,
             "eval_resize": info.eval_resize, "table": table_size(info.image_size), "seed": args.seed,
             "batch_size": args.batch_size, "jpeg_quality": JPEG_QUALITY, "frost": frost_source(frost_dir)}
