@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from fastnst import StyleBank
 from fastnst.train import run as run_module
 from fastnst.train.data import make_demo_dataset
+from fastnst.train.data.demo import make_demo_style_bank
 from fastnst.train.repeat import aggregate, build_parser, cli, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +55,11 @@ def test_three_seed_repeat_of_the_demo_writes_the_aggregate_table(tmp_path, demo
     seeds = (0, 1, 2)
     configs = [json.loads((out / f"seed_{seed}" / "config.json").read_text()) for seed in seeds]
     assert [config["seed"] for config in configs] == [0, 1, 2]
-    assert {config["styles"] for config in configs} == {str(out / "demo_styles.pt")}  # one bank for every seed
+    # each seed's bank is encoded by the random encoder its Stylizer has (drawn from its seed)
+    for seed, config in zip(seeds, configs):
+        assert config["styles"] == str(out / f"seed_{seed}" / "demo_styles.pt")
+        make_demo_style_bank(tmp_path / f"bank_{seed}.pt", None, seed)
+        assert torch.equal(StyleBank.load(config["styles"]).mean, StyleBank.load(tmp_path / f"bank_{seed}.pt").mean)
     runs = [json.loads((out / f"seed_{seed}" / "summary.json").read_text())["robustness"]["model"] for seed in seeds]
     table = summary["models"]["model"]
     clean = [run["clean_accuracy"] for run in runs]

@@ -16,8 +16,8 @@ SWA is on (``experiments/train.py:402-410``): ``swa_model`` here.
 A repeat that was stopped continues when the same command is given again: a seed whose run finished (its
 ``summary.json``) is not run again, the others continue from their checkpoint (``train.run --resume``). A seed
 folder whose run had other settings is refused, so one summary never mixes settings. The built-in demo's
-seeds share one generated data set (``OUT/demo_data``) and style bank (``OUT/demo_styles.pt``), unless
-``--data-root`` / ``--styles`` are given.
+seeds share one generated data set (``OUT/demo_data``, unless ``--data-root`` is given); each seed's run encodes
+its own style bank, as a single train.run does: without ``--vgg`` its encoder's random weights come from the seed.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import numpy as np
 from fastnst.cli import UsageError, add_debug_flag, program_name, run_cli
 from fastnst.distributed import resolve_device
 from fastnst.train.config import parse_command_line
-from fastnst.train.data.demo import make_demo_style_bank
 from fastnst.train.run import fill_default_paths, run
 
 DEFAULT_SEEDS = (0, 1, 2)  # the authors' runs 0, 1, 2 (experiments/train.py:291-294)
@@ -56,20 +55,8 @@ def seed_folder(out: Path, seed: int) -> Path:
 
 
 def shared_demo_inputs(out: Path, config: dict) -> dict[str, Path]:
-    """The built-in demo's generated data set and style bank, one for every seed (unless given): flag -> path."""
-    if config["dataset"] != "demo":
-        return {}
-    shared = {"--data-root": out / "demo_data"} if config["data_root"] is None else {}
-    if config["stylize"] and not config["stylize_cache"] and config["styles"] is None:
-        shared["--styles"] = out / "demo_styles.pt"
-    return shared
-
-
-def make_shared_demo_inputs(shared: dict[str, Path], config: dict, seed: int) -> None:
-    """Draw and encode the shared demo style bank once (train.run generates the data set when it is missing)."""
-    bank = shared.get("--styles")
-    if bank is not None and not bank.exists():  # without --vgg, encoded by the random encoder of ``seed``
-        make_demo_style_bank(bank, config["vgg"], seed)
+    """The built-in demo's generated data set, one for every seed (unless given): flag -> path."""
+    return {"--data-root": out / "demo_data"} if config["dataset"] == "demo" and config["data_root"] is None else {}
 
 
 def seed_command_line(run_args: list[str], out: Path, seed: int, shared: dict[str, Path]) -> list[str]:
@@ -208,8 +195,6 @@ def main(argv: list[str] | None = None) -> dict:
         expected = dict(config)
         fill_default_paths(expected)  # as train.run fills it before writing config.json
         check_same_settings(seed_folder(out, seed), expected)
-    if is_main:
-        make_shared_demo_inputs(shared, base, seeds[0])
     for seed, config in configs.items():
         folder = seed_folder(out, seed)
         if (folder / "summary.json").is_file():
