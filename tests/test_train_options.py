@@ -95,3 +95,22 @@ def test_the_loaders_options_are_frozen_and_checked_when_made():
         Augmentation(random_erasing_prob=2)
     with pytest.raises(ConfigError, match=re.escape("--crop-padding must be 'auto' or pixels in [0, 32), got 32")):
         Augmentation(crop_padding=32).padding_for(32)
+
+
+@pytest.mark.parametrize("option, command, table", [("eval_amp", "train.evaluate", "EVAL_AMP"),
+                                                    ("stylize_precision", "train.stylize_cache", None)])
+def test_an_option_other_commands_share_is_their_flag_too(option, command, table):
+    """train.evaluate's --eval-amp and train.stylize_cache's --stylize-precision are train.run's option (one
+    definition), and its choices are the names of the table they index."""
+    import importlib
+
+    from fastnst.stylizer import STYLIZE_PRECISION
+    from fastnst.train.config import flag_name
+
+    (item,) = [item for group in GROUPS.values() for item in fields(group) if item.name == option]
+    module = importlib.import_module(f"fastnst.{command}")
+    (action,) = [action for action in module.build_parser()._actions if flag_name(option) in action.option_strings]
+    assert tuple(action.choices) == item.metadata["flag"]["choices"] and action.help == item.metadata["help"]
+    names = getattr(module, table) if table else STYLIZE_PRECISION
+    assert tuple(names) == item.metadata["flag"]["choices"]
+    assert action.default == (item.default if command == "train.evaluate" else None)  # None: the preset's

@@ -363,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_option_flag(parser, name: str, **replace) -> None:
+    """``name``'s flag as train.run has it (type, choices, help; its built-in default), on another command's
+    parser: the commands that share an option share its one definition. ``replace``: keywords that differ."""
+    (item,) = [item for group in GROUPS.values() for item in fields(group) if item.name == name]
+    parser.add_argument(flag_name(name), **{**FLAG_KINDS.get(type(item.default), {}), **item.metadata["flag"],
+                                            "default": item.default, "help": item.metadata["help"], **replace})
+
+
 # ----------------------------------------------------------------------------- --help table, --print-config
 
 def format_value(value) -> str:

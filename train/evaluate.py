@@ -29,6 +29,7 @@ from tqdm import tqdm
 from fastnst.cli import UsageError, add_debug_flag, add_device_flag, positive_int, program_name, run_cli
 from fastnst.train.calibration import CalibrationBins
 from fastnst.train.checkpoint import load_checkpoint, model_from_checkpoint
+from fastnst.train.config import DEFAULTS, add_option_flag
 from fastnst.train.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corrupt, frost_source, seeded_generator
 from fastnst.train.corruptions.digital import jpeg_compression
 from fastnst.train.corruptions.frost import default_frost_dir, stand_in_warning_suppressed
@@ -179,7 +180,7 @@ def _subset(count: int, max_images: int | None, seed: int) -> np.ndarray:
 @torch.inference_mode()
 def _count_correct(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, dataset: str,
                    batch_size: int, correct: dict[str, int], calibration: dict[str, CalibrationBins] | None = None,
-                   amp: str = "fp32", perturb=None) -> None:
+                   amp: str = DEFAULTS["eval_amp"], perturb=None) -> None:
     """Add each model's correct predictions to ``correct`` (and its logits to ``calibration``); ``perturb``
     maps every normalised batch to the one all models see (the Lp noise)."""
     memory_format = EVAL_MEMORY_FORMAT.get(images.device.type, torch.contiguous_format)
@@ -327,7 +328,7 @@ def _frost_notice(plan: EvaluationPlan, frost_dir, dataset: str) -> str | None:
 def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, device="cpu", batch_size: int = 500,
                     source: str = "auto", max_images: int | None = None, seed: int = 0,
                     corruptions: tuple[str, ...] | None = None, frost_dir=None, progress: bool = True,
-                    amp: str = "fp32", info: DatasetInfo | None = None, corrupted_root=None) -> dict:
+                    amp: str = DEFAULTS["eval_amp"], info: DatasetInfo | None = None, corrupted_root=None) -> dict:
     """Evaluate several classifiers on the same clean, Lp-noised and corrupted images (generated once). ``amp``:
     "fp32", or "fp16" autocast as the authors evaluate; ``info``: an image folder's facts
     (``dataset_info(dataset, config)``); ``corrupted_root``: the official -C folder, if not the data set's."""
@@ -407,7 +408,8 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
 
 def evaluate(model: nn.Module, dataset: str, data_root, *, device="cpu", batch_size: int = 500, source: str = "auto",
              max_images: int | None = None, seed: int = 0, corruptions: tuple[str, ...] | None = None, frost_dir=None,
-             progress: bool = True, amp: str = "fp32", info: DatasetInfo | None = None, corrupted_root=None) -> dict:
+             progress: bool = True, amp: str = DEFAULTS["eval_amp"], info: DatasetInfo | None = None,
+             corrupted_root=None) -> dict:
     """One classifier -> {clean_accuracy, accuracy[corruption][severity-1], corruption_mean, severity_mean,
     mean_corruption_accuracy, scores, meta: {source, sources, frost, num_images, ...}}; accuracies in percent."""
     results = evaluate_models({"model": model}, dataset, data_root, device=device, batch_size=batch_size, source=source,
@@ -621,8 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "a score is computed only when all its sets are there)")
     group = parser.add_argument_group("Run")
     add_device_flag(group)
-    group.add_argument("--eval-amp", choices=tuple(EVAL_AMP), default="fp32",
-                       help="fp16: autocast as the authors evaluate (experiments/eval.py:84); fp32: exact")
+    add_option_flag(group, "eval_amp")
     group.add_argument("--batch-size", type=positive_int, default=500,
                        help="images per generation batch and (at most) per forward pass; on the CPU forward passes "
                             "take at most 64 images, measured faster")

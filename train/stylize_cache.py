@@ -30,9 +30,8 @@ from fastnst.cache_format import SOURCES
 from fastnst.cli import (
     DefaultsHelpFormatter, UsageError, add_debug_flag, add_device_flag, program_name, run_cli, style_resolution,
 )
-from fastnst.stylizer import STYLIZE_PRECISION
 from fastnst.stylize_dataset import DEFAULT_CHUNK_SIZE, DEFAULT_VARIANTS, StylizeOptions, StylizeResult, stylize_dataset
-from fastnst.train.config import DEFAULTS, ConfigError, load_preset, load_yaml, stylizer_resolution
+from fastnst.train.config import DEFAULTS, ConfigError, add_option_flag, load_preset, load_yaml, stylizer_resolution
 from fastnst.train.data import dataset_info, default_synthetic_path
 from fastnst.train.data.generic_input import read_input
 from fastnst.train.data.jpeg import decode_files
@@ -123,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the style and alpha draws")
     add("--downsample", choices=["bilinear", "area"], default="bilinear",
         help="resizing back to the image size (bilinear: the authors')")
-    add("--stylize-precision", choices=tuple(STYLIZE_PRECISION), help="the networks' precision: fp32 (the authors'), "
-        "bf16 autocast, or auto: bf16 on CUDA, fp32 on the CPU (default: the preset's, else auto)")
+    add_option_flag(parser, "stylize_precision", default=None)  # None: the preset's, else the built-in default
     add_device_flag(parser)  # under torchrun: its type; each rank takes cuda:LOCAL_RANK
     add("--compile", action=argparse.BooleanOptionalAction, default=True, help="torch.compile the networks on CUDA")
     add("--batch-size", type=int, default=None, help="images per device batch (default: 128 on CUDA at >= 128 px, "
