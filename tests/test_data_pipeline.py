@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests import data_formats
+from tests.markers import needs_dali
 from fastnst.train.data import BadImageError, create_eval_loader, create_train_loader, normalize
 from fastnst.train.data.draws import (
     TA_IDENTITY_OP,
@@ -301,6 +302,7 @@ def test_random_erasing_draws_match_torchvision():
 
 # --------------------------------------------------------------------------- determinism, resume, no rebuild
 
+@needs_dali
 def test_epochs_replay_exactly_without_rebuilding_the_pipelines(cifar_root):
     root, *_ = cifar_root
     make = lambda: create_train_loader("cifar10", root, 16, synthetic_path=root / "edm.npz",  # noqa: E731
@@ -428,6 +430,7 @@ def test_eval_loader_in_order_and_normalized(cifar_root):
     assert abs(images[:, 0].mean().item() - (127.5 / 255 - info.mean[0]) / info.std[0]) < 0.05
 
 
+@needs_dali
 def test_pipeline_device_options_without_a_gpu():
     from fastnst.train.data.pipeline import pipeline_options
 
@@ -436,6 +439,7 @@ def test_pipeline_device_options_without_a_gpu():
     assert pipeline_options(8, "cuda:1")["device_id"] == 1  # DALI operators on that GPU
 
 
+@needs_dali
 def test_building_stage_two_does_not_print_dali_alias_deprecations():
     """DALI's own TrivialAugment uses deprecated fn.experimental aliases; their warnings are noise."""
     import warnings
@@ -514,6 +518,7 @@ def test_bad_image_stops_with_its_path_before_training(tinyimagenet_root, which)
                             on_bad_image="stop")
 
 
+@needs_dali
 @pytest.mark.parametrize("policy", ["skip", "stop"])
 def test_a_file_broken_during_training_is_named_and_its_pipeline_dropped(tinyimagenet_root, policy, caplog):
     """The check passed, then a file went bad: DALI's decoder fails mid-epoch. The failed pipeline is
@@ -541,6 +546,7 @@ def test_a_file_broken_during_training_is_named_and_its_pipeline_dropped(tinyima
     assert first_decoder() is None  # the pipeline that raised is gone
 
 
+@needs_dali
 def test_the_check_rejects_random_data_that_dali_decodes_as_noise(tmp_path):
     """A JPEG with valid headers and random entropy-coded data: DALI decodes it without an error (noise,
     trained on), the pre-training check rejects it."""

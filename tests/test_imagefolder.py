@@ -30,6 +30,7 @@ from fastnst.train.evaluate import main as evaluate_main
 from fastnst.train.run import cli, main
 from fastnst.weights import load_encoder, write_random_weights
 from tests.data_formats import IMAGEFOLDER_CLASSES, write_image_folder
+from tests.markers import needs_dali
 from tests.test_data_download import server  # noqa: F401  (the loopback server fixture)
 from tests.test_fetched_defaults import fake_internet  # noqa: F401  (the manifest served from it)
 
@@ -156,8 +157,7 @@ def _tint_labels(images_nchw: torch.Tensor) -> np.ndarray:
     return pixels.mean(dim=(2, 3)).argmax(dim=1).numpy()
 
 
-BACKENDS = [pytest.param("dali", marks=pytest.mark.skipif(
-    __import__("importlib").util.find_spec("nvidia.dali") is None, reason="DALI is not installed")), "torch"]
+BACKENDS = [pytest.param("dali", marks=needs_dali), "torch"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -20,7 +20,12 @@ INSTALLED_ENVIRONMENT = {key: value for key, value in os.environ.items() if key 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    pytest.importorskip("setuptools")  # the wheel is built without build isolation (no index in tests)
+    # The wheel is built without build isolation (no index in tests), by this Python's setuptools.
+    setuptools = pytest.importorskip("setuptools")
+    (required,) = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    minimum = int(required.removeprefix("setuptools>="))
+    if int(setuptools.__version__.split(".")[0]) < minimum:
+        pytest.skip(f"the build needs {required} (pyproject.toml); this Python has setuptools {setuptools.__version__}")
     out = tmp_path_factory.mktemp("wheel")
     # From a copy of what the build reads: setuptools builds in the source tree, and a build/ left there
     # (by an earlier build) would carry deleted files, and packages no longer found, into the wheel.
