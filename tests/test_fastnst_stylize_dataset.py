@@ -19,8 +19,7 @@ import pytest
 import torch
 
 from data_formats import random_images, write_cifar10, write_synthetic_npz, write_tinyimagenet
-from lively_networks import lively_networks
-from fastnst import StyleBank
+from lively_networks import write_stylizer_files
 from fastnst import cache_format as fmt
 from fastnst import stylize_dataset as sd
 from fastnst.cache_journal import JOURNAL_FILE
@@ -35,12 +34,7 @@ VARIANTS = 2
 def files(tmp_path_factory) -> dict:
     """Weight files, a style bank and a small EDM-style set, written once for the module."""
     folder = tmp_path_factory.mktemp("stylize_dataset")
-    encoder, decoder = lively_networks()
-    torch.save(encoder.state_dict(), folder / "vgg.pth")
-    torch.save(decoder.state_dict(), folder / "decoder.pth")
-    generator = torch.Generator().manual_seed(0)
-    StyleBank(torch.rand(6, 512, generator=generator), torch.rand(6, 512, generator=generator) + 0.2,
-              [f"style{i}.jpg" for i in range(6)]).save(folder / "styles.pt")
+    write_stylizer_files(folder)
     images, labels = write_synthetic_npz(folder / "set.npz", count=10, size=32)
     return {"folder": folder, "vgg": str(folder / "vgg.pth"), "decoder": str(folder / "decoder.pth"),
             "styles": str(folder / "styles.pt"), "npz": folder / "set.npz", "images": images, "labels": labels}

@@ -13,11 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from data_formats import write_synthetic_npz
-from lively_networks import lively_networks
-from fastnst import StyleBank
+from lively_networks import write_stylizer_files
 from fastnst import cache_format as fmt
 from fastnst.cache_journal import JOURNAL_FILE, Journal, rank_journal_file
 
@@ -43,12 +41,7 @@ ENTRY = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("stylize_ddp")
-    encoder, decoder = lively_networks()
-    torch.save(encoder.state_dict(), folder / "vgg.pth")
-    torch.save(decoder.state_dict(), folder / "decoder.pth")
-    generator = torch.Generator().manual_seed(0)
-    StyleBank(torch.rand(6, 512, generator=generator), torch.rand(6, 512, generator=generator) + 0.2,
-              [f"style{i}.jpg" for i in range(6)]).save(folder / "styles.pt")
+    write_stylizer_files(folder)
     write_synthetic_npz(folder / "set.npz", count=COUNT, size=32)
     (folder / "entry.py").write_text(ENTRY)
     return {"folder": folder, "entry": str(folder / "entry.py")}
