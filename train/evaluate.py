@@ -219,8 +219,6 @@ def _official_set(dataset: str, corruption_set: CorruptionSet, severity: int, te
     """
     root, corruption = corruption_set.root, corruption_set.name
     if dataset in FOLDER_LAYOUT:  # an image folder's as Tiny-ImageNet-C: by class folder
-        if dataset == IMAGEFOLDER:
-            check_generated_for(root, info.image_size, info.eval_resize)
         images, labels = (load_tinyimagenet_c(root, corruption, severity) if dataset == "tinyimagenet" else
                           load_folder_c(root, corruption, severity, list(info.class_names), info.image_size))
         classes = max(int(labels.max(initial=0)), int(test_labels.max(initial=0))) + 1
@@ -338,6 +336,9 @@ def evaluate_models(models: dict[str, nn.Module], dataset: str, data_root, *, de
     frost_dir = frost_dir if frost_dir is not None else default_frost_dir(data_root)
     plan = plan_evaluation(dataset, data_root, source, corruptions, official_root=corrupted_root)
     test_images, test_labels = load_test_set(dataset, data_root, info)  # a bad test set stops us before any warning
+    if dataset == IMAGEFOLDER:  # a generated -C folder must hold the test view of this model: checked before any work
+        for root in {s.root for s in plan.sets if s.source == "official"}:
+            check_generated_for(root, info.image_size, info.eval_resize)
     generated = [s.name for s in plan.sets if s.source == "generated"]
     if source == "auto" and any(s.source == "official" for s in plan.sets) and generated:
         warnings.warn(f"{dataset}-C is partly missing under {plan.official_root}: "
